@@ -1,0 +1,109 @@
+"""The one place that wires real or local adapters into Services. Lazy: nothing is imported, read or connected until
+the first call that needs it, so a missing setting is an error naming it at that call and never at import (a failing
+import leaves the Functions host with no functions at all: azure-functions-python-worker#1338)."""
+from __future__ import annotations
+
+import threading
+from typing import Any, Callable
+
+from core.services import Services
+from core.settings import Settings
+
+LOCAL_DATAVERSE_PATH = "/_local/dataverse"
+LOCAL_GATEWAY_PATH = "/_local/authorizenet"
+LOCAL_WEBHOOK_KEY = "local-webhook-key"
+LOCAL_SIGNATURE_KEY = "LOCALSIGNATUREKEY0123456789ABCDEF"
+LOCAL_GATEWAY_LOGIN = "local-login"
+LOCAL_GATEWAY_KEY = "local-transaction-key"
+
+_services: Services | None = None
+_lock = threading.Lock()
+
+
+class Lazy:
+    """Builds the adapter on first use; until then holds only the recipe."""
+
+    def __init__(self, factory: Callable[[], Any]):
+        self._factory = factory
+        self._target: Any = None
+        self._lock = threading.Lock()
+
+    def _resolve(self) -> Any:
+        if self._target is None:
+            with self._lock:
+                if self._target is None:
+                    self._target = self._factory()
+        return self._target
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._resolve(), name)
+
+
+def get_services() -> Services:
+    global _services
+    if _services is None:
+        with _lock:
+            if _services is None:
+                _services = build_services(Settings())
+    return _services
+
+
+def set_services(services: Services | None) -> None:
+    """Tests and the dev host put their own wiring in place; None rebuilds from settings at the next call."""
+    global _services
+    _services = services
+
+
+def webhook_key(settings: Settings) -> str:
+    if settings.is_local:
+        return settings.get("W365_WEBHOOK_KEY", LOCAL_WEBHOOK_KEY)
+    return settings.require("W365_WEBHOOK_KEY")
+
+
+def signature_key(settings: Settings) -> str:
+    if settings.is_local:
+        return settings.get("AUTHORIZENET_SIGNATURE_KEY", LOCAL_SIGNATURE_KEY)
+    return settings.require("AUTHORIZENET_SIGNATURE_KEY")
+
+
+def build_services(settings: Settings) -> Services:
+    services: Services
+
+    def dataverse() -> Any:
+        from dataverse.client import DataverseClient
+        from dataverse.auth import MsalTokenProvider, StaticTokenProvider
+
+        if settings.is_local:
+            return DataverseClient(settings.public_base_url + LOCAL_DATAVERSE_PATH, StaticTokenProvider("local"))
+        url = settings.require("DATAVERSE_URL").rstrip("/")
+        tokens = MsalTokenProvider(settings.require("DATAVERSE_TENANT_ID"), settings.require("DATAVERSE_CLIENT_ID"),
+                                   settings.require("DATAVERSE_CLIENT_SECRET"), url)
+        return DataverseClient(url, tokens)
+
+    def gateway() -> Any:
+        from gateway.client import AuthorizeNetGateway
+
+        if settings.is_local:
+            return AuthorizeNetGateway(LOCAL_GATEWAY_LOGIN, LOCAL_GATEWAY_KEY, environment="sandbox",
+                                       endpoint=settings.public_base_url + LOCAL_GATEWAY_PATH + "/xml/v1/request.api")
+        return AuthorizeNetGateway(settings.require("AUTHORIZENET_LOGIN_ID"),
+                                   settings.require("AUTHORIZENET_TRANSACTION_KEY"),
+                                   environment=settings.gateway_environment)
+
+    def queue() -> Any:
+        from core.queue import InProcessQueue, ServiceBusQueue
+
+        connection = settings.get("ServiceBusConnection")
+        if connection:
+            return ServiceBusQueue(connection, settings.require("W365_WORK_QUEUE"))
+        return InProcessQueue(lambda: services)
+
+    if settings.is_local:
+        accept_js = settings.public_base_url + LOCAL_GATEWAY_PATH + "/Accept.js"
+    elif settings.get("AUTHORIZENET_ENVIRONMENT", "sandbox").lower() == "production":
+        accept_js = "https://js.authorize.net/v1/Accept.js"
+    else:
+        accept_js = "https://jstest.authorize.net/v1/Accept.js"
+    services = Services(dataverse=Lazy(dataverse), gateway=Lazy(gateway), queue=Lazy(queue), settings=settings,
+                        accept_js_url=accept_js)
+    return services

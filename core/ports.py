@@ -1,0 +1,236 @@
+"""The ports the use cases call. Adapters (dataverse/, gateway/, core/queue.py) implement them; tests use fakes.
+
+Records are plain dicts exactly as the Dataverse Web API returns them: `@odata.etag`, lookups read as `_x_value`,
+money and decimals as `Decimal` (the client parses JSON numbers with parse_float=Decimal), dates as ISO strings.
+"""
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any, Callable, Mapping, Protocol, Sequence
+
+Record = dict[str, Any]
+
+
+# --- Dataverse -------------------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class BatchOperation:
+    """One write inside an atomic `$batch` changeset.
+
+    `path` is relative to the Web API root: `invoices(<guid>)` or `w365_paymenttransactions`; a later operation can
+    point at an earlier one's new row with `$<content_id>` (OData Content-ID referencing).
+    """
+    method: str                      # POST, PATCH or DELETE
+    path: str
+    body: Mapping[str, Any] | None = None
+    etag: str | None = None          # sent as If-Match; None on PATCH means If-Match: * (update, never create)
+    content_id: str | None = None
+
+    @staticmethod
+    def create(entity_set: str, body: Mapping[str, Any], content_id: str | None = None) -> "BatchOperation":
+        return BatchOperation("POST", entity_set, body, content_id=content_id)
+
+    @staticmethod
+    def update(entity_set: str, record_id: str, body: Mapping[str, Any], etag: str | None = None) -> "BatchOperation":
+        return BatchOperation("PATCH", f"{entity_set}({record_id})", body, etag=etag)
+
+    @staticmethod
+    def delete(entity_set: str, record_id: str) -> "BatchOperation":
+        return BatchOperation("DELETE", f"{entity_set}({record_id})")
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    status: int
+    record_id: str | None = None     # from OData-EntityId on a create
+    body: Record | None = None
+
+
+class Dataverse(Protocol):
+    """What the use cases need of the Dataverse Web API. Errors are those of core.errors."""
+
+    def retrieve(self, entity_set: str, record_id: str, *, select: Sequence[str] = (),
+                 expand: str | None = None) -> Record: ...
+
+    def query(self, entity_set: str, *, select: Sequence[str] = (), filter: str | None = None,
+              expand: str | None = None, orderby: str | None = None, top: int | None = None) -> list[Record]:
+        """All pages, following @odata.nextLink (up to `top` rows when given)."""
+        ...
+
+    def create(self, entity_set: str, body: Mapping[str, Any]) -> str:
+        """Returns the new row's id."""
+        ...
+
+    def update(self, entity_set: str, record_id: str, body: Mapping[str, Any], *, etag: str | None = None) -> None:
+        """PATCH with If-Match: the given ETag (a mismatch raises ConcurrencyConflict) or `*` (never creates)."""
+        ...
+
+    def delete(self, entity_set: str, record_id: str) -> None: ...
+
+    def execute(self, operation: str, parameters: Mapping[str, Any] | None = None, *,
+                bound_to: tuple[str, str] | None = None, is_function: bool = False) -> Record:
+        """Call an action (POST) or function (GET), unbound or bound to (entity_set, id). Returns the response body."""
+        ...
+
+    def batch(self, changeset: Sequence[BatchOperation]) -> list[BatchResult]:
+        """One atomic changeset: all succeed or none does (the failing part's error is raised)."""
+        ...
+
+    def as_user(self, systemuser_id: str) -> "Dataverse":
+        """The same client acting for a person (MSCRMCallerID), so Dataverse applies that user's privileges."""
+        ...
+
+
+# --- Payment gateway -------------------------------------------------------------------------------------------------
+
+class ChargeOutcome:
+    APPROVED = "Approved"
+    DECLINED = "Declined"
+    ERROR = "Error"
+    HELD_FOR_REVIEW = "Held For Review"
+
+
+@dataclass(frozen=True)
+class BillTo:
+    first_name: str = ""
+    last_name: str = ""
+    company: str = ""
+    address: str = ""
+    city: str = ""
+    state: str = ""
+    zip: str = ""
+    country: str = ""
+    phone_number: str = ""
+
+
+@dataclass(frozen=True)
+class OpaqueData:
+    """Accept.js output. `value` is a single-use nonce: never log it, store it or put it in an error."""
+    descriptor: str
+    value: str = field(repr=False)
+
+
+@dataclass(frozen=True)
+class GatewayPaymentProfile:
+    customer_profile_id: str
+    payment_profile_id: str
+    card_type: str = ""              # "Visa"
+    card_number_masked: str = ""     # "XXXX1111"
+    expiration: str = ""             # as the gateway gives it: "XXXX" masked, or "2030-12" when unmasked
+    bill_to: BillTo = BillTo()
+    is_default: bool = False
+
+
+@dataclass(frozen=True)
+class ChargeResult:
+    """The gateway's answer to a charge, refund or void it could read. A decline is a result, not an exception."""
+    outcome: str                     # a ChargeOutcome value
+    response_code: str               # "1".."4"
+    reason: str                      # text for people ("This transaction has been declined.")
+    trans_id: str = ""
+    auth_code: str = ""
+    account_number: str = ""         # masked, "XXXX1111"
+    account_type: str = ""
+    error_code: str = ""             # transactionResponse.errors[0].errorCode, e.g. "11" for a duplicate
+    ref_id: str = ""
+
+
+@dataclass(frozen=True)
+class TransactionDetails:
+    trans_id: str
+    ref_id: str                      # transrefId: the refId of the request that made it
+    status: str                      # gateway transactionStatus, e.g. settledSuccessfully, capturedPendingSettlement
+    response_code: str
+    amount: Decimal                  # authAmount
+    settle_amount: Decimal
+    invoice_number: str = ""
+    submitted_at: dt.datetime | None = None
+    customer_profile_id: str = ""
+    payment_profile_id: str = ""
+    auth_code: str = ""
+    account_number: str = ""
+    transaction_type: str = ""       # authCaptureTransaction, refundTransaction, voidTransaction
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class TransactionSummary:
+    trans_id: str
+    status: str
+    submitted_at: dt.datetime | None
+    invoice_number: str
+    settle_amount: Decimal
+    customer_profile_id: str = ""
+    payment_profile_id: str = ""
+
+
+class PaymentGateway(Protocol):
+    """Authorize.Net's CIM and transactions, as the use cases need them. Errors are those of core.errors."""
+
+    def create_customer_profile(self, merchant_customer_id: str, *, description: str = "",
+                                email: str = "") -> str:
+        """Returns the customer profile id; a duplicate (E00039) returns the existing one."""
+        ...
+
+    def create_payment_profile(self, customer_profile_id: str, opaque: OpaqueData, bill_to: BillTo, *,
+                               default: bool = False) -> str:
+        """Returns the payment profile id. A card the gateway refuses raises GatewayError with its text."""
+        ...
+
+    def get_customer_profile(self, customer_profile_id: str) -> list[GatewayPaymentProfile]: ...
+
+    def get_payment_profile(self, customer_profile_id: str, payment_profile_id: str) -> GatewayPaymentProfile: ...
+
+    def update_payment_profile(self, customer_profile_id: str, payment_profile_id: str, bill_to: BillTo, *,
+                               default: bool = False, opaque: OpaqueData | None = None) -> None: ...
+
+    def delete_payment_profile(self, customer_profile_id: str, payment_profile_id: str) -> None: ...
+
+    def charge_profile(self, customer_profile_id: str, payment_profile_id: str, amount: Decimal, *, ref_id: str,
+                       invoice_number: str, description: str = "") -> ChargeResult:
+        """authCaptureTransaction. No answer or an unreadable one raises OutcomeUnknown; never resent here."""
+        ...
+
+    def refund(self, trans_id: str, amount: Decimal, *, card_number_masked: str, ref_id: str,
+               customer_profile_id: str = "", payment_profile_id: str = "") -> ChargeResult: ...
+
+    def void(self, trans_id: str, *, ref_id: str) -> ChargeResult: ...
+
+    def get_transaction_details(self, trans_id: str) -> TransactionDetails: ...
+
+    def list_customer_transactions(self, customer_profile_id: str,
+                                   payment_profile_id: str = "") -> list[TransactionSummary]: ...
+
+    def list_unsettled_transactions(self) -> list[TransactionSummary]: ...
+
+    def public_client_key(self) -> str:
+        """getMerchantDetails' publicClientKey, for Accept.js on the customer pages."""
+        ...
+
+
+# --- Queue and clock -------------------------------------------------------------------------------------------------
+
+class WorkQueue(Protocol):
+    """Queued work with at-least-once delivery. A handler for `kind` is registered with core.queue.work_handler."""
+
+    def send(self, kind: str, payload: Mapping[str, Any], *, message_id: str, session_id: str | None = None,
+             delay: dt.timedelta | None = None) -> None:
+        """`message_id` is deterministic so that the broker drops a duplicate sent twice."""
+        ...
+
+
+class Clock(Protocol):
+    def now(self) -> dt.datetime:
+        """Timezone-aware UTC."""
+        ...
+
+
+class SystemClock:
+    def now(self) -> dt.datetime:
+        return dt.datetime.now(dt.timezone.utc)
+
+
+# Signature of a queued-work handler: (payload, services) -> None; raising means "redeliver".
+WorkHandler = Callable[[Mapping[str, Any], Any], None]

@@ -1,0 +1,348 @@
+"""The Dataverse Web API client (implements core.ports.Dataverse) on requests, with one request chokepoint.
+
+Facts it relies on are in research/dataverse.md §2: OData headers, If-Match ETags, 429 + Retry-After (api-limits),
+`$batch` changesets, error bodies `{"error": {"code", "message"}}` whose code is often empty.
+"""
+from __future__ import annotations
+
+import copy
+import email.utils
+import logging
+import random
+import re
+import time
+from typing import Any, Callable, Mapping, Sequence
+from urllib.parse import quote, urlsplit
+
+import requests
+from urllib3.exceptions import ConnectTimeoutError, MaxRetryError
+
+from core.errors import (AccessDenied, ConcurrencyConflict, DataverseAuthError, DataverseError, DuplicateRecord,
+                         PlatformUnavailable, RecordNotFound)
+from core.ports import BatchOperation, BatchResult, Record
+from core import jsonutil
+from dataverse import batch as batch_format
+
+log = logging.getLogger(__name__)
+
+API_PATH = "/api/data/v9.2/"
+RETRYABLE_STATUSES = frozenset({429, 502, 503, 504})
+# 429 and 503 mean Dataverse turned the request away: safe to resend even a create. 502/504 come from a gateway that
+# may have passed the request on, so a POST that got one has an unknown outcome.
+REJECTED_UNPROCESSED = frozenset({429, 503})
+IDEMPOTENT_METHODS = frozenset({"GET", "PUT", "PATCH", "DELETE"})  # a replayed PATCH with an ETag at worst answers 412
+DUPLICATE_CODES = frozenset({"0x80060892", "0x80040237"})         # alternate key / duplicate key on insert
+CONCURRENCY_CODES = frozenset({"0x80060882"})                      # ConcurrencyVersionMismatch
+FIRST_BACKOFF = 0.5
+# Query-string characters OData reads literally; everything else is percent-encoded (a space as %20, not '+').
+_QUERY_SAFE = "$'(),/:=@*"
+_ENTITY_ID = re.compile(r"\(([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})\)\s*$")
+
+
+class DataverseClient:
+    """`token_provider()` returns a bearer token (dataverse.auth). `sleep` is injectable so tests never wait."""
+
+    page_size = 5000                     # Prefer: odata.maxpagesize (Dataverse's own default and maximum)
+
+    def __init__(self, base_url: str, token_provider: Callable[[], str], *, session: requests.Session | None = None,
+                 timeout: float | tuple[float, float] = (5, 30), max_retries: int = 4, max_backoff: float = 30,
+                 sleep: Callable[[float], None] = time.sleep, caller_id: str | None = None):
+        base = base_url.rstrip("/")
+        self._api_root = base + API_PATH
+        self._api_path = (urlsplit(base).path or "") + API_PATH
+        self._tokens = token_provider
+        self._session = session or requests.Session()
+        self._timeout = timeout
+        self._max_retries = max_retries
+        self._max_backoff = max_backoff
+        self._sleep = sleep
+        self._caller_id = caller_id
+
+    def __repr__(self) -> str:
+        return f"DataverseClient({self._api_root!r}, caller_id={self._caller_id!r})"
+
+    # --- the port ----------------------------------------------------------------------------------------------------
+
+    def retrieve(self, entity_set: str, record_id: str, *, select: Sequence[str] = (),
+                 expand: str | None = None) -> Record:
+        params = {"$select": ",".join(select) if select else None, "$expand": expand}
+        return self._request("GET", f"{entity_set}({record_id})", params=params, expected=(200,)).json_body
+
+    def query(self, entity_set: str, *, select: Sequence[str] = (), filter: str | None = None,
+              expand: str | None = None, orderby: str | None = None, top: int | None = None) -> list[Record]:
+        params = {"$select": ",".join(select) if select else None, "$filter": filter, "$expand": expand,
+                  "$orderby": orderby, "$top": top}
+        # Dataverse does not page a $top query; maxpagesize only applies without it.
+        headers = {} if top is not None else {"Prefer": f"odata.maxpagesize={self.page_size}"}
+        rows: list[Record] = []
+        page = self._request("GET", entity_set, params=params, headers=headers, expected=(200,)).json_body or {}
+        while True:
+            rows.extend(page.get("value", []))
+            next_link = page.get("@odata.nextLink")
+            if not next_link or (top is not None and len(rows) >= top):
+                break
+            page = self._request("GET", next_link, headers=headers, expected=(200,)).json_body or {}
+        return rows[:top] if top is not None else rows
+
+    def create(self, entity_set: str, body: Mapping[str, Any]) -> str:
+        response = self._request("POST", entity_set, json_body=body, expected=(201, 204))
+        record_id = _id_from_entity_url(response.headers.get("OData-EntityId"))
+        if record_id is None and isinstance(response.json_body, dict):
+            record_id = response.json_body.get(_primary_key(entity_set))
+        if not record_id:
+            raise DataverseError(f"Dataverse created a row in {entity_set} without saying its id",
+                                 status=response.status_code, request_id=_request_id(response))
+        return record_id
+
+    def update(self, entity_set: str, record_id: str, body: Mapping[str, Any], *, etag: str | None = None) -> None:
+        # If-Match: * keeps PATCH from creating the row when it is missing (an upsert otherwise).
+        self._request("PATCH", f"{entity_set}({record_id})", json_body=body, headers={"If-Match": etag or "*"},
+                      expected=(200, 204))
+
+    def delete(self, entity_set: str, record_id: str) -> None:
+        self._request("DELETE", f"{entity_set}({record_id})", expected=(204,))
+
+    def execute(self, operation: str, parameters: Mapping[str, Any] | None = None, *,
+                bound_to: tuple[str, str] | None = None, is_function: bool = False) -> Record:
+        name = operation
+        if bound_to is not None:
+            if not name.startswith("Microsoft.Dynamics.CRM."):
+                name = f"Microsoft.Dynamics.CRM.{name}"
+            name = f"{bound_to[0]}({bound_to[1]})/{name}"
+        if is_function:
+            # Parameter aliases keep values out of the path: fn(Amount=@p1)?@p1=10.50
+            params = dict(parameters or {})
+            aliases = {f"@p{i}": value for i, value in enumerate(params.values(), 1)}
+            signature = ",".join(f"{key}=@p{i}" for i, key in enumerate(params, 1))
+            response = self._request("GET", f"{name}({signature})",
+                                     params={alias: _url_literal(v) for alias, v in aliases.items()},
+                                     expected=(200, 204))
+        else:
+            response = self._request("POST", name, json_body=dict(parameters or {}), expected=(200, 204))
+        return response.json_body if isinstance(response.json_body, dict) else {}
+
+    def batch(self, changeset: Sequence[BatchOperation]) -> list[BatchResult]:
+        if not changeset:
+            return []
+        request = batch_format.build_changeset_request(changeset, self._api_path)
+        response = self._request("POST", "$batch", body=request.body, headers={"Content-Type": request.content_type},
+                                 expected=None)
+        content_type = response.headers.get("Content-Type", "")
+        if not content_type.lower().startswith("multipart/"):
+            if response.status_code == 200:
+                raise DataverseError("Dataverse answered a $batch without a multipart body",
+                                     status=200, request_id=_request_id(response))
+            raise _error_from(response.status_code, response.json_body, response.headers, "POST")
+        parts = batch_format.parse_batch_response(content_type, response.content)
+        methods = {cid: op.method.upper() for cid, op in zip(request.content_ids, changeset)}
+        for index, part in enumerate(parts):
+            if part.status >= 400:
+                # The changeset was rolled back as a whole; raise the failing operation's own error.
+                method = methods.get(part.content_id or "") or (changeset[index].method.upper()
+                                                                if len(parts) == len(changeset) else None)
+                raise _error_from(part.status, part.body, part.headers, method)
+        if response.status_code >= 400 or len(parts) != len(changeset):
+            raise DataverseError(f"Dataverse answered a $batch of {len(changeset)} operations with HTTP "
+                                 f"{response.status_code} and {len(parts)} parts", status=response.status_code,
+                                 request_id=_request_id(response))
+        by_id = {part.content_id: part for part in parts if part.content_id}
+        ordered = [by_id.get(cid, parts[i]) for i, cid in enumerate(request.content_ids)]
+        return [BatchResult(part.status, _id_from_entity_url(part.headers.get("odata-entityid")),
+                            part.body if isinstance(part.body, dict) else None) for part in ordered]
+
+    def as_user(self, systemuser_id: str) -> "DataverseClient":
+        acting = copy.copy(self)          # same session, token provider and settings
+        acting._caller_id = systemuser_id
+        return acting
+
+    # --- the chokepoint ----------------------------------------------------------------------------------------------
+
+    def _request(self, method: str, path_or_url: str, *, params: Mapping[str, Any] | None = None,
+                 json_body: Mapping[str, Any] | None = None, body: bytes | None = None,
+                 headers: Mapping[str, str] | None = None,
+                 expected: Sequence[int] | None = (200, 201, 204)) -> "_Response":
+        """Every call goes through here: auth, OData headers, timeout, retries, typed errors.
+
+        `expected=None` returns any answer that is not retried (for $batch, whose failures are in the body).
+        """
+        url = self._url(path_or_url, params)
+        sent = {"Accept": "application/json", "OData-MaxVersion": "4.0", "OData-Version": "4.0",
+                "Prefer": 'odata.include-annotations="*"'}
+        if method == "GET":
+            sent["If-None-Match"] = "null"   # Dataverse's documented way to skip cached answers on reads
+        if json_body is not None:
+            body = batch_format.to_json(json_body).encode("utf-8")
+            sent["Content-Type"] = "application/json"
+        if self._caller_id:
+            sent["MSCRMCallerID"] = self._caller_id
+        for name, value in (headers or {}).items():
+            if name == "Prefer":     # several preferences travel in one header
+                sent[name] = f"{sent[name]},{value}" if name in sent else value
+            else:
+                sent[name] = value
+        response = self._send(method, url, body, sent)
+        wrapped = _Response(response)
+        if expected is not None and response.status_code not in expected:
+            raise _error_from(response.status_code, wrapped.json_body, response.headers, method)
+        return wrapped
+
+    def _send(self, method: str, url: str, body: bytes | None, headers: dict[str, str]) -> requests.Response:
+        attempt = 0
+        where = _loggable(url)
+        while True:
+            headers["Authorization"] = f"Bearer {self._tokens()}"
+            try:
+                response = self._session.request(method, url, data=body, headers=headers, timeout=self._timeout,
+                                                 allow_redirects=False)
+            except (requests.ConnectionError, requests.Timeout) as exc:
+                resendable = method in IDEMPOTENT_METHODS or _never_sent(exc)
+                if resendable and attempt < self._max_retries:
+                    delay = self._backoff(attempt, None)
+                    log.warning("dataverse %s %s failed (%s), retry %d in %.2fs", method, where,
+                                type(exc).__name__, attempt + 1, delay)
+                    self._sleep(delay)
+                    attempt += 1
+                    continue
+                outcome = "" if resendable else "; it may have been carried out"
+                log.warning("dataverse %s %s failed (%s)%s", method, where, type(exc).__name__, outcome)
+                raise PlatformUnavailable(f"Dataverse {method} {where} failed: {type(exc).__name__}{outcome}",
+                                          is_transient=True) from None
+            request_id = _request_id(response)
+            status = response.status_code
+            if status in RETRYABLE_STATUSES and attempt < self._max_retries and (
+                    method in IDEMPOTENT_METHODS or status in REJECTED_UNPROCESSED):
+                delay = self._backoff(attempt, _retry_after(response.headers))
+                log.warning("dataverse %s %s -> %d (request id %s), retry %d in %.2fs", method, where, status,
+                            request_id, attempt + 1, delay)
+                self._sleep(delay)
+                attempt += 1
+                continue
+            log.log(logging.WARNING if status >= 400 else logging.DEBUG, "dataverse %s %s -> %d (request id %s)",
+                    method, where, status, request_id)
+            return response
+
+    def _backoff(self, attempt: int, retry_after: float | None) -> float:
+        if retry_after is not None:
+            return min(retry_after, self._max_backoff)
+        ceiling = min(self._max_backoff, FIRST_BACKOFF * 2 ** attempt)
+        return random.uniform(ceiling / 2, ceiling)
+
+    def _url(self, path_or_url: str, params: Mapping[str, Any] | None) -> str:
+        if path_or_url.startswith(("http://", "https://")):
+            # @odata.nextLink is absolute; never send the bearer token anywhere but this org's Web API.
+            if not path_or_url.startswith(self._api_root):
+                raise DataverseError(f"refusing to follow a link outside {self._api_root}")
+            url = path_or_url
+        else:
+            url = self._api_root + path_or_url.lstrip("/")
+        query = "&".join(f"{key}={quote(str(value), safe=_QUERY_SAFE)}"
+                         for key, value in (params or {}).items() if value is not None)
+        if query:
+            url += ("&" if "?" in url else "?") + query
+        return url
+
+
+class _Response:
+    """The answer with its JSON parsed the money-safe way (Decimal for fractions), once."""
+
+    def __init__(self, response: requests.Response):
+        self.status_code = response.status_code
+        self.headers = response.headers
+        self.content = response.content
+        self.json_body: Any = None
+        if response.content and "json" in response.headers.get("Content-Type", "").lower():
+            try:
+                self.json_body = jsonutil.loads(response.content)
+            except ValueError:
+                self.json_body = None
+
+
+# --- helpers ---------------------------------------------------------------------------------------------------------
+
+def _error_from(status: int, payload: Any, headers: Mapping[str, str], method: str | None) -> DataverseError:
+    """The typed core.errors failure for a Dataverse error answer (a whole response or one $batch part)."""
+    error = payload.get("error") if isinstance(payload, dict) else None
+    error = error if isinstance(error, dict) else {}
+    code = str(error.get("code") or "")
+    message = str(error.get("message") or f"Dataverse answered HTTP {status}")
+    fields = dict(status=status, code=code, request_id=_request_id(headers), retry_after=_retry_after(headers))
+    if code in DUPLICATE_CODES:
+        return DuplicateRecord(message, **fields)
+    if code in CONCURRENCY_CODES:
+        return ConcurrencyConflict(message, **fields)
+    if status == 412:
+        # On a create, 412 is a broken alternate key; on an update or delete, an ETag that no longer matches.
+        return (DuplicateRecord if method == "POST" else ConcurrencyConflict)(message, **fields)
+    if status == 409 and method == "POST":
+        return DuplicateRecord(message, **fields)
+    if status == 404:
+        return RecordNotFound(message, **fields)
+    if status == 403:
+        return AccessDenied(message, **fields)
+    if status == 401:
+        return DataverseAuthError(message, **fields)
+    if status == 429 or status >= 500:
+        return PlatformUnavailable(message, is_transient=True, **fields)
+    return DataverseError(message, **fields)
+
+
+def _request_id(source: Any) -> str | None:
+    headers = getattr(source, "headers", source)
+    return headers.get("x-ms-service-request-id") or headers.get("REQ_ID") or headers.get("req_id")
+
+
+def _retry_after(headers: Mapping[str, str]) -> float | None:
+    value = (headers.get("Retry-After") or headers.get("retry-after") or "").strip()
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:                                               # the HTTP-date form
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def _never_sent(exc: Exception) -> bool:
+    """True when the connection was never made, so the server cannot have seen the request."""
+    if isinstance(exc, requests.ConnectTimeout):
+        return True
+    reason = exc.args[0] if exc.args else None
+    if isinstance(reason, MaxRetryError):
+        reason = reason.reason
+    # urllib3's NewConnectionError and NameResolutionError are ConnectTimeoutErrors: refused, unresolvable, no route.
+    return isinstance(reason, ConnectTimeoutError)
+
+
+def _loggable(url: str) -> str:
+    """Path and query names, never query values (a $filter can carry customer data)."""
+    parts = urlsplit(url)
+    names = [item.partition("=")[0] for item in parts.query.split("&") if item]
+    return parts.path + ("?" + "&".join(names) if names else "")
+
+
+def _url_literal(value: Any) -> str:
+    """An OData URL literal for a function parameter alias."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "null"
+    if isinstance(value, str):
+        return "'" + value.replace("'", "''") + "'"
+    if isinstance(value, (dict, list, tuple)):
+        return batch_format.to_json(value)
+    return batch_format.to_json(value).strip('"')                   # numbers, Decimal, UUID as bare literals
+
+
+def _id_from_entity_url(url: str | None) -> str | None:
+    """`https://org/api/data/v9.2/accounts(<guid>)` (the OData-EntityId header) -> the GUID."""
+    match = _ENTITY_ID.search(url or "")
+    return match.group(1) if match else None
+
+
+def _primary_key(entity_set: str) -> str:
+    # Our entity sets are the logical name + "s" (team brief); the primary key is the logical name + "id".
+    return (entity_set[:-1] if entity_set.endswith("s") else entity_set) + "id"

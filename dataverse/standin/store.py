@@ -1,0 +1,276 @@
+"""Rows, value checks and the JSON shape of records, as Dataverse keeps and returns them.
+
+A stored row maps column name -> Python value: str, int, bool, Decimal, ISO datetime string ("...Z"), and for a
+lookup {"id": <guid>, "table": <logical name>}. `_version` is the row's version number (the `@odata.etag`).
+"""
+from __future__ import annotations
+
+import copy
+import datetime as dt
+import json
+import os
+import re
+import tempfile
+import uuid
+from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
+from typing import Any, Iterable, Mapping
+
+from core.footprint import Column, Table
+
+GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+VERSION = "_version"
+INT32 = 2 ** 31
+
+
+class ODataError(Exception):
+    """An error response: status, Dataverse error code and message, as `{"error":{"code","message"}}`."""
+
+    def __init__(self, status: int, code: str, message: str, headers: Mapping[str, str] | None = None):
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+        self.headers = dict(headers or {})
+
+
+def bad_request(message: str, code: str = "0x80048d19") -> ODataError:
+    return ODataError(400, code, message)
+
+
+def not_found(table: str, record_id: str) -> ODataError:
+    return ODataError(404, "0x80040217", f"Entity '{table}' With Id = {record_id} Does Not Exist")
+
+
+def unknown_property(table: str, name: str) -> ODataError:
+    return ODataError(400, "0x80060888", f"Could not find a property named '{name}' on type "
+                                         f"'Microsoft.Dynamics.CRM.{table}'.")
+
+
+def now_iso() -> str:
+    return dt.datetime.now(dt.timezone.utc).replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_datetime(text: str) -> dt.datetime | None:
+    """ISO 8601 with Z or an offset (Edm.DateTimeOffset), or a bare date; None if it is neither."""
+    try:
+        value = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except (ValueError, AttributeError):
+        return None
+    if value.tzinfo is None:
+        if "T" in text:
+            return None               # Edm.DateTimeOffset needs a zone
+        value = value.replace(tzinfo=dt.timezone.utc)
+    return value.astimezone(dt.timezone.utc)
+
+
+def format_datetime(value: dt.datetime) -> str:
+    return value.astimezone(dt.timezone.utc).replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+# --- JSON that keeps Decimal exact ------------------------------------------------------------------------------------
+
+def dumps(value: Any) -> str:
+    """JSON text with Decimal written as a number, digit for digit (json.dumps would need float)."""
+    if value is None:
+        return "null"
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    if isinstance(value, Decimal):
+        return format(value, "f")
+    if isinstance(value, (int, float)):
+        return json.dumps(value)
+    if isinstance(value, str):
+        return json.dumps(value)
+    if isinstance(value, Mapping):
+        return "{" + ",".join(f"{json.dumps(str(k))}:{dumps(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, (list, tuple)):
+        return "[" + ",".join(dumps(v) for v in value) + "]"
+    raise TypeError(f"cannot serialize {type(value).__name__}")
+
+
+def loads(text: str | bytes) -> Any:
+    return json.loads(text, parse_float=Decimal)
+
+
+# --- value checks ----------------------------------------------------------------------------------------------------
+
+def _type_error(table: Table, column: Column, value: Any) -> ODataError:
+    edm = {"string": "Edm.String", "memo": "Edm.String", "integer": "Edm.Int32", "decimal": "Edm.Decimal",
+           "money": "Edm.Decimal", "boolean": "Edm.Boolean", "datetime": "Edm.DateTimeOffset",
+           "choice": "Edm.Int32", "state": "Edm.Int32", "status": "Edm.Int32",
+           "uniqueidentifier": "Edm.Guid"}[column.type]
+    return bad_request(f"Cannot convert the literal '{value}' to the expected type '{edm}' "
+                       f"(property '{column.name}' of '{table.logical_name}').", "0x80060888")
+
+
+def coerce(table: Table, column: Column, value: Any) -> Any:
+    """The stored value for a JSON value written to `column`, or a 400 like Dataverse's."""
+    if value is None:
+        return None
+    kind = column.type
+    if kind in ("string", "memo"):
+        if not isinstance(value, str):
+            raise _type_error(table, column, value)
+        if column.max_length is not None and len(value) > column.max_length:
+            raise bad_request(f"A validation error occurred. The length of the '{column.name}' attribute of the "
+                              f"'{table.logical_name}' entity exceeded the maximum allowed length of "
+                              f"'{column.max_length}'.", "0x80044331")
+        return value
+    if kind in ("integer", "choice", "state", "status"):
+        if not isinstance(value, int) or isinstance(value, bool) or not -INT32 <= value < INT32:
+            raise _type_error(table, column, value)
+        if kind == "choice" and value not in {v for v, _ in column.choices}:
+            raise bad_request(f"A validation error occurred. The value {value} of '{column.name}' on record of type "
+                              f"'{table.logical_name}' is outside the valid range.", "0x8004431a")
+        return value
+    if kind in ("decimal", "money"):
+        if isinstance(value, bool) or not isinstance(value, (int, Decimal)):
+            raise _type_error(table, column, value)
+        try:
+            # Dataverse rounds to the column's precision instead of refusing extra digits.
+            return Decimal(value).quantize(Decimal(1).scaleb(-(column.precision or 0)), ROUND_HALF_EVEN)
+        except InvalidOperation:
+            raise _type_error(table, column, value) from None
+    if kind == "boolean":
+        if not isinstance(value, bool):
+            raise _type_error(table, column, value)
+        return value
+    if kind == "datetime":
+        parsed = parse_datetime(value) if isinstance(value, str) else None
+        if parsed is None:
+            raise _type_error(table, column, value)
+        return format_datetime(parsed)
+    if kind == "uniqueidentifier":
+        if not isinstance(value, str) or not GUID.match(value):
+            raise _type_error(table, column, value)
+        return value.lower()
+    raise bad_request(f"The property '{column.name}' cannot be written directly; use "
+                      f"'{next(iter(column.navigations))}@odata.bind'.", "0x80060888")
+
+
+class Store:
+    """The rows of every table, many-to-many links, and one version counter (like Dataverse's rowversion)."""
+
+    def __init__(self, tables: Iterable[Table]):
+        self.tables = {t.logical_name: t for t in tables}
+        self.rows: dict[str, dict[str, dict[str, Any]]] = {name: {} for name in self.tables}
+        self.links: dict[str, list[list[str]]] = {}
+        self.version = 1000
+
+    def table(self, logical_name: str) -> Table:
+        return self.tables[logical_name]
+
+    def next_version(self) -> int:
+        self.version += 1
+        return self.version
+
+    # --- writes (values already coerced) ---------------------------------------------------------------------------
+
+    def insert(self, table: Table, values: dict[str, Any], record_id: str | None = None) -> dict[str, Any]:
+        record_id = (record_id or str(uuid.uuid4())).lower()
+        if record_id in self.rows[table.logical_name]:
+            raise ODataError(412, "0x80040237", "A record with matching key values already exists.")
+        stamp = now_iso()
+        row: dict[str, Any] = {c.name: None for c in table.columns if c.type != "lookup"}
+        row.update({c.name: None for c in table.columns if c.type == "lookup"})
+        row.update(values)
+        row.update({table.primary_id: record_id, "createdon": values.get("createdon") or stamp, "modifiedon": stamp})
+        if table.states:
+            state = table.states[0] if row.get("statecode") is None else table.state(row["statecode"])
+            row["statecode"] = state.value if state else row["statecode"]
+            if row.get("statuscode") is None and state is not None:
+                row["statuscode"] = state.default_status
+        self._derive(table, row)
+        self._check(table, row, record_id)
+        row[VERSION] = self.next_version()
+        self.rows[table.logical_name][record_id] = row
+        return row
+
+    def update(self, table: Table, row: dict[str, Any], values: dict[str, Any]) -> dict[str, Any]:
+        if table.states and "statecode" in values and "statuscode" not in values:
+            state = table.state(values["statecode"])
+            if state is not None:
+                values = {**values, "statuscode": state.default_status}
+        candidate = {**row, **values, "modifiedon": now_iso()}
+        self._derive(table, candidate)
+        self._check(table, candidate, row[table.primary_id])
+        candidate[VERSION] = self.next_version()
+        row.clear()
+        row.update(candidate)
+        return row
+
+    def delete(self, table: Table, record_id: str) -> None:
+        del self.rows[table.logical_name][record_id]
+        for pairs in self.links.values():
+            pairs[:] = [p for p in pairs if record_id not in p]
+
+    @staticmethod
+    def _derive(table: Table, row: dict[str, Any]) -> None:
+        if table.logical_name in ("contact", "systemuser") and (row.get("firstname") or row.get("lastname")):
+            row["fullname"] = " ".join(p for p in (row.get("firstname"), row.get("lastname")) if p)
+
+    def _check(self, table: Table, row: dict[str, Any], record_id: str) -> None:
+        if table.states and not table.valid_state_status(row["statecode"], row["statuscode"]):
+            raise bad_request(f"{row['statuscode']} is not a valid status code for state code "
+                              f"{table.logical_name}State.{row['statecode']} on {table.logical_name} with Id "
+                              f"{record_id}.", "0x80040278")
+        for key in table.alternate_keys:
+            values = tuple(row.get(c) for c in key)
+            if None in values:
+                continue
+            for other_id, other in self.rows[table.logical_name].items():
+                if other_id != record_id and tuple(other.get(c) for c in key) == values:
+                    raise ODataError(412, "0x80060892", f"A record that has the attribute values "
+                                     f"{', '.join(map(str, values))} already exists. The entity key "
+                                     f"{'_'.join(key)} requires that this set of attributes contains unique values. "
+                                     f"Select unique values and try again.")
+
+    def find(self, table: Table, record_id: str) -> dict[str, Any] | None:
+        return self.rows[table.logical_name].get(record_id.lower())
+
+    def find_by_key(self, table: Table, key: Mapping[str, Any]) -> dict[str, Any] | None:
+        if tuple(sorted(key)) not in {tuple(sorted(k)) for k in table.alternate_keys}:
+            raise bad_request(f"The key {', '.join(key)} is not an alternate key of {table.logical_name}.",
+                              "0x80060888")
+        for row in self.rows[table.logical_name].values():
+            if all(row.get(c) == v for c, v in key.items()):
+                return row
+        return None
+
+    def linked(self, relationship: str, record_id: str) -> list[str]:
+        return [b if a == record_id else a for a, b in self.links.get(relationship, []) if record_id in (a, b)]
+
+    def link(self, relationship: str, first: str, second: str) -> None:
+        pairs = self.links.setdefault(relationship, [])
+        if [first, second] not in pairs:
+            pairs.append([first, second])
+
+    # --- transactions and persistence -------------------------------------------------------------------------------
+
+    def snapshot(self) -> tuple:
+        return copy.deepcopy((self.rows, self.links, self.version))
+
+    def restore(self, snapshot: tuple) -> None:
+        self.rows, self.links, self.version = snapshot
+
+    def save(self, path: str) -> None:
+        data = dumps({"version": self.version, "rows": self.rows, "links": self.links,
+                      "decimals": {t: {i: [c for c, v in r.items() if isinstance(v, Decimal)] for i, r in rows.items()}
+                                   for t, rows in self.rows.items()}})
+        directory = os.path.dirname(os.path.abspath(path))
+        fd, temp = tempfile.mkstemp(dir=directory, prefix=".standin-", suffix=".json")
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(data)
+        os.replace(temp, path)
+
+    def load(self, path: str) -> None:
+        with open(path, encoding="utf-8") as f:
+            data = json.loads(f.read(), parse_float=Decimal)
+        self.version = data["version"]
+        self.links = data["links"]
+        for name, rows in data["rows"].items():
+            if name in self.rows:
+                for record_id, row in rows.items():
+                    for column in data["decimals"][name][record_id]:
+                        row[column] = Decimal(row[column])   # an integral money value parsed as int
+                self.rows[name] = rows

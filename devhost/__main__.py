@@ -1,0 +1,265 @@
+"""Local mode from a terminal.
+
+    python -m devhost serve                        the app + stand-ins on http://127.0.0.1:7071 (what `make run` does)
+    python -m devhost send MESSAGE TABLE ID [Name=Value ...]   a ribbon button's Custom API call, as Dataverse sends it
+    python -m devhost update TABLE ID col=value ...    change a row, then fire its registered webhook step
+    python -m devhost create TABLE col=value ...       create a row, then fire its registered webhook step
+    python -m devhost show TABLE [--filter ODATA] [--select a,b]   rows of the local Dataverse
+    python -m devhost demo                         the ids of the demo data
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import time
+import uuid
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from core import footprint, jsonutil
+from core.composition import LOCAL_DATAVERSE_PATH, LOCAL_GATEWAY_PATH, LOCAL_WEBHOOK_KEY
+from devhost import messages
+
+ROOT = Path(__file__).resolve().parent.parent
+LOCAL_DIR = ROOT / "local"
+BASE = os.environ.get("W365_PUBLIC_BASE_URL", "http://127.0.0.1:7071").rstrip("/")
+WEB_API = f"{BASE}{LOCAL_DATAVERSE_PATH}/api/data/v9.2"
+
+
+def serve(args: argparse.Namespace) -> None:
+    os.environ.setdefault("W365_MODE", "local")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from core.composition import get_services
+    from dataverse.standin import DataverseStandIn
+    from dataverse.standin.demo import seed_demo
+    from devhost.host import FunctionsDevHost, serve as make_server
+    from gateway.simulator import AuthorizeNetSimulator
+    import function_app
+
+    LOCAL_DIR.mkdir(exist_ok=True)
+    standin = DataverseStandIn(storage_path=LOCAL_DIR / "dataverse.json")
+    if not standin.rows("account"):
+        seed_demo(standin)
+    simulator = AuthorizeNetSimulator(storage_path=LOCAL_DIR / "authorizenet.json")
+    host = FunctionsDevHost(function_app.app, mounts={LOCAL_DATAVERSE_PATH: standin.wsgi_app(),
+                                                      LOCAL_GATEWAY_PATH: simulator.wsgi_app()})
+    services = get_services()
+    queue = services.queue
+    if hasattr(queue, "drain"):
+        host.every(0.5, queue.drain, "devhost-queue")
+    host.start_timers()
+    server = make_server(host, "127.0.0.1", args.port)
+    print(_banner(args.port, standin), flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        host.stop()
+
+
+def _banner(port: int, standin: Any) -> str:
+    ids = _demo_ids(standin)
+    account, invoice = ids.get("account", "<account id>"), ids.get("invoice", "<invoice id>")
+    return f"""
+W365 payments, local mode: http://127.0.0.1:{port}/api/health
+  Dataverse stand-in  http://127.0.0.1:{port}{LOCAL_DATAVERSE_PATH}/api/data/v9.2/   (saved in local/dataverse.json)
+  Authorize.Net sim.  http://127.0.0.1:{port}{LOCAL_GATEWAY_PATH}/xml/v1/request.api
+Try, in another terminal (`python -m devhost demo` lists every demo id):
+  .venv/bin/python -m devhost send w365_AddPaymentProfile account {account} ContactId=<contact id> Method=ProfileRequest EmailSubject="Your card" EmailBody="Please add a card: {{Secure Link}}"
+  .venv/bin/python -m devhost send w365_ChargeInvoice invoice {invoice} Amount=40.00
+  .venv/bin/python -m devhost show invoice --select name,totalamount,w365_amountpaid,w365_balance,statuscode
+Ctrl+C stops.
+"""
+
+
+def _demo_ids(standin: Any) -> dict[str, str]:
+    ids = {}
+    for table in ("account", "contact", "invoice", "salesorder", "w365_billingcontract", "w365_provider"):
+        rows = standin.rows(table)
+        if rows:
+            ids[table] = rows[0][footprint.table(table).primary_id]
+    return ids
+
+
+def _parse_value(text: str) -> Any:
+    """Name=Value on the command line: true/false, GUIDs and text stay as typed; numbers become exact decimals."""
+    if text in ("true", "false"):
+        return text == "true"
+    if text.startswith("{") or text.startswith("["):
+        return text                                  # JSON parameters (BillTo) travel as strings
+    try:
+        number = Decimal(text)
+    except InvalidOperation:
+        return text
+    return number if number.is_finite() and any(c.isdigit() for c in text) and "-" not in text[1:] else text
+
+
+def _pairs(items: list[str]) -> dict[str, Any]:
+    result = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep:
+            raise SystemExit(f"expected Name=Value, got {item!r}")
+        result[name] = _parse_value(value)
+    return result
+
+
+def _post(body: dict) -> requests.Response:
+    key = os.environ.get("W365_WEBHOOK_KEY", LOCAL_WEBHOOK_KEY)
+    return requests.post(f"{BASE}/api/dataverse", data=messages.dumps(body), timeout=120,
+                         headers={"Content-Type": "application/json", "x-w365-webhook-key": key,
+                                  "x-ms-dynamics-request-name": body["MessageName"],
+                                  "x-ms-dynamics-entity-name": body["PrimaryEntityName"]})
+
+
+def send(args: argparse.Namespace) -> int:
+    request_id = str(uuid.uuid4())
+    body = messages.custom_api(args.message, args.table, args.id, _pairs(args.params), request_id=request_id,
+                               user_id=args.user or _admin_user())
+    response = _post(body)
+    print(f"HTTP {response.status_code}: {response.text}")
+    # What the button's script does: read the w365_operation row written for this RequestId.
+    rows = _query("w365_operations", f"w365_requestid eq '{request_id}'", "w365_status,w365_message")
+    if rows:
+        status = footprint.label("w365_operation", "w365_status", rows[0]["w365_status"])
+        print(f"w365_operation: {status}: {rows[0]['w365_message']}")
+    else:
+        print("no w365_operation row was written")
+    return 0 if response.status_code == 200 else 1
+
+
+def write(args: argparse.Namespace) -> int:
+    """Change a row as a person would in Dataverse, then fire the webhook step registered for it (footprint
+    WEBHOOK_STEPS, filtering attributes and pre-image included), as Dataverse does after the change."""
+    table = footprint.table(args.table)
+    user = args.user or _admin_user()
+    values = _pairs(args.attributes)
+    body = _bind_lookups(table, values)
+    headers = {"Accept": "application/json", "Content-Type": "application/json", "Authorization": "Bearer local",
+               "MSCRMCallerID": user}
+    if args.command == "create":
+        response = requests.post(f"{WEB_API}/{table.entity_set}", data=jsonutil.dumps(body), headers=headers,
+                                 timeout=30)
+        message, record_id, pre = "Create", _id_from(response), None
+    else:
+        record_id = args.id
+        step = _registered_step("Update", table.logical_name)
+        pre = None
+        if step and step.pre_image:
+            current = requests.get(f"{WEB_API}/{table.entity_set}({record_id})", headers=headers, timeout=30,
+                                   params={"$select": ",".join(step.pre_image)})
+            pre = {k: v for k, v in jsonutil.loads(current.content).items() if k in step.pre_image}
+        response = requests.patch(f"{WEB_API}/{table.entity_set}({record_id})", data=jsonutil.dumps(body),
+                                  headers={**headers, "If-Match": "*"}, timeout=30)
+        message = "Update"
+    if response.status_code >= 400:
+        print(f"Dataverse refused the change: HTTP {response.status_code}: {response.text[:500]}")
+        return 1
+    print(f"{message} of {table.logical_name} {record_id}: done")
+    step = _registered_step(message, table.logical_name)
+    if step is None or (step.filtering_attributes and not set(step.filtering_attributes) & set(values)):
+        print("no webhook step is registered for this change")
+        return 0
+    event_body = messages.table_event(message, table.logical_name, record_id, {**values, table.primary_id: record_id},
+                                      pre_image=pre, user_id=user)
+    response = _post(event_body)
+    print(f"webhook step {message} of {table.logical_name}: HTTP {response.status_code}: {response.text}")
+    return 0 if response.status_code == 200 else 1
+
+
+def _registered_step(message: str, table: str) -> Any:
+    return next((s for s in footprint.WEBHOOK_STEPS if s.message == message and s.table == table), None)
+
+
+def _bind_lookups(table: Any, values: dict[str, Any]) -> dict[str, Any]:
+    body = {}
+    for name, value in values.items():
+        column = table.column(name)
+        if column is not None and column.type == "lookup":
+            navigation, target = next(iter(column.navigations.items()))
+            body[f"{navigation}@odata.bind"] = f"/{footprint.entity_set(target)}({value})"
+        else:
+            body[name] = value
+    return body
+
+
+def _id_from(response: requests.Response) -> str:
+    entity_id = response.headers.get("OData-EntityId", "")
+    return entity_id[entity_id.rfind("(") + 1:-1] if "(" in entity_id else ""
+
+
+def show(args: argparse.Namespace) -> int:
+    table = footprint.table(args.table)
+    rows = _query(table.entity_set, args.filter, args.select)
+    for row in rows:
+        print(jsonutil.dumps({k: v for k, v in row.items() if not k.startswith("@")}, ensure_ascii=False))
+    print(f"({len(rows)} rows)")
+    return 0
+
+
+def demo(args: argparse.Namespace) -> int:
+    for table in ("account", "contact", "invoice", "salesorder", "w365_billingcontract", "w365_paymentprofile",
+                  "w365_provider", "systemuser"):
+        t = footprint.table(table)
+        for row in _query(t.entity_set, None, f"{t.primary_id},{t.primary_name}"):
+            print(f"{table:22} {row[t.primary_id]}  {row.get(t.primary_name) or ''}")
+    return 0
+
+
+def _query(entity_set: str, filter_: str | None, select: str | None) -> list[dict]:
+    params = {}
+    if filter_:
+        params["$filter"] = filter_
+    if select:
+        params["$select"] = select
+    response = requests.get(f"{WEB_API}/{entity_set}", params=params, timeout=30,
+                            headers={"Accept": "application/json", "Authorization": "Bearer local"})
+    if response.status_code != 200:
+        raise SystemExit(f"the local Dataverse answered {response.status_code}: {response.text[:300]}")
+    return jsonutil.loads(response.content)["value"]
+
+
+def _admin_user() -> str:
+    rows = _query("systemusers", None, "systemuserid,fullname")
+    admins = [r for r in rows if "admin" in (r.get("fullname") or "").lower()]
+    return (admins or rows)[0]["systemuserid"]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m devhost", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("serve", help="start the app in local mode")
+    p.add_argument("--port", type=int, default=7071)
+    p.set_defaults(run=serve)
+    p = sub.add_parser("send", help="send a Custom API message as Dataverse would")
+    p.add_argument("message"), p.add_argument("table"), p.add_argument("id")
+    p.add_argument("params", nargs="*", help="Name=Value parameters")
+    p.add_argument("--user", help="InitiatingUserId (default: the demo administrator)")
+    p.set_defaults(run=send)
+    p = sub.add_parser("create", help="create a row as a person would, then fire its webhook step")
+    p.add_argument("table"), p.add_argument("attributes", nargs="*", help="col=value (lookups take the id)")
+    p.add_argument("--user", help="the person (default: the demo administrator)")
+    p.set_defaults(run=write, id=None)
+    p = sub.add_parser("update", help="change a row as a person would, then fire its webhook step")
+    p.add_argument("table"), p.add_argument("id"), p.add_argument("attributes", nargs="*", help="col=value")
+    p.add_argument("--user", help="the person (default: the demo administrator)")
+    p.set_defaults(run=write)
+    p = sub.add_parser("show", help="list rows of the local Dataverse")
+    p.add_argument("table"), p.add_argument("--filter"), p.add_argument("--select")
+    p.set_defaults(run=show)
+    p = sub.add_parser("demo", help="list the demo data's ids")
+    p.set_defaults(run=demo)
+    args = parser.parse_args(argv)
+    return args.run(args) or 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,248 @@
+"""The two doors Dataverse uses (POST /api/dataverse and the W365_WORK_QUEUE Service Bus queue), the health probe,
+and the dispatch to handlers registered like plugin steps (core.steps). Custom API messages get their w365_operation
+row here, once per RequestId, so a button's script can read the outcome and a redelivered message is answered from
+the row instead of being run again."""
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any, Mapping
+
+import azure.functions as func
+
+from core import footprint
+from core.composition import get_services, webhook_key
+from core.context import EntityRef, PluginContext
+from core.errors import (BadRequest, BusinessRuleViolation, ConfigurationError, ConflictInProgress, DataverseError,
+                         DuplicateRecord, GatewayAuthError, GatewayUnavailable, PlatformUnavailable, RecordNotFound)
+from core.queue import decode_work, run_work
+from core.services import Services
+from core.steps import Outcome, Step, find_step
+from dataverse.context import is_guid, parse_context
+
+log = logging.getLogger(__name__)
+bp = func.Blueprint()
+
+MAX_DEPTH = 2               # our own chains are one deep; deeper means a loop through someone's plug-ins
+DEFAULT_RETRY_AFTER = 30
+OPERATIONS = "w365_operations"
+
+
+@dataclass(frozen=True)
+class Dispatched:
+    http_status: int
+    body: Mapping[str, Any]
+    retry_after: float | None = None
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+
+# --- triggers ----------------------------------------------------------------------------------------------------
+
+@bp.route(route="dataverse", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
+def dataverse_webhook(req: func.HttpRequest) -> func.HttpResponse:
+    services = get_services()
+    try:
+        expected = webhook_key(services.settings)
+    except ConfigurationError as exc:
+        return _json(500, {"status": "failed", "message": str(exc)})
+    given = req.headers.get("x-w365-webhook-key") or ""
+    if not hmac.compare_digest(given.encode("utf-8", "replace"), expected.encode("utf-8")):
+        log.warning("dataverse webhook: refused a request with a missing or wrong x-w365-webhook-key")
+        return _json(401, {"status": "failed", "message": "Missing or wrong x-w365-webhook-key."})
+    try:
+        context = parse_context(req.get_body(),
+                                size_exceeded=bool(req.headers.get("x-ms-dynamics-msg-size-exceeded")))
+    except BadRequest as exc:
+        return _json(400, {"status": "failed", "message": str(exc)})
+    result = dispatch(context, services)
+    headers = dict(result.headers)
+    if result.retry_after is not None:
+        headers["Retry-After"] = str(int(max(1, round(result.retry_after))))
+    return _json(result.http_status, result.body, headers)
+
+
+@bp.function_name("work_queue")
+@bp.service_bus_queue_trigger(arg_name="message", queue_name="%W365_WORK_QUEUE%", connection="ServiceBusConnection")
+def work_queue(message: func.ServiceBusMessage) -> None:
+    """Dataverse's Service Bus steps (a RemoteExecutionContext) and our own queued work share this queue. Raising
+    abandons the message: Service Bus redelivers it and dead-letters it after MaxDeliveryCount."""
+    services = get_services()
+    body = message.get_body()
+    try:
+        decoded = json.loads(body.decode("utf-8-sig"))
+    except (UnicodeDecodeError, ValueError):
+        log.error("work queue: message %s is not JSON; dead-lettering by refusing it", message.message_id)
+        raise
+    work = decode_work(decoded) if isinstance(decoded, dict) else None
+    if work is not None:
+        run_work(work[0], work[1], services)
+        return
+    props = getattr(message, "application_properties", None) or {}
+    context = parse_context(body, size_exceeded=any("MessageMaxSizeExceeded" in str(k) for k in props))
+    result = dispatch(context, services)
+    if result.http_status == 503:
+        raise PlatformUnavailable(str(result.body.get("message")), retry_after=result.retry_after)
+
+
+@bp.route(route="health", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+def health(req: func.HttpRequest) -> func.HttpResponse:
+    settings = get_services().settings
+    missing = settings.missing()
+    return _json(200, {"status": "ok" if not missing else "degraded",
+                       "mode": "local" if settings.is_local else "real", "missingSettings": missing})
+
+
+# --- dispatch (callable from any entry) --------------------------------------------------------------------------
+
+def dispatch(context: PluginContext, services: Services) -> Dispatched:
+    step = find_step(context.message_name, context.primary_entity_name)
+    if step is None:
+        return Dispatched(404, {"status": "failed",
+                                "message": f"No handler for message {context.message_name} on "
+                                           f"{context.primary_entity_name}."})
+    if step.is_custom_api:
+        return _dispatch_custom_api(step, context, services)
+    return _dispatch_event(step, context, services)
+
+
+def _dispatch_event(step: Step, context: PluginContext, services: Services) -> Dispatched:
+    if context.depth > MAX_DEPTH:
+        return Dispatched(200, {"status": "ignored", "message": f"Depth {context.depth} is a loop; ignored."})
+    try:
+        if context.initiating_user_id and context.initiating_user_id == app_user_id(services):
+            return Dispatched(200, {"status": "ignored", "message": "Our own write; ignored."})
+        outcome = step.handler(context, services)
+    except BadRequest as exc:
+        return Dispatched(400, {"status": "failed", "message": str(exc)})
+    except BusinessRuleViolation as exc:
+        outcome = Outcome.failed(str(exc))
+    except (PlatformUnavailable, GatewayUnavailable) as exc:
+        return _unavailable(exc)
+    return Dispatched(200, {"status": outcome.status, "message": outcome.message, **outcome.data})
+
+
+def _dispatch_custom_api(step: Step, context: PluginContext, services: Services) -> Dispatched:
+    try:
+        request_id = _validate_custom_api_inputs(context)
+        earlier = _find_operation(services, request_id)
+        if earlier is not None:
+            return Dispatched(200, {"status": "succeeded" if earlier["w365_status"] == _status("Succeeded")
+                                    else "failed", "message": earlier.get("w365_message") or "", "requestId": request_id,
+                                    "replayed": True})
+        try:
+            outcome = step.handler(context, services)
+        except BusinessRuleViolation as exc:
+            outcome = Outcome.failed(str(exc))
+        except ConflictInProgress as exc:
+            _record_operation(services, context, request_id, Outcome.failed(str(exc)))
+            return Dispatched(409, {"status": "failed", "message": str(exc), "requestId": request_id})
+        except (GatewayAuthError, ConfigurationError) as exc:
+            log.error("%s: configuration problem: %s", context.message_name, type(exc).__name__)
+            outcome = Outcome.failed("The payment service is not configured correctly; an administrator must check "
+                                     "its settings. Nothing was charged.")
+        outcome = _record_operation(services, context, request_id, outcome)
+        return Dispatched(200, {"status": outcome.status, "message": outcome.message, "requestId": request_id,
+                                **outcome.data})
+    except BadRequest as exc:
+        return Dispatched(400, {"status": "failed", "message": str(exc)})
+    except (PlatformUnavailable, GatewayUnavailable) as exc:
+        return _unavailable(exc)
+
+
+def _validate_custom_api_inputs(context: PluginContext) -> str:
+    request_id = context.request_id
+    if not request_id or not is_guid(request_id):
+        raise BadRequest("RequestId is missing or is not a GUID.")
+    api = next((a for a in footprint.CUSTOM_APIS if a.unique_name.lower() == context.message_name.lower()), None)
+    if api is None:
+        return request_id
+    if api.bound_to:
+        target = context.target
+        if not isinstance(target, EntityRef) or target.logical_name != api.bound_to:
+            raise BadRequest(f"{api.unique_name} needs a Target reference to a {api.bound_to} row.")
+    for parameter in api.parameters:
+        value = context.param(parameter.name)
+        if value is None:
+            if not parameter.optional:
+                raise BadRequest(f"Parameter {parameter.name} is required.")
+            continue
+        problem = _parameter_problem(parameter.type, value)
+        if problem:
+            raise BadRequest(f"Parameter {parameter.name} {problem}.")
+    return request_id
+
+
+MAX_TEXT_PARAMETER = 100_000          # an email body template is the longest thing a button sends
+
+
+def _parameter_problem(kind: str, value: Any) -> str | None:
+    """Type checks of a Custom API parameter, as Dataverse's own would be (a sync step never gets this far)."""
+    if kind == "Guid":
+        return None if is_guid(value) else "is not a GUID"
+    if kind == "Decimal":
+        if isinstance(value, bool) or not isinstance(value, (int, Decimal)) or not Decimal(value).is_finite():
+            return "is not a number"
+        return None
+    if kind == "Boolean":
+        return None if isinstance(value, bool) else "is not true or false"
+    if not isinstance(value, str):
+        return "is not text"
+    return None if len(value) <= MAX_TEXT_PARAMETER else f"is longer than {MAX_TEXT_PARAMETER} characters"
+
+
+def _status(label: str) -> int:
+    return footprint.choice("w365_operation", "w365_status", label)
+
+
+def _find_operation(services: Services, request_id: str) -> dict | None:
+    rows = services.dataverse.query(OPERATIONS, select=("w365_status", "w365_message"),
+                                    filter=f"w365_requestid eq '{request_id}'", top=1)
+    return rows[0] if rows else None
+
+
+def _record_operation(services: Services, context: PluginContext, request_id: str, outcome: Outcome) -> Outcome:
+    """Write the outcome once. If a redelivery of the same RequestId wrote first, its outcome stands."""
+    target = context.target
+    row = {
+        "w365_name": f"{context.message_name} {request_id}"[:100],
+        "w365_requestid": request_id,
+        "w365_message": outcome.message[:4000],
+        "w365_status": _status("Succeeded" if outcome.ok else "Failed"),
+        "w365_messagename": context.message_name,
+        "w365_regardingtable": target.logical_name if isinstance(target, EntityRef) else context.primary_entity_name,
+        "w365_regardingid": target.id if isinstance(target, EntityRef) else context.primary_entity_id,
+        "w365_initiatinguserid": context.initiating_user_id,
+        "w365_correlationid": context.correlation_id,
+    }
+    try:
+        services.dataverse.create(OPERATIONS, row)
+    except DuplicateRecord:
+        earlier = _find_operation(services, request_id)
+        if earlier is not None:
+            return Outcome("succeeded" if earlier["w365_status"] == _status("Succeeded") else "failed",
+                           earlier.get("w365_message") or "", outcome.data)
+    return outcome
+
+
+def _unavailable(exc: Exception) -> Dispatched:
+    retry_after = getattr(exc, "retry_after", None) or DEFAULT_RETRY_AFTER
+    log.warning("a platform is throttling or down: %s", type(exc).__name__)
+    return Dispatched(503, {"status": "failed", "message": "Dataverse or the payment gateway is busy or unavailable; "
+                                                           "the request will be retried."}, retry_after=retry_after)
+
+
+def app_user_id(services: Services) -> str:
+    """The service's own systemuserid (WhoAmI), asked once per Services: table events it caused itself are skipped."""
+    cached = getattr(services, "_app_user_id", None)
+    if cached is None:
+        cached = str(services.dataverse.execute("WhoAmI", is_function=True)["UserId"]).lower()
+        services._app_user_id = cached
+    return cached
+
+
+def _json(status: int, body: Mapping[str, Any], headers: Mapping[str, str] | None = None) -> func.HttpResponse:
+    return func.HttpResponse(json.dumps(body, default=str), status_code=status, mimetype="application/json",
+                             headers=dict(headers or {}))

@@ -1,0 +1,146 @@
+"""The shared test world: the real Dataverse client and the real Authorize.Net client, talking HTTP (through
+`responses`) to the Dataverse stand-in and the sandbox simulator, an in-process queue and a clock the test moves.
+
+Use `world` for anything end to end: `world.send(...)` posts a Custom API message to POST /api/dataverse exactly as
+Dataverse would (through the function itself), `world.event(...)` a table event, `world.standin` / `world.simulator`
+expose the state to assert on.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import uuid
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+import azure.functions as func
+import pytest
+import responses
+
+from core import footprint
+from core.composition import set_services
+from core.queue import InProcessQueue
+from core.services import Services
+from core.settings import Settings
+from devhost import messages
+
+DATAVERSE_URL = "https://contoso.crm.dynamics.com"
+GATEWAY_URL = "https://apitest.authorize.net/xml/v1/request.api"
+WEBHOOK_KEY = "test-webhook-key-7f3a"
+SIGNATURE_KEY = "TESTSIGNATUREKEY00112233445566778899AABBCCDDEEFF"
+PUBLIC_BASE_URL = "https://w365.example.test"
+TEST_SETTINGS = {
+    "W365_MODE": "test",
+    "DATAVERSE_URL": DATAVERSE_URL, "DATAVERSE_TENANT_ID": "tenant", "DATAVERSE_CLIENT_ID": "client",
+    "DATAVERSE_CLIENT_SECRET": "client-secret-value",
+    "AUTHORIZENET_LOGIN_ID": "sim-login", "AUTHORIZENET_TRANSACTION_KEY": "sim-transaction-key",
+    "AUTHORIZENET_CLIENT_KEY": "sim-client-key", "AUTHORIZENET_SIGNATURE_KEY": SIGNATURE_KEY,
+    "AUTHORIZENET_ENVIRONMENT": "sandbox", "W365_WEBHOOK_KEY": WEBHOOK_KEY, "W365_PUBLIC_BASE_URL": PUBLIC_BASE_URL,
+}
+
+
+class MovableClock:
+    def __init__(self, start: dt.datetime | None = None):
+        self._now = start or dt.datetime(2026, 11, 21, 9, 0, tzinfo=dt.timezone.utc)
+
+    def now(self) -> dt.datetime:
+        return self._now
+
+    def advance(self, delta: dt.timedelta) -> None:
+        self._now += delta
+
+
+@dataclass
+class Reply:
+    status: int
+    body: Mapping[str, Any]
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def message(self) -> str:
+        return str(self.body.get("message", ""))
+
+
+@dataclass
+class World:
+    standin: Any
+    simulator: Any
+    services: Services
+    queue: InProcessQueue
+    clock: MovableClock
+    ids: dict[str, Any]
+    rsps: responses.RequestsMock
+
+    # --- entry points, through the function exactly as deployed ------------------------------------------------
+    def post(self, body: bytes, headers: Mapping[str, str] | None = None) -> Reply:
+        from handlers.platform import dataverse_webhook
+
+        request = func.HttpRequest("POST", "http://localhost:7071/api/dataverse", body=body,
+                                   headers={"x-w365-webhook-key": WEBHOOK_KEY, "content-type": "application/json",
+                                            **(headers or {})})
+        response = dataverse_webhook.build().get_user_function()(request)
+        text = response.get_body().decode()
+        return Reply(response.status_code, json.loads(text) if text else {}, dict(response.headers))
+
+    def send(self, message: str, table: str, record_id: str, *, user: str | None = None,
+             request_id: str | None = None, **parameters: Any) -> Reply:
+        body = messages.custom_api(message, table, record_id, parameters, request_id=request_id or str(uuid.uuid4()),
+                                   user_id=user or self.ids["admin_user"])
+        return self.post(messages.dumps(body))
+
+    def event(self, message: str, table: str, record_id: str, attributes: Mapping[str, Any], *,
+              pre_image: Mapping[str, Any] | None = None, user: str | None = None, depth: int = 1) -> Reply:
+        body = messages.table_event(message, table, record_id, attributes, pre_image=pre_image,
+                                    user_id=user or self.ids["admin_user"], depth=depth)
+        return self.post(messages.dumps(body))
+
+    # --- state ----------------------------------------------------------------------------------------------------
+    def row(self, table: str, record_id: str) -> dict:
+        return self.standin.get(table, record_id)
+
+    def rows(self, table: str, **equal: Any) -> list[dict]:
+        return [r for r in self.standin.rows(table) if all(r.get(k) == v for k, v in equal.items())]
+
+    def operation(self, request_id: str) -> dict | None:
+        found = self.rows("w365_operation", w365_requestid=request_id)
+        return found[0] if found else None
+
+    def choice(self, table: str, column: str, label: str) -> int:
+        return footprint.choice(table, column, label)
+
+
+def build_world(rsps: responses.RequestsMock, settings: Mapping[str, str] | None = None) -> World:
+    from dataverse.auth import StaticTokenProvider
+    from dataverse.client import DataverseClient
+    from dataverse.standin import DataverseStandIn
+    from dataverse.standin.demo import seed_demo
+    from gateway.client import AuthorizeNetGateway
+    from gateway.simulator import AuthorizeNetSimulator
+
+    clock = MovableClock()
+    standin = DataverseStandIn()
+    ids = seed_demo(standin)
+    simulator = AuthorizeNetSimulator(clock=clock)
+    standin.register_with_responses(rsps, DATAVERSE_URL)
+    simulator.register_with_responses(rsps, GATEWAY_URL)
+    rsps.add_passthru("http://127.0.0.1")
+    values = {**TEST_SETTINGS, **(settings or {})}
+    services: Services
+    queue = InProcessQueue(lambda: services, clock=clock)
+    services = Services(
+        dataverse=DataverseClient(DATAVERSE_URL, StaticTokenProvider("test-token"), sleep=lambda seconds: None),
+        gateway=AuthorizeNetGateway(values["AUTHORIZENET_LOGIN_ID"], values["AUTHORIZENET_TRANSACTION_KEY"],
+                                    environment="sandbox"),
+        queue=queue, settings=Settings(values), clock=clock)
+    return World(standin, simulator, services, queue, clock, ids, rsps)
+
+
+@pytest.fixture
+def world():
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+        built = build_world(rsps)
+        set_services(built.services)
+        try:
+            yield built
+        finally:
+            set_services(None)
