@@ -17,10 +17,10 @@ from urllib.parse import quote, urlsplit
 import requests
 from urllib3.exceptions import ConnectTimeoutError, MaxRetryError
 
+from core import jsonutil
 from core.errors import (AccessDenied, ConcurrencyConflict, DataverseAuthError, DataverseError, DuplicateRecord,
                          PlatformUnavailable, RecordNotFound)
 from core.ports import BatchOperation, BatchResult, Record
-from core import jsonutil
 from dataverse import batch as batch_format
 
 log = logging.getLogger(__name__)

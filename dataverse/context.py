@@ -54,7 +54,9 @@ def parse_context(body: bytes, *, size_exceeded: bool = False) -> PluginContext:
     try:
         # parse_float=Decimal: an Amount of 40.00 must stay exactly 40.00.
         raw = json.loads(body.decode("utf-8-sig"), parse_float=Decimal)
-    except (UnicodeDecodeError, ValueError, RecursionError):
+    except RecursionError:
+        raise BadRequest("The body is nested too deeply to be a RemoteExecutionContext.") from None
+    except (UnicodeDecodeError, ValueError):
         raise BadRequest("The body is not valid JSON.") from None
     if not isinstance(raw, dict):
         raise BadRequest("The body must be a JSON object (a RemoteExecutionContext).")

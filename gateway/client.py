@@ -145,7 +145,7 @@ class AuthorizeNetGateway:
             payment = _opaque(opaque)
         fields: dict[str, Any] = {
             "customerProfileId": customer_profile_id,
-            # defaultPaymentProfile only when asked: `false` is not a way to keep the current default.
+            # defaultPaymentProfile only when asked: omitted leaves the default as it is; `false` would not.
             "paymentProfile": _drop_empty({"billTo": _bill_to(bill_to), "payment": payment,
                                            "defaultPaymentProfile": True if default else None,
                                            "customerPaymentProfileId": payment_profile_id}),

@@ -16,7 +16,7 @@ import azure.functions as func
 from core import footprint
 from core.composition import get_services, webhook_key
 from core.context import EntityRef, PluginContext
-from core.errors import (BadRequest, BusinessRuleViolation, ConfigurationError, ConflictInProgress, DataverseError,
+from core.errors import (AccessDenied, BadRequest, BusinessRuleViolation, ConfigurationError, ConflictInProgress, DataverseError,
                          DuplicateRecord, GatewayAuthError, GatewayUnavailable, PlatformUnavailable, RecordNotFound)
 from core.queue import decode_work, run_work
 from core.services import Services
@@ -57,7 +57,11 @@ def dataverse_webhook(req: func.HttpRequest) -> func.HttpResponse:
                                 size_exceeded=bool(req.headers.get("x-ms-dynamics-msg-size-exceeded")))
     except BadRequest as exc:
         return _json(400, {"status": "failed", "message": str(exc)})
-    result = dispatch(context, services)
+    try:
+        result = dispatch(context, services)
+    except Exception:  # noqa: BLE001 - answer like the Functions host, without leaking details to the caller
+        log.exception("dataverse webhook: %s on %s failed", context.message_name, context.primary_entity_name)
+        return _json(500, {"status": "failed", "message": "The service failed; see its logs."})
     headers = dict(result.headers)
     if result.retry_after is not None:
         headers["Retry-After"] = str(int(max(1, round(result.retry_after))))
@@ -119,6 +123,8 @@ def _dispatch_event(step: Step, context: PluginContext, services: Services) -> D
         return Dispatched(400, {"status": "failed", "message": str(exc)})
     except BusinessRuleViolation as exc:
         outcome = Outcome.failed(str(exc))
+    except RecordNotFound:
+        outcome = Outcome.failed("The record of this event no longer exists.")
     except (PlatformUnavailable, GatewayUnavailable) as exc:
         return _unavailable(exc)
     return Dispatched(200, {"status": outcome.status, "message": outcome.message, **outcome.data})
@@ -136,6 +142,10 @@ def _dispatch_custom_api(step: Step, context: PluginContext, services: Services)
             outcome = step.handler(context, services)
         except BusinessRuleViolation as exc:
             outcome = Outcome.failed(str(exc))
+        except RecordNotFound:
+            outcome = Outcome.failed("A record this action needs does not exist, or you cannot see it.")
+        except AccessDenied:
+            outcome = Outcome.failed("You do not have the Dataverse privileges this action needs.")
         except ConflictInProgress as exc:
             _record_operation(services, context, request_id, Outcome.failed(str(exc)))
             return Dispatched(409, {"status": "failed", "message": str(exc), "requestId": request_id})

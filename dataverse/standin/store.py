@@ -155,6 +155,7 @@ class Store:
         self.tables = {t.logical_name: t for t in tables}
         self.rows: dict[str, dict[str, dict[str, Any]]] = {name: {} for name in self.tables}
         self.links: dict[str, list[list[str]]] = {}
+        self.outbox: list[dict[str, Any]] = []     # emails sent with SendEmail(IssueSend=true)
         self.version = 1000
 
     def table(self, logical_name: str) -> Table:
@@ -248,13 +249,13 @@ class Store:
     # --- transactions and persistence -------------------------------------------------------------------------------
 
     def snapshot(self) -> tuple:
-        return copy.deepcopy((self.rows, self.links, self.version))
+        return copy.deepcopy((self.rows, self.links, self.outbox, self.version))
 
     def restore(self, snapshot: tuple) -> None:
-        self.rows, self.links, self.version = snapshot
+        self.rows, self.links, self.outbox, self.version = snapshot
 
     def save(self, path: str) -> None:
-        data = dumps({"version": self.version, "rows": self.rows, "links": self.links,
+        data = dumps({"version": self.version, "rows": self.rows, "links": self.links, "outbox": self.outbox,
                       "decimals": {t: {i: [c for c, v in r.items() if isinstance(v, Decimal)] for i, r in rows.items()}
                                    for t, rows in self.rows.items()}})
         directory = os.path.dirname(os.path.abspath(path))
@@ -268,6 +269,7 @@ class Store:
             data = json.loads(f.read(), parse_float=Decimal)
         self.version = data["version"]
         self.links = data["links"]
+        self.outbox = data["outbox"]
         for name, rows in data["rows"].items():
             if name in self.rows:
                 for record_id, row in rows.items():

@@ -1,0 +1,193 @@
+"""Secure links emailed to customers: create + email one, find it by its token, claim it for one submit.
+
+Only the token's SHA-256 is stored (w365_tokenhash): a copy of Dataverse cannot be turned into working links. The
+claim is a PATCH with If-Match on the link row, so of two submits racing with the same token only one gets through.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import logging
+import re
+import secrets
+from dataclasses import dataclass
+from typing import Any, Callable, TypeVar
+
+from core import footprint
+from core.errors import BusinessRuleViolation, ConcurrencyConflict, RecordNotFound
+from core.services import Services
+
+log = logging.getLogger(__name__)
+
+LINKS = "w365_securelinks"
+TOKEN_BYTES = 32                                  # 256 bits
+TOKEN_PATTERN = re.compile(r"^[A-Za-z0-9_-]{43}$")  # token_urlsafe(32)
+DEFAULT_EXPIRY_HOURS = 72
+T = TypeVar("T")
+
+
+def status(label: str) -> int:
+    return footprint.choice("w365_securelink", "w365_status", label)
+
+
+def purpose(label: str) -> int:
+    return footprint.choice("w365_securelink", "w365_purpose", label)
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True)
+class SentLink:
+    link_id: str
+    url: str
+    email_id: str
+    expires_on: dt.datetime
+
+
+def configuration(services: Services) -> dict[str, Any]:
+    rows = services.dataverse.query("w365_configurations", select=(
+        "w365_configurationid", "_w365_emailfromqueueid_value", "w365_linkexpiryhours", "w365_salescansendforapproval",
+        "w365_approvalcanacceptpayment", "w365_enablecredithold"), filter="statecode eq 0", top=1)
+    return rows[0] if rows else {}
+
+
+def send_secure_link(services: Services, *, purpose_label: str, route: str, account_id: str, contact_id: str,
+                     subject: str, body_template: str, placeholder: str,
+                     regarding: tuple[str, str], salesorder_id: str | None = None) -> SentLink:
+    """Create a w365_securelink and email its URL (`{public base}/api/{route}/{token}`) to the contact, from the
+    configured queue, with the URL in place of `placeholder` in the template; then send it through SendEmail.
+
+    `regarding` is (table, id) of the row the email is filed under (account, salesorder). Refusals (no placeholder,
+    no queue configured, a contact without an email address) raise BusinessRuleViolation before anything is written.
+    """
+    if placeholder not in (body_template or ""):
+        raise BusinessRuleViolation(f"The email text must contain {placeholder}, where the customer's link goes.")
+    config = configuration(services)
+    queue_id = config.get("_w365_emailfromqueueid_value")
+    if not queue_id:
+        raise BusinessRuleViolation("No queue is set to send emails from: set 'Email from queue' in the W365 "
+                                    "configuration first.")
+    contact = services.dataverse.retrieve("contacts", contact_id, select=("contactid", "emailaddress1"))
+    if not contact.get("emailaddress1"):
+        raise BusinessRuleViolation("The contact has no email address; add one and try again.")
+    hours = config.get("w365_linkexpiryhours") or DEFAULT_EXPIRY_HOURS
+    expires_on = services.clock.now() + dt.timedelta(hours=int(hours))
+    token = secrets.token_urlsafe(TOKEN_BYTES)
+    url = f"{services.settings.public_base_url}/api/{route}/{token}"
+    link: dict[str, Any] = {
+        "w365_name": f"{purpose_label} {expires_on:%Y-%m-%d}",
+        "w365_purpose": purpose(purpose_label),
+        "w365_accountid@odata.bind": f"/accounts({account_id})",
+        "w365_contactid@odata.bind": f"/contacts({contact_id})",
+        "w365_tokenhash": hash_token(token),
+        "w365_expireson": _iso(expires_on),
+        "w365_status": status("Sent"),
+    }
+    if salesorder_id:
+        link["w365_salesorderid@odata.bind"] = f"/salesorders({salesorder_id})"
+    link_id = services.dataverse.create(LINKS, link)
+    regarding_table, regarding_id = regarding
+    email_id = services.dataverse.create("emails", {
+        "subject": subject or purpose_label,
+        "description": body_template.replace(placeholder, f'<a href="{url}">{url}</a>'),
+        "directioncode": True,
+        f"regardingobjectid_{regarding_table}@odata.bind":
+            f"/{footprint.entity_set(regarding_table)}({regarding_id})",
+        "email_activity_parties": [
+            {"partyid_queue@odata.bind": f"/queues({queue_id})", "participationtypemask": 1},
+            {"partyid_contact@odata.bind": f"/contacts({contact_id})", "participationtypemask": 2},
+        ],
+    })
+    services.dataverse.update(LINKS, link_id, {"w365_emailid@odata.bind": f"/emails({email_id})"})
+    services.dataverse.execute("SendEmail", {"IssueSend": True}, bound_to=("emails", email_id))
+    log.info("secure link %s (%s) sent as email %s", link_id, purpose_label, email_id)
+    return SentLink(link_id, url, email_id, expires_on)
+
+
+# --- the customer's side ---------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class LinkCheck:
+    """`state` is one of usable, expired, used, cancelled, unknown; `row` only when the link exists."""
+    state: str
+    row: dict[str, Any] | None = None
+
+    @property
+    def usable(self) -> bool:
+        return self.state == "usable"
+
+
+def check_link(services: Services, token: str, purpose_label: str) -> LinkCheck:
+    """Find the link a token opens, and whether it may be used now. A link past its expiry is marked Expired."""
+    if not TOKEN_PATTERN.match(token or ""):
+        return LinkCheck("unknown")
+    rows = services.dataverse.query(LINKS, filter=f"w365_tokenhash eq '{hash_token(token)}' and "
+                                                  f"w365_purpose eq {purpose(purpose_label)}", top=1)
+    if not rows:
+        return LinkCheck("unknown")
+    row = rows[0]
+    current = row.get("w365_status")
+    if current == status("Completed"):
+        return LinkCheck("used", row)
+    if current == status("Cancelled") or row.get("statecode") == 1:
+        return LinkCheck("cancelled", row)
+    if current == status("Expired"):
+        return LinkCheck("expired", row)
+    expires_on = _parse(row.get("w365_expireson"))
+    if expires_on is None or expires_on <= services.clock.now():
+        try:
+            services.dataverse.update(LINKS, row["w365_securelinkid"], {"w365_status": status("Expired")},
+                                      etag=row.get("@odata.etag"))
+        except ConcurrencyConflict:
+            pass                                  # someone else changed it meanwhile; it is not usable either way
+        return LinkCheck("expired", row)
+    return LinkCheck("usable", row)
+
+
+class LinkTaken(Exception):
+    """Another submit claimed the link first (or it changed since it was read)."""
+
+
+def complete_once(services: Services, link: dict[str, Any], work: Callable[[], T],
+                  completion: Callable[[T], dict[str, Any]] | None = None) -> T:
+    """Run `work` for a usable link so that it succeeds at most once.
+
+    The link is claimed first (Completed, with If-Match on the ETag read by check_link), so a second submit sees it
+    used and cannot start the same work. If `work` raises (a refused card, a platform failure), the claim is undone
+    and the link stays usable. `completion(result)` gives extra columns for the completed link (e.g. the profile).
+    """
+    link_id = link["w365_securelinkid"]
+    try:
+        services.dataverse.update(LINKS, link_id, {"w365_status": status("Completed"),
+                                                   "w365_completedon": _iso(services.clock.now())},
+                                  etag=link.get("@odata.etag"))
+    except (ConcurrencyConflict, RecordNotFound):
+        raise LinkTaken() from None
+    try:
+        result = work()
+    except BaseException:
+        try:
+            services.dataverse.update(LINKS, link_id, {"w365_status": status("Sent"), "w365_completedon": None})
+        except Exception:  # noqa: BLE001 - the original failure matters more; the link stays claimed
+            log.exception("secure link %s: could not release the claim", link_id)
+        raise
+    if completion is not None:
+        extra = completion(result)
+        if extra:
+            services.dataverse.update(LINKS, link_id, extra)
+    return result
+
+
+def _iso(moment: dt.datetime) -> str:
+    return moment.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _parse(value: Any) -> dt.datetime | None:
+    if isinstance(value, dt.datetime):
+        return value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)
+    if not value:
+        return None
+    moment = dt.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    return moment if moment.tzinfo else moment.replace(tzinfo=dt.timezone.utc)

@@ -1,0 +1,89 @@
+"""The in-process queue keeps Service Bus's promises: at-least-once, redelivery, dead-letter, duplicate detection,
+scheduled delivery; and its messages look like the Service Bus ones (JSON round trip)."""
+import datetime as dt
+from decimal import Decimal
+
+import pytest
+
+from core.queue import InProcessQueue, decode_work, encode_work, work_handler
+
+seen: list = []
+failures = {"left": 0}
+
+
+@work_handler("test.record")
+def _record(payload, services):
+    seen.append((payload, services))
+
+
+@work_handler("test.flaky")
+def _flaky(payload, services):
+    if failures["left"] > 0:
+        failures["left"] -= 1
+        raise RuntimeError("not yet")
+    seen.append(payload)
+
+
+class Clock:
+    def __init__(self):
+        self.value = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
+
+    def now(self):
+        return self.value
+
+
+@pytest.fixture
+def queue():
+    seen.clear()
+    clock = Clock()
+    q = InProcessQueue(lambda: "services", clock=clock, max_deliveries=3)
+    q.clock = clock
+    return q
+
+
+def test_a_message_is_delivered_with_its_payload_as_json_would_carry_it(queue):
+    queue.send("test.record", {"amount": Decimal("10.50"), "id": "a"}, message_id="m1")
+    assert queue.drain() == 1
+    assert seen == [({"amount": "10.50", "id": "a"}, "services")]
+
+
+def test_a_duplicate_message_id_is_dropped_like_service_bus_duplicate_detection(queue):
+    queue.send("test.record", {"n": 1}, message_id="same")
+    queue.send("test.record", {"n": 2}, message_id="same")
+    queue.drain()
+    assert [p for p, _ in seen] == [{"n": 1}]
+
+
+def test_a_failing_handler_is_redelivered_then_succeeds(queue):
+    failures["left"] = 2
+    queue.send("test.flaky", {"n": 1}, message_id="f1")
+    queue.drain()
+    assert seen == [{"n": 1}] and not queue.dead_letters
+
+
+def test_a_message_failing_every_time_is_dead_lettered_after_max_deliveries(queue):
+    failures["left"] = 99
+    queue.send("test.flaky", {"n": 1}, message_id="f2")
+    queue.drain()
+    assert seen == []
+    assert len(queue.dead_letters) == 1 and queue.dead_letters[0][0].delivery_count == 3
+    assert "not yet" in queue.dead_letters[0][1]
+
+
+def test_a_delayed_message_waits_for_its_time(queue):
+    queue.send("test.record", {"n": 1}, message_id="d1", delay=dt.timedelta(minutes=5))
+    assert queue.drain() == 0
+    queue.clock.value += dt.timedelta(minutes=5)
+    assert queue.drain() == 1
+
+
+def test_an_unknown_kind_is_not_lost_silently(queue):
+    queue.send("test.nobody", {}, message_id="u1")
+    queue.drain()
+    assert queue.dead_letters and "no handler" in queue.dead_letters[0][1]
+
+
+def test_work_messages_are_told_apart_from_dataverse_contexts():
+    import json
+    assert decode_work(json.loads(encode_work("k", {"a": 1}))) == ("k", {"a": 1})
+    assert decode_work({"MessageName": "Update"}) is None
