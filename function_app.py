@@ -2,7 +2,10 @@
 import azure.functions as func
 
 from handlers import platform
+from handlers import payment_profiles
+from handlers import credit_hold
+from handlers import charging
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
-for blueprint in (platform.bp,):
+for blueprint in (platform.bp, payment_profiles.bp, credit_hold.bp, charging.bp):
     app.register_functions(blueprint)

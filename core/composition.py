@@ -14,7 +14,9 @@ LOCAL_GATEWAY_PATH = "/_local/authorizenet"
 LOCAL_WEBHOOK_KEY = "local-webhook-key"
 LOCAL_SIGNATURE_KEY = "LOCALSIGNATUREKEY0123456789ABCDEF"
 LOCAL_GATEWAY_LOGIN = "local-login"
-LOCAL_GATEWAY_KEY = "local-transaction-key"
+LOCAL_GATEWAY_KEY = "localTransKey123"   # the schema caps transactionKey at 16
+LOCAL_PROVIDER_PATH = "/_local/provider"          # handlers/credit_hold/demo_provider.py, mounted by the dev host
+LOCAL_PROVIDER_SIGNING_KEY = "local-provider-signing-key"
 
 _services: Services | None = None
 _lock = threading.Lock()
@@ -66,6 +68,21 @@ def signature_key(settings: Settings) -> str:
     return settings.require("AUTHORIZENET_SIGNATURE_KEY")
 
 
+def provider_signing_key(settings: Settings) -> str:
+    """Key of the X-W365-Signature (HMAC-SHA256) on provisioning webhooks: app setting W365_PROVIDER_SIGNING_KEY."""
+    if settings.is_local:
+        return settings.get("W365_PROVIDER_SIGNING_KEY", LOCAL_PROVIDER_SIGNING_KEY)
+    return settings.require("W365_PROVIDER_SIGNING_KEY")
+
+
+def provisioning_providers(settings: Settings) -> dict[str, Any]:
+    """Provisioning providers by w365_provider type label. A new type is one more entry here."""
+    from handlers.credit_hold.manual_provider import ManualProvider
+    from handlers.credit_hold.webhook_provider import WebhookProvider
+
+    return {"Manual": ManualProvider(), "Webhook": WebhookProvider(lambda: provider_signing_key(settings))}
+
+
 def build_services(settings: Settings) -> Services:
     services: Services
 
@@ -78,7 +95,8 @@ def build_services(settings: Settings) -> Services:
         url = settings.require("DATAVERSE_URL").rstrip("/")
         tokens = MsalTokenProvider(settings.require("DATAVERSE_TENANT_ID"), settings.require("DATAVERSE_CLIENT_ID"),
                                    settings.require("DATAVERSE_CLIENT_SECRET"), url)
-        return DataverseClient(url, tokens)
+        # Dataverse gives a webhook 60 s: a few short retries, then a 503 with Retry-After and Dataverse retries.
+        return DataverseClient(url, tokens, max_retries=3, max_backoff=10)
 
     def gateway() -> Any:
         from gateway.client import AuthorizeNetGateway
@@ -105,5 +123,5 @@ def build_services(settings: Settings) -> Services:
     else:
         accept_js = "https://jstest.authorize.net/v1/Accept.js"
     services = Services(dataverse=Lazy(dataverse), gateway=Lazy(gateway), queue=Lazy(queue), settings=settings,
-                        accept_js_url=accept_js)
+                        accept_js_url=accept_js, providers=provisioning_providers(settings))
     return services

@@ -17,7 +17,7 @@ Naming rules (CONTRACT §4):
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Mapping
 
 COLUMN_TYPES = frozenset({"string", "memo", "integer", "decimal", "money", "boolean", "datetime", "choice", "lookup",
@@ -289,6 +289,9 @@ W365_SUBSCRIPTION = _ours("subscription", (
     _lookup("w365_providerid", "w365_provider"),
     _choice("w365_provisioningstatus", "Pending", "Blocked By Credit Hold", "Provisioning", "Provisioned", "Failed"),
     _memo("w365_provisioningresult"),
+    # Set by Dataverse (the creator unless assigned); the Manual provider files its task for this person.
+    Column("ownerid", "lookup", target="systemuser", navigation="ownerid", relationship="user_w365_subscription",
+           system=True),
 ))
 
 W365_PROVIDER = _ours("provider", (
@@ -400,6 +403,11 @@ PRODUCT = _table("product", "productid", "name", (
 _NOTE_TARGETS = ("account", "contact", "invoice", "salesorder", "w365_paymentprofile", "w365_paymenttransaction")
 ANNOTATION = _table("annotation", "annotationid", "subject", (
     _memo("notetext", 100000),
+    # An attachment (the signature image of an approved order): base64 body, its type and file name.
+    _bool("isdocument"),
+    _memo("documentbody", 1_048_576),
+    _s("mimetype", 256),
+    _s("filename", 255),
     _lookup("objectid", _NOTE_TARGETS, relationship=(
         "Account_Annotation", "Contact_Annotation", "Invoice_Annotation", "SalesOrder_Annotation",
         "w365_paymentprofile_Annotations", "w365_paymenttransaction_Annotations")),
@@ -435,6 +443,7 @@ ACTIVITYPARTY = _table("activityparty", "activitypartyid", None, (
 TASK = _table("task", "activityid", "subject", (
     _memo("description", 2000),
     _dt("scheduledend"),
+    Column("ownerid", "lookup", target="systemuser", navigation="ownerid", relationship="user_task", system=True),
     _lookup("regardingobjectid", _REGARDING[:4], relationship=(
         "Account_Tasks", "Contact_Tasks", "Invoice_Tasks", "SalesOrder_Tasks")),
 ), native=True, entity_set="tasks", states=(

@@ -49,7 +49,7 @@ class MsalTokenProvider:
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
-        return f"MsalTokenProvider(authority={self._authority!r}, client_id={self._client_id!r}, scopes={self._scopes!r})"
+        return f"MsalTokenProvider({self._authority!r}, client_id={self._client_id!r}, scopes={self._scopes!r})"
 
     def __call__(self) -> str:
         try:

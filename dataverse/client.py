@@ -57,6 +57,7 @@ class DataverseClient:
         self._max_backoff = max_backoff
         self._sleep = sleep
         self._caller_id = caller_id
+        self._extra_headers: dict[str, str] = {}
 
     def __repr__(self) -> str:
         return f"DataverseClient({self._api_root!r}, caller_id={self._caller_id!r})"
@@ -155,6 +156,13 @@ class DataverseClient:
         acting._caller_id = systemuser_id
         return acting
 
+    def with_headers(self, headers: Mapping[str, str]) -> "DataverseClient":
+        """The same client also sending `headers` on every request (e.g. MSCRM.SolutionUniqueName on metadata
+        creates, so the component lands in that solution)."""
+        extended = copy.copy(self)
+        extended._extra_headers = {**self._extra_headers, **headers}
+        return extended
+
     # --- the chokepoint ----------------------------------------------------------------------------------------------
 
     def _request(self, method: str, path_or_url: str, *, params: Mapping[str, Any] | None = None,
@@ -175,7 +183,7 @@ class DataverseClient:
             sent["Content-Type"] = "application/json"
         if self._caller_id:
             sent["MSCRMCallerID"] = self._caller_id
-        for name, value in (headers or {}).items():
+        for name, value in {**self._extra_headers, **(headers or {})}.items():
             if name == "Prefer":     # several preferences travel in one header
                 sent[name] = f"{sent[name]},{value}" if name in sent else value
             else:
@@ -344,5 +352,9 @@ def _id_from_entity_url(url: str | None) -> str | None:
 
 
 def _primary_key(entity_set: str) -> str:
-    # Our entity sets are the logical name + "s" (team brief); the primary key is the logical name + "id".
-    return (entity_set[:-1] if entity_set.endswith("s") else entity_set) + "id"
+    from core import footprint
+
+    try:
+        return footprint.table_by_entity_set(entity_set).primary_id
+    except KeyError:     # a table outside our footprint: the usual rule (set = logical name + "s", key = name + "id")
+        return (entity_set[:-1] if entity_set.endswith("s") else entity_set) + "id"

@@ -136,6 +136,7 @@ class AuthorizeNetGateway:
 
     def update_payment_profile(self, customer_profile_id: str, payment_profile_id: str, bill_to: BillTo, *,
                                default: bool = False, opaque: OpaqueData | None = None) -> None:
+        address = _bill_to(bill_to)
         if opaque is None:
             # The update replaces the whole payment profile; resending the masked card keeps the stored one.
             current = self.get_payment_profile(customer_profile_id, payment_profile_id)
@@ -146,7 +147,7 @@ class AuthorizeNetGateway:
         fields: dict[str, Any] = {
             "customerProfileId": customer_profile_id,
             # defaultPaymentProfile only when asked: omitted leaves the default as it is; `false` would not.
-            "paymentProfile": _drop_empty({"billTo": _bill_to(bill_to), "payment": payment,
+            "paymentProfile": _drop_empty({"billTo": address, "payment": payment,
                                            "defaultPaymentProfile": True if default else None,
                                            "customerPaymentProfileId": payment_profile_id}),
         }

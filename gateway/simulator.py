@@ -40,6 +40,7 @@ import dataclasses
 import datetime as dt
 import json
 import logging
+import os
 import secrets
 import threading
 import uuid
@@ -50,17 +51,18 @@ from pathlib import Path
 from typing import Any, Callable
 from urllib.parse import urlsplit
 
+from core.composition import LOCAL_GATEWAY_KEY, LOCAL_GATEWAY_LOGIN, LOCAL_SIGNATURE_KEY
 from core.ports import Clock, OpaqueData, SystemClock
 from gateway.signature import sign
 
 log = logging.getLogger(__name__)
 
 SANDBOX_URL = "https://apitest.authorize.net/xml/v1/request.api"
-# Credentials local mode and tests use; the simulator accepts nothing else.
-LOGIN_ID = "simLoginId"
-TRANSACTION_KEY = "simTransKey12345"
-PUBLIC_CLIENT_KEY = "simPublicClientKey0123456789abcdef"
-SIGNATURE_KEY = "5IM" + "0123456789ABCDEF" * 8
+# Default credentials: those local mode wires (core.composition); the simulator accepts no others.
+LOGIN_ID = LOCAL_GATEWAY_LOGIN
+TRANSACTION_KEY = LOCAL_GATEWAY_KEY
+PUBLIC_CLIENT_KEY = "local-public-client-key"
+SIGNATURE_KEY = LOCAL_SIGNATURE_KEY
 ACCEPT_DESCRIPTOR = "COMMON.ACCEPT.INAPP.PAYMENT"
 ACCEPT_JS = Path(__file__).with_name("acceptjs") / "Accept.js"
 
@@ -151,7 +153,8 @@ def _luhn_ok(number: str) -> bool:
 class AuthorizeNetSimulator:
     def __init__(self, clock: Clock | None = None, *, login_id: str = LOGIN_ID,
                  transaction_key: str = TRANSACTION_KEY, public_client_key: str = PUBLIC_CLIENT_KEY,
-                 signature_key: str = SIGNATURE_KEY):
+                 signature_key: str = SIGNATURE_KEY, storage_path: str | os.PathLike | None = None):
+        """`storage_path`: a JSON file keeping profiles and transactions across dev-host restarts (local mode)."""
         self.clock = clock or SystemClock()
         self.login_id = login_id
         self.transaction_key = transaction_key
@@ -165,6 +168,9 @@ class AuthorizeNetSimulator:
         self._sink: Any = None
         self._outbox: list[tuple[str, dict[str, Any]]] = []
         self._next_id = {"customer": 500000001, "payment": 600000001, "transaction": 120000000001}
+        self.storage_path = storage_path
+        if storage_path and os.path.exists(storage_path):
+            self._load(storage_path)
 
     # --- Test and local-mode helpers ---------------------------------------------------------------------------------
 
@@ -220,6 +226,7 @@ class AuthorizeNetSimulator:
                 tx["status"] = {"capturedPendingSettlement": "settledSuccessfully",
                                 "refundPendingSettlement": "refundSettledSuccessfully"}.get(tx["status"], tx["status"])
                 tx["batched"] = True
+            self._save()
 
     def approve_held(self, trans_id: str) -> None:
         self._review(trans_id, "capturedPendingSettlement", "net.authorize.payment.fraud.approved")
@@ -298,7 +305,8 @@ class AuthorizeNetSimulator:
             try:
                 status, out_headers, out = self.handle(environ.get("REQUEST_METHOD", "GET"), path, headers, body)
             except TransportFault as fault:
-                status, out_headers, out = (502 if fault.kind == "refused" else 504), {"Content-Type": "text/plain"}, b""
+                status = 502 if fault.kind == "refused" else 504
+                out_headers, out = {"Content-Type": "text/plain"}, b""
             start_response(f"{status} {HTTPStatus(status).phrase}",
                            [*out_headers.items(), ("Content-Length", str(len(out)))])
             return [out]
@@ -326,10 +334,13 @@ class AuthorizeNetSimulator:
                 answer = handler(request)
             except _ApiError as error:
                 answer = {**error.extra, "messages": _messages("Error", error.code, error.text)}
+            except (ValueError, TypeError, KeyError, AttributeError):     # a shape the schema would refuse
+                answer = {"messages": _messages("Error", "E00003", "The request does not match the schema.")}
             answer.setdefault("messages", _messages("Ok", "I00001", "Successful."))
             if isinstance(request, dict) and request.get("refId"):
                 answer = {"refId": request["refId"], **answer}
             outbox, self._outbox = self._outbox, []
+            self._save()
         self._deliver(outbox)
         body = _json_bytes(answer)
         json_headers = {"Content-Type": "application/json; charset=utf-8"}
@@ -578,7 +589,7 @@ class AuthorizeNetSimulator:
             return _tx_error("3", "55", "The sum of credits against the referenced transaction would exceed original "
                                         "debit amount.")
         profile_ids = {"customerProfileId": original["customer_profile_id"],
-                       "customerPaymentProfileId": original["payment_profile_id"]} if original["customer_profile_id"] else {}
+                       "customerPaymentProfileId": original["payment_profile_id"]}
         tx = self._record("refundTransaction", ref_id, amount, original["card"], original["bill_to"], profile_ids,
                           status="refundPendingSettlement", response_code="1",
                           reason="This transaction has been approved.", invoice=original["invoice_number"],
@@ -707,6 +718,7 @@ class AuthorizeNetSimulator:
                 tx["settle_amount"] = Decimal("0.00")
             self._queue_webhook(event_type, _tx_payload(tx))
             outbox, self._outbox = self._outbox, []
+            self._save()
         self._deliver(outbox)
 
     def _transaction_page(self, rows: list[dict[str, Any]], request: dict[str, Any]) -> dict[str, Any]:
@@ -760,6 +772,37 @@ class AuthorizeNetSimulator:
         if profile["default"]:
             view["defaultPaymentProfile"] = True
         return view
+
+    def _save(self) -> None:
+        if not self.storage_path:
+            return
+        def card(c: _Card) -> dict[str, Any]:
+            return dataclasses.asdict(c)
+        state = {
+            "next_id": self._next_id,
+            "customers": {cid: {**c, "payment_profiles": {pid: {**p, "card": card(p["card"])}
+                                                          for pid, p in c["payment_profiles"].items()}}
+                          for cid, c in self._customers.items()},
+            "transactions": {tid: {**t, "card": card(t["card"]), "submitted_at": t["submitted_at"].isoformat()}
+                             for tid, t in self._transactions.items()},
+        }
+        temporary = f"{self.storage_path}.tmp"
+        with open(temporary, "wb") as file:
+            file.write(_json_bytes(state))
+        os.replace(temporary, self.storage_path)
+
+    def _load(self, path: str | os.PathLike) -> None:
+        with open(path, "rb") as file:
+            state = json.loads(file.read().decode("utf-8"), parse_float=Decimal)
+        self._next_id = state["next_id"]
+        self._customers = state["customers"]
+        for customer in self._customers.values():
+            for profile in customer["payment_profiles"].values():
+                profile["card"] = _Card(**profile["card"])
+        self._transactions = state["transactions"]
+        for tx in self._transactions.values():
+            tx.update(card=_Card(**tx["card"]), submitted_at=dt.datetime.fromisoformat(tx["submitted_at"]),
+                      amount=Decimal(str(tx["amount"])), settle_amount=Decimal(str(tx["settle_amount"])))
 
     def _new_id(self, kind: str) -> str:
         value = self._next_id[kind]

@@ -103,6 +103,10 @@ def health(req: func.HttpRequest) -> func.HttpResponse:
 
 def dispatch(context: PluginContext, services: Services) -> Dispatched:
     step = find_step(context.message_name, context.primary_entity_name)
+    api = _custom_api(context.message_name)
+    if step is None and api is not None:
+        # A Custom API is bound to one table; a body naming another gets the parameter check's 400, not a 404.
+        step = find_step(api.unique_name, api.bound_to)
     if step is None:
         return Dispatched(404, {"status": "failed",
                                 "message": f"No handler for message {context.message_name} on "
@@ -166,7 +170,7 @@ def _validate_custom_api_inputs(context: PluginContext) -> str:
     request_id = context.request_id
     if not request_id or not is_guid(request_id):
         raise BadRequest("RequestId is missing or is not a GUID.")
-    api = next((a for a in footprint.CUSTOM_APIS if a.unique_name.lower() == context.message_name.lower()), None)
+    api = _custom_api(context.message_name)
     if api is None:
         return request_id
     if api.bound_to:
@@ -183,6 +187,10 @@ def _validate_custom_api_inputs(context: PluginContext) -> str:
         if problem:
             raise BadRequest(f"Parameter {parameter.name} {problem}.")
     return request_id
+
+
+def _custom_api(message: str) -> footprint.CustomApi | None:
+    return next((a for a in footprint.CUSTOM_APIS if a.unique_name.lower() == message.lower()), None)
 
 
 MAX_TEXT_PARAMETER = 100_000          # an email body template is the longest thing a button sends

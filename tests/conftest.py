@@ -29,13 +29,15 @@ GATEWAY_URL = "https://apitest.authorize.net/xml/v1/request.api"
 WEBHOOK_KEY = "test-webhook-key-7f3a"
 SIGNATURE_KEY = "TESTSIGNATUREKEY00112233445566778899AABBCCDDEEFF"
 PUBLIC_BASE_URL = "https://w365.example.test"
+PROVIDER_SIGNING_KEY = "test-provider-signing-key-5e1d"
 TEST_SETTINGS = {
     "W365_MODE": "test",
     "DATAVERSE_URL": DATAVERSE_URL, "DATAVERSE_TENANT_ID": "tenant", "DATAVERSE_CLIENT_ID": "client",
     "DATAVERSE_CLIENT_SECRET": "client-secret-value",
-    "AUTHORIZENET_LOGIN_ID": "sim-login", "AUTHORIZENET_TRANSACTION_KEY": "sim-transaction-key",
+    "AUTHORIZENET_LOGIN_ID": "sim-login", "AUTHORIZENET_TRANSACTION_KEY": "simTransKey12345",
     "AUTHORIZENET_CLIENT_KEY": "sim-client-key", "AUTHORIZENET_SIGNATURE_KEY": SIGNATURE_KEY,
     "AUTHORIZENET_ENVIRONMENT": "sandbox", "W365_WEBHOOK_KEY": WEBHOOK_KEY, "W365_PUBLIC_BASE_URL": PUBLIC_BASE_URL,
+    "W365_PROVIDER_SIGNING_KEY": PROVIDER_SIGNING_KEY,
 }
 
 
@@ -85,13 +87,13 @@ class World:
     def send(self, message: str, table: str, record_id: str, *, user: str | None = None,
              request_id: str | None = None, **parameters: Any) -> Reply:
         body = messages.custom_api(message, table, record_id, parameters, request_id=request_id or str(uuid.uuid4()),
-                                   user_id=user or self.ids["admin_user"])
+                                   user_id=user or self.ids["admin"])
         return self.post(messages.dumps(body))
 
     def event(self, message: str, table: str, record_id: str, attributes: Mapping[str, Any], *,
               pre_image: Mapping[str, Any] | None = None, user: str | None = None, depth: int = 1) -> Reply:
         body = messages.table_event(message, table, record_id, attributes, pre_image=pre_image,
-                                    user_id=user or self.ids["admin_user"], depth=depth)
+                                    user_id=user or self.ids["admin"], depth=depth)
         return self.post(messages.dumps(body))
 
     # --- state ----------------------------------------------------------------------------------------------------
@@ -110,6 +112,7 @@ class World:
 
 
 def build_world(rsps: responses.RequestsMock, settings: Mapping[str, str] | None = None) -> World:
+    from core.composition import provisioning_providers
     from dataverse.auth import StaticTokenProvider
     from dataverse.client import DataverseClient
     from dataverse.standin import DataverseStandIn
@@ -120,7 +123,11 @@ def build_world(rsps: responses.RequestsMock, settings: Mapping[str, str] | None
     clock = MovableClock()
     standin = DataverseStandIn()
     ids = seed_demo(standin)
-    simulator = AuthorizeNetSimulator(clock=clock)
+    ids.setdefault("admin_user", ids.get("admin"))     # seed_demo names the administrator "admin"
+    simulator = AuthorizeNetSimulator(clock=clock, login_id=TEST_SETTINGS["AUTHORIZENET_LOGIN_ID"],
+                                      transaction_key=TEST_SETTINGS["AUTHORIZENET_TRANSACTION_KEY"],
+                                      public_client_key=TEST_SETTINGS["AUTHORIZENET_CLIENT_KEY"],
+                                      signature_key=SIGNATURE_KEY)
     standin.register_with_responses(rsps, DATAVERSE_URL)
     simulator.register_with_responses(rsps, GATEWAY_URL)
     rsps.add_passthru("http://127.0.0.1")
@@ -131,7 +138,8 @@ def build_world(rsps: responses.RequestsMock, settings: Mapping[str, str] | None
         dataverse=DataverseClient(DATAVERSE_URL, StaticTokenProvider("test-token"), sleep=lambda seconds: None),
         gateway=AuthorizeNetGateway(values["AUTHORIZENET_LOGIN_ID"], values["AUTHORIZENET_TRANSACTION_KEY"],
                                     environment="sandbox"),
-        queue=queue, settings=Settings(values), clock=clock)
+        queue=queue, settings=Settings(values), clock=clock, providers=provisioning_providers(Settings(values)))
+    services.gateway.read_retry_delay = 0
     return World(standin, simulator, services, queue, clock, ids, rsps)
 
 

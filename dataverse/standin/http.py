@@ -76,6 +76,14 @@ class DataverseStandIn:
             self._save()
             return row[table.primary_id]
 
+    def update(self, logical_name: str, record_id: str, attributes: Mapping[str, Any]) -> None:
+        """Change a row directly (no HTTP, no privilege or read-only checks); bumps its version."""
+        with self._lock:
+            table = self.store.table(logical_name)
+            values, _ = self._values(table, dict(attributes), {}, creating=False, allow_system=True)
+            self.store.update(table, self.store.rows[logical_name][record_id], values)
+            self._save()
+
     def add_user(self, fullname: str, *, roles: Iterable[str] = (), email: str | None = None,
                  application_id: str | None = None) -> str:
         first, _, last = fullname.partition(" ")
@@ -92,13 +100,12 @@ class DataverseStandIn:
     def rows(self, logical_name: str) -> list[dict[str, Any]]:
         """Copies of the stored rows (lookups as {"id", "table"}, money as Decimal)."""
         with self._lock:
-            return [{k: v for k, v in r.items() if k != VERSION} | {"@odata.etag": etag(r)}
-                    for r in self.store.rows[logical_name].values()]
+            return [_copy(r) for r in self.store.rows[logical_name].values()]
 
     def get(self, logical_name: str, record_id: str) -> dict[str, Any] | None:
         with self._lock:
             row = self.store.find(self.store.table(logical_name), record_id)
-            return None if row is None else {k: v for k, v in row.items() if k != VERSION} | {"@odata.etag": etag(row)}
+            return None if row is None else _copy(row)
 
     def sent_emails(self) -> list[dict[str, Any]]:
         with self._lock:
@@ -475,7 +482,10 @@ class DataverseStandIn:
             column = table.column(name)
             if column is None:
                 raise unknown_property(table.logical_name, name)
-            key[name] = raw[1:-1].replace("''", "'") if raw.startswith("'") else loads(raw)
+            try:
+                key[name] = raw[1:-1].replace("''", "'") if raw.startswith("'") else loads(raw)
+            except ValueError:
+                raise bad_request(f"The key value {raw} is neither a quoted string nor a number.") from None
         return key
 
     # --- $batch ----------------------------------------------------------------------------------------------------
@@ -538,7 +548,9 @@ class DataverseStandIn:
     # --- adapters --------------------------------------------------------------------------------------------------
 
     def register_with_responses(self, rsps, base_url: str = "https://contoso.crm.dynamics.com") -> None:
-        """Route every request under `<base_url>/api/data/v9.2/` of a `responses.RequestsMock` to `handle`."""
+        """Route every request under `<base_url>/api/data/v9.2/` of a `responses.RequestsMock` to `handle`.
+
+        One callback per method is registered, so build the mock with `assert_all_requests_are_fired=False`."""
         import requests
 
         def callback(request):
@@ -549,7 +561,7 @@ class DataverseStandIn:
 
         pattern = re.compile(re.escape(base_url.rstrip("/") + API) + ".*")
         for method in ("GET", "POST", "PATCH", "PUT", "DELETE"):
-            rsps.add_callback(method, pattern, callback=callback)
+            rsps.add_callback(method, pattern, callback=callback, content_type=None)
 
     def wsgi_app(self, prefix: str = ""):
         """A WSGI app serving this stand-in under `prefix` (e.g. "/dataverse"; the org URL is then
@@ -571,6 +583,10 @@ class DataverseStandIn:
             start_response(f"{status} {HTTPStatus(status).phrase}", list(out_headers.items()))
             return [out]
         return app
+
+
+def _copy(row: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: dict(v) if isinstance(v, dict) else v for k, v in row.items() if k != VERSION} | {"@odata.etag": etag(row)}
 
 
 def _json_body(body: bytes) -> Any:
@@ -615,7 +631,7 @@ class Context:
                 **self.shape(table, row, select, expands)}
 
     def filtered(self, table: Table, rows: list[dict[str, Any]], options: Mapping[str, str]) -> list[dict[str, Any]]:
-        if options.get("$filter"):
+        if "$filter" in options:
             predicate = parse_filter(table, options["$filter"])
             rows = [r for r in rows if predicate(r)]
         if options.get("$orderby"):

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
-import json
 import os
 import re
 import tempfile
@@ -15,6 +14,7 @@ import uuid
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 from typing import Any, Iterable, Mapping
 
+from core import jsonutil
 from core.footprint import Column, Table
 
 GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
@@ -68,28 +68,11 @@ def format_datetime(value: dt.datetime) -> str:
 # --- JSON that keeps Decimal exact ------------------------------------------------------------------------------------
 
 def dumps(value: Any) -> str:
-    """JSON text with Decimal written as a number, digit for digit (json.dumps would need float)."""
-    if value is None:
-        return "null"
-    if value is True:
-        return "true"
-    if value is False:
-        return "false"
-    if isinstance(value, Decimal):
-        return format(value, "f")
-    if isinstance(value, (int, float)):
-        return json.dumps(value)
-    if isinstance(value, str):
-        return json.dumps(value)
-    if isinstance(value, Mapping):
-        return "{" + ",".join(f"{json.dumps(str(k))}:{dumps(v)}" for k, v in value.items()) + "}"
-    if isinstance(value, (list, tuple)):
-        return "[" + ",".join(dumps(v) for v in value) + "]"
-    raise TypeError(f"cannot serialize {type(value).__name__}")
+    """Compact JSON as Dataverse writes it, Decimal digit for digit."""
+    return jsonutil.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
-def loads(text: str | bytes) -> Any:
-    return json.loads(text, parse_float=Decimal)
+loads = jsonutil.loads
 
 
 # --- value checks ----------------------------------------------------------------------------------------------------
@@ -266,7 +249,7 @@ class Store:
 
     def load(self, path: str) -> None:
         with open(path, encoding="utf-8") as f:
-            data = json.loads(f.read(), parse_float=Decimal)
+            data = loads(f.read())
         self.version = data["version"]
         self.links = data["links"]
         self.outbox = data["outbox"]

@@ -4,19 +4,24 @@ from decimal import Decimal
 import pytest
 import responses
 
-from core.errors import ConcurrencyConflict, DuplicateRecord, RecordNotFound
+from core.errors import AccessDenied, ConcurrencyConflict, DuplicateRecord, RecordNotFound
 from core.ports import BatchOperation
 from dataverse.auth import StaticTokenProvider
 from dataverse.client import DataverseClient
-from dataverse.standin import register_with_responses
+from dataverse.standin import DataverseStandIn
 
 ORG = "https://contoso.crm.dynamics.com"
 
 
 @pytest.fixture
-def rsps():
+def standin():
+    return DataverseStandIn()
+
+
+@pytest.fixture
+def rsps(standin):
     with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
-        register_with_responses(mock, ORG)
+        standin.register_with_responses(mock, ORG)
         yield mock
 
 
@@ -100,3 +105,13 @@ def test_query_follows_the_stand_ins_pages(client, rsps):
 
     assert [r["name"] for r in rows] == [f"Paged {n}" for n in range(5)]
     assert len(rsps.calls) - before == 3
+
+
+def test_as_user_acts_with_that_persons_privileges(client, standin):
+    reader = standin.add_user("Rita Reader", roles=("Read Only",))
+    account_id = client.create("accounts", {"name": "Guarded"})
+
+    as_reader = client.as_user(reader)
+    assert as_reader.retrieve("accounts", account_id, select=["name"])["name"] == "Guarded"
+    with pytest.raises(AccessDenied):
+        as_reader.update("accounts", account_id, {"creditonhold": True})

@@ -37,7 +37,7 @@ def _clear():
 
 def _custom(world, request_id=None, **params):
     body = messages.custom_api("w365_TestEcho", "invoice", INVOICE, params, request_id=request_id or str(uuid.uuid4()),
-                               user_id=world.ids["admin_user"])
+                               user_id=world.ids["admin"])
     return world.post(messages.dumps(body))
 
 
@@ -51,7 +51,7 @@ def test_a_custom_api_message_runs_its_handler_and_writes_the_operation_row(worl
     assert row["w365_status"] == world.choice("w365_operation", "w365_status", "Succeeded")
     assert row["w365_messagename"] == "w365_TestEcho"
     assert row["w365_regardingtable"] == "invoice" and row["w365_regardingid"] == INVOICE
-    assert row["w365_initiatinguserid"] == world.ids["admin_user"]
+    assert row["w365_initiatinguserid"] == world.ids["admin"]
 
 
 def test_a_business_refusal_is_a_failed_outcome_with_its_row(world):
@@ -95,7 +95,7 @@ def test_a_missing_request_id_is_400_and_writes_nothing(world):
 
 
 def test_contract_parameters_are_type_checked_before_any_work(world):
-    reply = world.send("w365_ChargeInvoice", "invoice", world.ids["invoice"], Amount="forty")
+    reply = world.send("w365_ChargeInvoice", "invoice", world.ids["invoice1"], Amount="forty")
     assert reply.status == 400 and "Amount" in reply.message
     assert world.rows("w365_operation") == [] and world.simulator.charges() == []
 

@@ -1,0 +1,360 @@
+"""Exactly-once money movement, reusable by every capability that charges a card on file (invoices, orders).
+
+The recipe (ARCHITECTURE "Exactly-once money", research/anchors.md §3 and §6):
+1. Record the attempt first: a Pending `w365_paymenttransaction` with a unique `w365_refid`, created as the person who
+   asked (Dataverse checks their privileges on that write). The refId is derived from (what is paid, attempt number),
+   and the attempt number comes from the caller's own read, so two simultaneous requests make the same refId and the
+   second create fails on the alternate key: "a charge is in progress", without a lock or an extra round trip.
+2. Call the gateway once with that refId. Never resend: a lost answer makes the attempt Unknown and the reconciler
+   (handlers/charging/reconciler.py) finds the truth by refId (`getTransactionDetails.transrefId`).
+3. Record the answer in one atomic `$batch`: the transaction row and, when an invoice is paid, its amount paid, balance
+   and state (If-Match on the invoice). If Dataverse is throttling or down, the approval is never lost: the attempt
+   stays Pending (with the gateway transId when that single write passes), the write is queued (`charging.record`) and
+   the reconciler completes it if the queue cannot.
+"""
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import hashlib
+import logging
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any, Callable, Iterable, Mapping
+
+from core import footprint
+from core.errors import (ConcurrencyConflict, ConflictInProgress, DataverseError, DuplicateRecord, GatewayAuthError,
+                         GatewayError, GatewayUnavailable, OutcomeUnknown, RecordNotFound)
+from core.ports import BatchOperation, ChargeOutcome, ChargeResult, Record
+from core.queue import work_handler
+from core.services import Services
+from handlers.charging import ledger
+from handlers.charging.ledger import format_money
+
+log = logging.getLogger(__name__)
+
+TRANSACTIONS = "w365_paymenttransactions"
+TRANSACTION_COLUMNS = (
+    "w365_paymenttransactionid", "w365_name", "w365_refid", "w365_amount", "w365_type", "w365_outcome", "statecode",
+    "w365_gatewaytransactionid", "w365_transactionresult", "createdon", "_w365_invoiceid_value",
+    "_w365_salesorderid_value", "_w365_paymentprofileid_value", "_w365_accountid_value")
+PROFILE_COLUMNS = ("w365_paymentprofileid", "w365_name", "w365_customerprofileid", "w365_paymentprofileidgateway",
+                   "w365_cardlast4", "w365_isdefault", "w365_syncstatus", "statecode")
+
+CHARGE, REFUND, VOID = "Charge", "Refund", "Void"
+PENDING, APPROVED, DECLINED, ERROR, HELD, UNKNOWN = (
+    "Pending", "Approved", "Declined", "Error", "Held For Review", "Unknown")
+OPEN_OUTCOMES = (PENDING, UNKNOWN, HELD)       # a charge "in progress": no second one until it is settled
+RECORD_WORK = "charging.record"
+RECONCILE_WORK = "charging.reconcile"
+# Kill Bill's janitor waits 5m, 1h, then daily (org.killbill.payment.janitor.unknown.retries); a handful of tries,
+# then a person looks (anchors.md §3).
+RECONCILE_SCHEDULE = (dt.timedelta(minutes=5), dt.timedelta(hours=1), dt.timedelta(days=1), dt.timedelta(days=1),
+                      dt.timedelta(days=1))
+COMMIT_TRIES = 3
+
+
+def outcome_value(label: str) -> int:
+    return footprint.choice("w365_paymenttransaction", "w365_outcome", label)
+
+
+def outcome_label(value: int | None) -> str:
+    return footprint.label("w365_paymenttransaction", "w365_outcome", value) if value is not None else PENDING
+
+
+def type_value(label: str) -> int:
+    return footprint.choice("w365_paymenttransaction", "w365_type", label)
+
+
+def type_label(value: int | None) -> str:
+    return footprint.label("w365_paymenttransaction", "w365_type", value) if value is not None else CHARGE
+
+
+@dataclass(frozen=True)
+class PaymentAttempt:
+    """What became of one attempt. `recorded` is False when the gateway answered but Dataverse could not be written
+    yet: the row says Pending and the write is queued (the money moved as `outcome` says)."""
+    transaction_id: str
+    ref_id: str
+    amount: Decimal
+    outcome: str                     # Approved, Declined, Error, Held For Review, Unknown
+    message: str                     # for the person who asked
+    gateway_transaction_id: str = ""
+    auth_code: str = ""
+    recorded: bool = True
+
+    @property
+    def approved(self) -> bool:
+        return self.outcome == APPROVED
+
+
+@dataclass(frozen=True)
+class OpenAttempt:
+    """A transaction row not settled yet, with what recording its outcome needs."""
+    transaction_id: str
+    ref_id: str
+    amount: Decimal
+    kind: str                        # Charge, Refund, Void
+    outcome: str = PENDING
+    invoice: Record | None = None    # the invoice row with its @odata.etag, when the money pays an invoice
+    etag: str | None = None          # the transaction row's, when read (None: If-Match *)
+    gateway_transaction_id: str = ""
+    created: dt.datetime | None = None
+    invoice_number: str = ""
+    customer_profile_id: str = ""
+    payment_profile_id: str = ""
+    result_text: str = ""
+
+
+# --- what callers read before charging -----------------------------------------------------------------------------
+
+def ref_id_for(ref_key: str, attempt_number: int) -> str:
+    """Authorize.Net refId (at most 20 characters): 12 hex of a digest of what is paid, '-', the attempt number.
+    Refunds of a charge append 'R<n>' to the charge's refId, so at most 9999 attempts keep it within 20."""
+    if not 1 <= attempt_number <= 9999:
+        raise ValueError("attempt_number must be 1..9999")
+    return f"{hashlib.sha256(ref_key.encode()).hexdigest()[:12].upper()}-{attempt_number}"
+
+
+def next_attempt_number(transactions: Iterable[Record]) -> int:
+    """1 + the charges already made for the thing (any outcome), from the same read that checked nothing is open."""
+    return 1 + sum(1 for t in transactions if type_label(t.get("w365_type")) == CHARGE)
+
+
+def open_charges(transactions: Iterable[Record]) -> list[Record]:
+    return [t for t in transactions if type_label(t.get("w365_type")) == CHARGE
+            and outcome_label(t.get("w365_outcome")) in OPEN_OUTCOMES and t.get("statecode") in (0, None)]
+
+
+def attempt_for_request(transactions: Iterable[Record], request_id: str | None) -> Record | None:
+    """The attempt an earlier delivery of the same RequestId made (its id is in the row's name)."""
+    if not request_id:
+        return None
+    return next((t for t in transactions if request_id in (t.get("w365_name") or "")), None)
+
+
+def attempt_name(kind: str, what: str, attempt_number: int, request_id: str | None) -> str:
+    return f"{kind} {what} #{attempt_number}" + (f" (request {request_id})" if request_id else "")
+
+
+# --- the attempt ------------------------------------------------------------------------------------------------
+
+def collect_payment(services: Services, *, account_id: str, profile: Record, amount: Decimal, ref_key: str,
+                    attempt_number: int, invoice_number: str, invoice: Record | None = None,
+                    salesorder_id: str | None = None, request_id: str | None = None,
+                    acting: Services | None = None, description: str = "") -> PaymentAttempt:
+    """Charge `amount` to a synced card on file exactly once and record it.
+
+    The caller has read (in one request) what it charges and checked its own rules, including that no charge of the
+    same thing is open (`open_charges`) and the attempt number (`next_attempt_number`). `profile` is a
+    w365_paymentprofile row (PROFILE_COLUMNS). `invoice`, when given, is the invoice row (ledger.INVOICE_COLUMNS and its
+    @odata.etag) whose amount paid, balance and state follow an approval in the same changeset. `acting` is
+    `services.for_user(initiating user)`: the attempt row is created as that person. Raises ConflictInProgress when an
+    attempt with the same number exists (a simultaneous request won); a decline is an outcome, not an exception."""
+    ref_id = ref_id_for(ref_key, attempt_number)
+    body: dict[str, Any] = {
+        "w365_name": attempt_name(CHARGE, invoice_number, attempt_number, request_id)[:100],
+        "w365_refid": ref_id, "w365_amount": amount, "w365_type": type_value(CHARGE),
+        "w365_outcome": outcome_value(PENDING), "w365_transactionresult": "Sent to Authorize.Net; waiting for its answer.",
+        "w365_accountid@odata.bind": f"/accounts({account_id})",
+        "w365_paymentprofileid@odata.bind": f"/w365_paymentprofiles({profile['w365_paymentprofileid']})",
+    }
+    if invoice is not None:
+        body["w365_invoiceid@odata.bind"] = f"/invoices({invoice['invoiceid']})"
+    if salesorder_id:
+        body["w365_salesorderid@odata.bind"] = f"/salesorders({salesorder_id})"
+    transaction_id = start_attempt(acting or services, body, "A charge of this is in progress")
+    attempt = OpenAttempt(transaction_id, ref_id, amount, CHARGE, invoice=invoice, invoice_number=invoice_number,
+                          customer_profile_id=profile["w365_customerprofileid"],
+                          payment_profile_id=profile["w365_paymentprofileidgateway"])
+    return send_attempt(services, attempt, lambda: services.gateway.charge_profile(
+        attempt.customer_profile_id, attempt.payment_profile_id, amount, ref_id=ref_id,
+        invoice_number=invoice_number[:20], description=description[:255]))
+
+
+def start_attempt(acting: Services, body: Mapping[str, Any], conflict: str) -> str:
+    try:
+        return acting.dataverse.create(TRANSACTIONS, body)
+    except DuplicateRecord:
+        raise ConflictInProgress(f"{conflict}: another request started it a moment ago. Wait for it to finish, "
+                                 "then refresh.") from None
+
+
+def send_attempt(services: Services, attempt: OpenAttempt, send: Callable[[], ChargeResult]) -> PaymentAttempt:
+    """Call the gateway once for a recorded attempt and record what it said."""
+    verb = _verb(attempt.kind)
+    try:
+        result = send()
+    except OutcomeUnknown:
+        text = (f"Authorize.Net did not answer, so it is not known yet whether the {verb} of "
+                f"{format_money(attempt.amount)} went through. The outcome is being confirmed with Authorize.Net; do "
+                "not try again until this transaction shows Approved or Error.")
+        schedule_reconcile(services, attempt.transaction_id, 1)
+        _update_quietly(services, attempt, {"w365_outcome": outcome_value(UNKNOWN), "w365_transactionresult": text})
+        return PaymentAttempt(attempt.transaction_id, attempt.ref_id, attempt.amount, UNKNOWN, text)
+    except GatewayUnavailable:
+        text = f"Authorize.Net could not be reached, so nothing happened ({verb} not sent). You can try again."
+        return _closed_without_answer(services, attempt, text)
+    except GatewayAuthError:
+        _closed_without_answer(services, attempt, "Authorize.Net refused the service's credentials; nothing "
+                                                  "happened. An administrator must check the settings.")
+        raise
+    except GatewayError as exc:
+        # A readable refusal of the request itself (E00040 unknown profile, E00003 ...): no transaction was made.
+        text = f"Authorize.Net refused the request: {exc.text} Nothing happened ({verb} not made)."
+        return _closed_without_answer(services, attempt, text)
+    return record_result(services, attempt, result)
+
+
+def record_result(services: Services, attempt: OpenAttempt, result: ChargeResult) -> PaymentAttempt:
+    """Write the gateway's answer; on a Dataverse failure keep it safe in the queue (the money already moved)."""
+    done = describe(attempt, result)
+    try:
+        commit(services, attempt, result)
+    except DataverseError as exc:
+        log.warning("charging: recording %s of %s failed (%s); queued", result.outcome, attempt.ref_id,
+                    type(exc).__name__)
+        defer(services, attempt, result)
+        later = " Dynamics 365 was busy, so this transaction and the invoice will show it in a few minutes."
+        return dataclasses.replace(done, recorded=False, message=done.message + later)
+    return done
+
+
+def commit(services: Services, attempt: OpenAttempt, result: ChargeResult) -> None:
+    """One atomic changeset; on a 412 (someone changed the invoice or the row) re-read and decide again."""
+    for _ in range(COMMIT_TRIES):
+        try:
+            services.dataverse.batch(settlement_ops(attempt, result))
+            return
+        except ConcurrencyConflict:
+            fresh = read_open_attempt(services, attempt.transaction_id)
+            if fresh is None:
+                return                   # another writer (the queue, the reconciler) recorded it first
+            attempt = fresh
+    raise ConcurrencyConflict(f"the invoice of attempt {attempt.ref_id} kept changing")
+
+
+def defer(services: Services, attempt: OpenAttempt, result: ChargeResult) -> None:
+    """The approval (or decline) must not be lost: keep the transId on the row if that single write passes, queue
+    the full write, and let the reconciler finish if everything else fails."""
+    if result.trans_id:
+        _update_quietly(services, attempt, {"w365_gatewaytransactionid": result.trans_id})
+    try:
+        services.queue.send(RECORD_WORK, {"transaction_id": attempt.transaction_id,
+                                          "result": dataclasses.asdict(result)},
+                            message_id=f"{RECORD_WORK}:{attempt.transaction_id}")
+    except Exception:  # noqa: BLE001 - the reconciler still finds it by refId
+        log.exception("charging: could not queue the write of %s", attempt.ref_id)
+    schedule_reconcile(services, attempt.transaction_id, 1)
+
+
+def settlement_ops(attempt: OpenAttempt, result: ChargeResult) -> list[BatchOperation]:
+    """The transaction row's final (or Held) values and, for an approval, the invoice's, as one changeset."""
+    text = describe(attempt, result).message
+    row: dict[str, Any] = {"w365_outcome": outcome_value(result.outcome), "w365_transactionresult": text[:2000],
+                           "w365_responsecode": result.response_code[:10], "w365_authcode": result.auth_code[:10]}
+    if result.trans_id and result.error_code != "11":        # error 11 carries the *original's* transId
+        row["w365_gatewaytransactionid"] = result.trans_id
+    if result.outcome in (ChargeOutcome.DECLINED, ChargeOutcome.ERROR):
+        row.update(statecode=1, statuscode=2)
+    ops = [BatchOperation.update(TRANSACTIONS, attempt.transaction_id, row, etag=attempt.etag)]
+    if result.outcome == ChargeOutcome.APPROVED and attempt.invoice is not None:
+        delta = attempt.amount if attempt.kind == CHARGE else -attempt.amount
+        status = f"{attempt.kind} of {format_money(attempt.amount)} approved ({result.trans_id})"
+        ops += ledger.invoice_payment_ops(attempt.invoice, delta, status)
+    return ops
+
+
+def describe(attempt: OpenAttempt, result: ChargeResult) -> PaymentAttempt:
+    verb, amount = _verb(attempt.kind), format_money(attempt.amount)
+    reason = (result.reason or "").rstrip(".")
+    if result.outcome == ChargeOutcome.APPROVED:
+        text = f"{verb.capitalize()} of {amount} approved by Authorize.Net (transaction {result.trans_id}" + (
+            f", authorization {result.auth_code})." if result.auth_code else ").")
+    elif result.outcome == ChargeOutcome.HELD_FOR_REVIEW:
+        text = (f"The {verb} of {amount} is held for review by Authorize.Net's fraud filters (transaction "
+                f"{result.trans_id}). It completes or is declined when the review ends; nothing is recorded on the "
+                "invoice until then.")
+    elif result.outcome == ChargeOutcome.DECLINED:
+        text = f"The card was declined: {reason}. Nothing was charged."
+    elif result.error_code == "11":
+        text = (f"Authorize.Net refused this as a duplicate of an identical {verb} made in the last few minutes "
+                f"(transaction {result.trans_id}); nothing more happened. To make the same {verb} again on purpose, "
+                "wait ten minutes.")
+    else:
+        code = f" (error {result.error_code})" if result.error_code else ""
+        text = f"Authorize.Net could not process the {verb}: {reason}{code}. Nothing happened."
+    outcome = {ChargeOutcome.APPROVED: APPROVED, ChargeOutcome.DECLINED: DECLINED, ChargeOutcome.ERROR: ERROR,
+               ChargeOutcome.HELD_FOR_REVIEW: HELD}[result.outcome]
+    return PaymentAttempt(attempt.transaction_id, attempt.ref_id, attempt.amount, outcome, text,
+                          result.trans_id if result.error_code != "11" else "", result.auth_code)
+
+
+# --- reading an open attempt back (queue, reconciler) ----------------------------------------------------------
+
+def read_open_attempt(services: Services, transaction_id: str) -> OpenAttempt | None:
+    """The attempt as Dataverse has it now, with its invoice (and that invoice's ETag); None once it is settled."""
+    try:
+        row = services.dataverse.retrieve(
+            TRANSACTIONS, transaction_id, select=TRANSACTION_COLUMNS,
+            expand=f"w365_invoiceid($select={','.join(ledger.INVOICE_COLUMNS)}),"
+                   f"w365_paymentprofileid($select={','.join(PROFILE_COLUMNS)})")
+    except RecordNotFound:
+        return None
+    outcome = outcome_label(row.get("w365_outcome"))
+    if outcome not in OPEN_OUTCOMES or row.get("statecode") == 1:
+        return None
+    invoice = row.get("w365_invoiceid")
+    profile = row.get("w365_paymentprofileid") or {}
+    created = row.get("createdon")
+    return OpenAttempt(
+        transaction_id=transaction_id, ref_id=row["w365_refid"], amount=ledger.money(row.get("w365_amount")),
+        kind=type_label(row.get("w365_type")), outcome=outcome, invoice=invoice or None, etag=row.get("@odata.etag"),
+        gateway_transaction_id=row.get("w365_gatewaytransactionid") or "",
+        created=dt.datetime.fromisoformat(created.replace("Z", "+00:00")) if created else None,
+        invoice_number=(invoice or {}).get("invoicenumber") or "",
+        customer_profile_id=profile.get("w365_customerprofileid") or "",
+        payment_profile_id=profile.get("w365_paymentprofileidgateway") or "",
+        result_text=row.get("w365_transactionresult") or "")
+
+
+@work_handler(RECORD_WORK)
+def record_queued_result(payload: Mapping[str, Any], services: Services) -> None:
+    """The queued write of an answer Dataverse could not take at once. Raising (still throttled) = redelivery."""
+    attempt = read_open_attempt(services, str(payload["transaction_id"]))
+    if attempt is None:
+        return                           # recorded meanwhile (a redelivery, or the reconciler)
+    commit(services, attempt, ChargeResult(**payload["result"]))
+
+
+def schedule_reconcile(services: Services, transaction_id: str, try_number: int) -> None:
+    try:
+        services.queue.send(RECONCILE_WORK, {"transaction_id": transaction_id, "try": try_number},
+                            message_id=f"{RECONCILE_WORK}:{transaction_id}:{try_number}",
+                            delay=RECONCILE_SCHEDULE[try_number - 1])
+    except Exception:  # noqa: BLE001 - the timer sweep still finds every open attempt
+        log.exception("charging: could not schedule reconciliation of %s", transaction_id)
+
+
+# --- helpers --------------------------------------------------------------------------------------------------------
+
+def _closed_without_answer(services: Services, attempt: OpenAttempt, text: str) -> PaymentAttempt:
+    """Nothing reached the gateway (or it refused the request outright): the attempt is an Error, and the thing can
+    be paid again. If this write fails the row stays Pending and the reconciler, finding nothing, closes it."""
+    if not _update_quietly(services, attempt, {"w365_outcome": outcome_value(ERROR), "w365_transactionresult": text,
+                                               "statecode": 1, "statuscode": 2}):
+        schedule_reconcile(services, attempt.transaction_id, 1)
+    return PaymentAttempt(attempt.transaction_id, attempt.ref_id, attempt.amount, ERROR, text)
+
+
+def _update_quietly(services: Services, attempt: OpenAttempt, body: Mapping[str, Any]) -> bool:
+    try:
+        services.dataverse.update(TRANSACTIONS, attempt.transaction_id, body, etag=attempt.etag)
+        return True
+    except DataverseError as exc:
+        log.warning("charging: could not update attempt %s (%s)", attempt.ref_id, type(exc).__name__)
+        return False
+
+
+def _verb(kind: str) -> str:
+    return {CHARGE: "charge", REFUND: "refund", VOID: "void"}[kind]

@@ -1,0 +1,108 @@
+"""w365_ChargeInvoice: the invoice's own rules around the exactly-once core (attempts.collect_payment).
+
+Round trips of an approved charge: one read of the invoice with everything the rules need ($expand: billing contract
+-> profile, account -> default profile, the invoice's transactions), the attempt create, one $batch; both Dataverse
+requests before the charge are made as the person, so their privileges are enforced without another request.
+"""
+from __future__ import annotations
+
+from decimal import Decimal
+
+from core import footprint
+from core.context import PluginContext
+from core.errors import BusinessRuleViolation, ConflictInProgress
+from core.ports import Record
+from core.services import Services
+from core.steps import Outcome, step
+from handlers.charging import attempts, ledger
+from handlers.charging.attempts import PROFILE_COLUMNS, TRANSACTION_COLUMNS
+from handlers.charging.ledger import format_money
+
+SYNCED = footprint.choice("w365_paymentprofile", "w365_syncstatus", "Synced")
+_PROFILE = ",".join(PROFILE_COLUMNS)
+INVOICE_EXPAND = (
+    f"w365_billingcontractid($select=w365_billingcontractid;$expand=w365_paymentprofileid($select={_PROFILE})),"
+    f"customerid_account($select=accountid;$expand=w365_paymentprofile_accountid($select={_PROFILE};"
+    f"$filter=w365_isdefault eq true and statecode eq 0)),"
+    f"w365_paymenttransaction_invoiceid($select={','.join(TRANSACTION_COLUMNS)})")
+IN_PROGRESS = "A charge of this invoice is in progress"
+
+
+@step("w365_ChargeInvoice", "invoice")
+def charge_invoice_step(ctx: PluginContext, services: Services) -> Outcome:
+    return charge_invoice(services, ctx.primary_entity_id, ctx.param("Amount"), user_id=ctx.initiating_user_id,
+                          request_id=ctx.request_id)
+
+
+def charge_invoice(services: Services, invoice_id: str, amount: Decimal | None, *, user_id: str,
+                   request_id: str | None = None) -> Outcome:
+    if not user_id:
+        raise BusinessRuleViolation("Cannot charge the invoice: the request does not say who asked.")
+    acting = services.for_user(user_id)
+    invoice = acting.dataverse.retrieve(ledger.INVOICES, invoice_id, select=ledger.INVOICE_COLUMNS,
+                                        expand=INVOICE_EXPAND)
+    transactions = invoice.get("w365_paymenttransaction_invoiceid") or []
+    earlier = attempts.attempt_for_request(transactions, request_id)
+    if earlier is not None:              # a redelivery whose first run got past the charge: never charge twice
+        return _replayed(earlier)
+    number = invoice.get("invoicenumber") or invoice.get("name") or invoice_id
+    total, paid, balance = ledger.totals(invoice)
+    if invoice["statecode"] == ledger.CANCELED:
+        raise BusinessRuleViolation(f"Invoice {number} is canceled; it cannot be charged.")
+    if invoice["statecode"] == ledger.PAID and invoice["statuscode"] == ledger.COMPLETE or balance <= 0:
+        raise BusinessRuleViolation(f"Invoice {number} is already paid in full; there is nothing to charge.")
+    if attempts.open_charges(transactions):
+        raise ConflictInProgress(f"{IN_PROGRESS}: wait until its transaction shows Approved, Declined or Error.")
+    amount = balance if amount is None else ledger.parse_amount(amount)
+    if amount > balance:
+        raise BusinessRuleViolation(f"{format_money(amount)} is more than the balance of invoice {number} "
+                                    f"({format_money(balance)}); charge at most the balance.")
+    profile = usable_profile(invoice)
+    attempt = attempts.collect_payment(
+        services, acting=acting, account_id=invoice["_customerid_value"], profile=profile, amount=amount,
+        ref_key=f"invoice:{invoice_id}", attempt_number=attempts.next_attempt_number(transactions),
+        invoice_number=number, invoice=invoice, request_id=request_id, description=f"Invoice {number}")
+    data = {"transactionId": attempt.transaction_id, "outcome": attempt.outcome,
+            "gatewayTransactionId": attempt.gateway_transaction_id}
+    if not attempt.approved:
+        return Outcome.failed(attempt.message, **data)
+    new_paid, new_balance, state = ledger.after_payment(invoice, amount)
+    card = profile.get("w365_name") or profile.get("w365_cardlast4") or "the card on file"
+    return Outcome.succeeded(f"Charged {format_money(amount)} to {card}. {attempt.message} Invoice {number} is "
+                             f"{'now ' if attempt.recorded else 'about to be '}{state}: paid "
+                             f"{format_money(new_paid)}, balance {format_money(new_balance)}.", **data,
+                             amountPaid=str(new_paid), balance=str(new_balance))
+
+
+def usable_profile(invoice: Record) -> Record:
+    """The billing contract's profile, else the account's default; it must be Active and Synced."""
+    contract = invoice.get("w365_billingcontractid") or {}
+    profile = contract.get("w365_paymentprofileid")
+    source = "the invoice's billing contract"
+    if not profile:
+        account = invoice.get("customerid_account")
+        if account is None:
+            raise BusinessRuleViolation("The invoice's customer is not an account; only accounts have payment "
+                                        "profiles.")
+        defaults = account.get("w365_paymentprofile_accountid") or []
+        profile = defaults[0] if defaults else None
+        source = "the account's default"
+    if not profile:
+        raise BusinessRuleViolation("No payment profile to charge: the billing contract has none and the account "
+                                    "has no active default. Add a card or set a default first.")
+    name = profile.get("w365_name") or "payment profile"
+    if profile.get("statecode") != 0:
+        raise BusinessRuleViolation(f"The payment profile {name} ({source}) is inactive; choose another one.")
+    if profile.get("w365_syncstatus") != SYNCED or not profile.get("w365_customerprofileid") \
+            or not profile.get("w365_paymentprofileidgateway"):
+        raise BusinessRuleViolation(f"The payment profile {name} ({source}) is not synced with Authorize.Net; sync "
+                                    "it first.")
+    return profile
+
+
+def _replayed(transaction: Record) -> Outcome:
+    outcome = attempts.outcome_label(transaction.get("w365_outcome"))
+    text = transaction.get("w365_transactionresult") or ""
+    data = {"transactionId": transaction.get("w365_paymenttransactionid"), "outcome": outcome, "replayed": True}
+    message = f"This request was already handled: {text}".strip()
+    return Outcome.succeeded(message, **data) if outcome == attempts.APPROVED else Outcome.failed(message, **data)

@@ -1,0 +1,274 @@
+"""Credit hold and provisioning (CONTRACT §3-§4, issue 6): block subscriptions of held accounts, release them when the
+hold is lifted or the switch is turned off, and provision through the provider registered for the w365_provider type.
+
+State of a subscription (w365_provisioningstatus):
+    Pending/empty --held--> Blocked By Credit Hold --lift / switch off--> Provisioning --> Provisioned | Failed
+    Pending/empty --not held--> Provisioning --> ...
+Each subscription is provisioned by one queued message. The move to Provisioning is a PATCH with If-Match, so of two
+deliveries of the same message only one goes on to the provider; a delivery that finds the subscription already
+Provisioning/Provisioned/Failed does nothing. The hold is re-read when the message is processed, not trusted from the
+event: a hold set again before the message runs keeps the subscription blocked.
+
+Providers sit behind the `Provider` port, found in `services.providers` by their w365_type label; adding a type means
+registering one more provider (core/composition.py), never touching these rules.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any, Iterable, Protocol
+
+from core import footprint
+from core.errors import ConfigurationError, RecordNotFound
+from core.ports import Record
+from core.services import Services
+from core.steps import Outcome
+from handlers.customer_pages.links import configuration
+
+log = logging.getLogger(__name__)
+
+SUBSCRIPTIONS = "w365_subscriptions"
+STATUS = "w365_provisioningstatus"
+RESULT = "w365_provisioningresult"
+RESULT_MAX = 2000
+PROVISION_WORK = "credit_hold.provision"
+# Back-off before attempt 2, 3, ...; after the last one a transient failure becomes Failed.
+RETRY_DELAYS = (dt.timedelta(minutes=1), dt.timedelta(minutes=5), dt.timedelta(minutes=15), dt.timedelta(hours=1))
+MAX_ATTEMPTS = len(RETRY_DELAYS) + 1
+_SUBSCRIPTION_SELECT = ("w365_subscriptionid", "w365_name", STATUS, RESULT, "_w365_accountid_value",
+                        "_w365_salesorderid_value", "_w365_productid_value", "w365_quantity", "_w365_providerid_value",
+                        "_ownerid_value")
+_PROVIDER_EXPAND = "w365_providerid($select=w365_providerid,w365_name,w365_type,w365_endpointurl)"
+
+
+def status(label: str) -> int:
+    return footprint.choice("w365_subscription", STATUS, label)
+
+
+# --- the provider port ---------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class ProvisioningResult:
+    """A provider's answer. `retry` is a transient failure (5xx, timeout, refused): tried again on a back-off."""
+    state: str                  # one of PROVISIONED, IN_PROGRESS, FAILED, RETRY
+    message: str = ""
+
+    PROVISIONED = "provisioned"
+    IN_PROGRESS = "in_progress"  # accepted, someone or something finishes it later (Manual)
+    FAILED = "failed"
+    RETRY = "retry"
+
+    @classmethod
+    def provisioned(cls, message: str = "") -> "ProvisioningResult":
+        return cls(cls.PROVISIONED, message)
+
+    @classmethod
+    def in_progress(cls, message: str = "") -> "ProvisioningResult":
+        return cls(cls.IN_PROGRESS, message)
+
+    @classmethod
+    def failed(cls, message: str) -> "ProvisioningResult":
+        return cls(cls.FAILED, message)
+
+    @classmethod
+    def retry(cls, message: str) -> "ProvisioningResult":
+        return cls(cls.RETRY, message)
+
+
+class Provider(Protocol):
+    def provision(self, services: Services, subscription: Record, provider: Record,
+                  attempt: int) -> ProvisioningResult:
+        """Provision `subscription` (a w365_subscription record) through `provider` (its w365_provider record).
+        Answer with a result; raise only for a failure of our own platform (then the message is redelivered)."""
+        ...
+
+
+# --- the switch and the hold -----------------------------------------------------------------------------------------
+
+def credit_hold_enabled(services: Services) -> bool:
+    return bool(configuration(services).get("w365_enablecredithold"))
+
+
+def account_on_hold(services: Services, account_id: str | None) -> bool:
+    """Whether the hold applies now: the switch is on and the account's creditonhold is Yes (both re-read)."""
+    if not account_id or not credit_hold_enabled(services):
+        return False
+    account = services.dataverse.retrieve("accounts", account_id, select=("accountid", "creditonhold"))
+    return bool(account.get("creditonhold"))
+
+
+# --- blocking: a new subscription ------------------------------------------------------------------------------------
+
+def provision_new_subscription(services: Services, subscription_id: str) -> Outcome:
+    """Apply the credit-hold rules to a subscription just created: Blocked when its account is held, else queued for
+    its provider. The Create event calls this; so does code of ours that creates subscriptions, since the loop guard
+    drops events of our own writes. Safe to call twice."""
+    subscription = _read(services, subscription_id)
+    current = subscription.get(STATUS)
+    if current not in (None, status("Pending")):
+        return Outcome.succeeded(f"The subscription is already {_label(current)}; nothing to do.")
+    if account_on_hold(services, subscription.get("_w365_accountid_value")):
+        services.dataverse.update(SUBSCRIPTIONS, subscription_id, {
+            STATUS: status("Blocked By Credit Hold"),
+            RESULT: "Blocked: the account is on credit hold. It is provisioned when the hold is lifted.",
+        }, etag=subscription.get("@odata.etag"))
+        return Outcome.succeeded("The account is on credit hold: the subscription is blocked.", blocked=True)
+    _queue(services, subscription_id, origin="new")
+    return Outcome.succeeded("The subscription is queued for provisioning.", blocked=False)
+
+
+# --- release ---------------------------------------------------------------------------------------------------------
+
+def release_account(services: Services, account_id: str, *, lifted_by: str, lifted_at: dt.datetime,
+                    event_id: str) -> Outcome:
+    """The account's hold went from Yes to No: queue every subscription that was Blocked at `lifted_at`, one message
+    each, and write a note on the account saying who lifted it and how many were released."""
+    if not credit_hold_enabled(services):
+        return Outcome.succeeded("Credit hold is switched off; the change of the account's hold is ignored.")
+    if account_on_hold(services, account_id):
+        return Outcome.succeeded("The account is on credit hold again; nothing was released.", released=0)
+    blocked = services.dataverse.query(
+        SUBSCRIPTIONS, select=("w365_subscriptionid", "_w365_accountid_value"),
+        filter=f"_w365_accountid_value eq {account_id} and {STATUS} eq {status('Blocked By Credit Hold')} "
+               f"and createdon le {_odata_time(lifted_at)}")
+    count = _release(services, blocked, event_id)
+    _note(services, account_id, "Credit hold lifted",
+          f"Credit hold lifted by {_user_name(services, lifted_by)} on {_odata_time(lifted_at)}: "
+          f"{count} blocked subscription(s) released for provisioning.")
+    return Outcome.succeeded(f"{count} blocked subscription(s) released.", released=count)
+
+
+def credit_hold_switched(services: Services, *, changed_by: str, event_id: str) -> Outcome:
+    """The switch changed. Turned off: every subscription blocked by a credit hold is released (a note on each
+    account says so). Turned on: nothing changes; only subscriptions created from now on are checked."""
+    if credit_hold_enabled(services):
+        return Outcome.succeeded("Credit hold is on; nothing already provisioned changes.", released=0)
+    blocked = services.dataverse.query(
+        SUBSCRIPTIONS, select=("w365_subscriptionid", "_w365_accountid_value"),
+        filter=f"{STATUS} eq {status('Blocked By Credit Hold')}")
+    count = _release(services, blocked, event_id)
+    who = _user_name(services, changed_by)
+    for account_id, released in Counter(r["_w365_accountid_value"] for r in blocked
+                                        if r.get("_w365_accountid_value")).items():
+        _note(services, account_id, "Credit hold switched off",
+              f"Credit hold was switched off by {who}: {released} blocked subscription(s) released for provisioning.")
+    return Outcome.succeeded(f"Credit hold is off: {count} blocked subscription(s) released.", released=count)
+
+
+def _release(services: Services, blocked: Iterable[Record], event_id: str) -> int:
+    count = 0
+    for row in blocked:
+        _queue(services, row["w365_subscriptionid"], origin=event_id)
+        count += 1
+    return count
+
+
+# --- provisioning (the queued work) ----------------------------------------------------------------------------------
+
+def provision(services: Services, subscription_id: str, *, attempt: int = 1, origin: str = "") -> str:
+    """One delivery of the provisioning message. Returns what happened (for logs and tests). Attempt 1 claims a
+    Pending or Blocked subscription (If-Match); a retry (attempt > 1) goes on only while it is still Provisioning."""
+    try:
+        subscription = _read(services, subscription_id, expand=_PROVIDER_EXPAND)
+    except RecordNotFound:
+        log.info("provisioning: subscription %s no longer exists", subscription_id)
+        return "gone"
+    current = subscription.get(STATUS)
+    if attempt == 1:
+        if current not in (None, status("Pending"), status("Blocked By Credit Hold")):
+            return "skipped"
+        if account_on_hold(services, subscription.get("_w365_accountid_value")):
+            if current != status("Blocked By Credit Hold"):
+                services.dataverse.update(SUBSCRIPTIONS, subscription_id, {
+                    STATUS: status("Blocked By Credit Hold"),
+                    RESULT: "Blocked: the account is on credit hold."}, etag=subscription.get("@odata.etag"))
+            return "held"
+        provider_name = (subscription.get("w365_providerid") or {}).get("w365_name") or "its provider"
+        # The claim: a concurrent delivery that read the same version gets ConcurrencyConflict, is redelivered and
+        # then finds Provisioning.
+        services.dataverse.update(SUBSCRIPTIONS, subscription_id, {
+            STATUS: status("Provisioning"), RESULT: f"Provisioning through {provider_name}."[:RESULT_MAX]},
+            etag=subscription.get("@odata.etag"))
+    elif current != status("Provisioning"):
+        return "skipped"
+    result = _call_provider(services, subscription, attempt)
+    return _record(services, subscription_id, result, attempt, origin)
+
+
+def _call_provider(services: Services, subscription: Record, attempt: int) -> ProvisioningResult:
+    provider_row = subscription.get("w365_providerid")
+    if not provider_row:
+        return ProvisioningResult.failed("The subscription has no provider.")
+    type_value = provider_row.get("w365_type")
+    type_label = footprint.label("w365_provider", "w365_type", type_value) if type_value is not None else ""
+    provider = services.providers.get(type_label)
+    if provider is None:
+        return ProvisioningResult.failed(f"No provider of type '{type_label or 'none'}' is registered.")
+    try:
+        return provider.provision(services, subscription, provider_row, attempt)
+    except ConfigurationError as exc:       # names the setting, never its value
+        return ProvisioningResult.failed(str(exc))
+
+
+def _record(services: Services, subscription_id: str, result: ProvisioningResult, attempt: int, origin: str) -> str:
+    message = result.message
+    if result.state == ProvisioningResult.RETRY:
+        if attempt < MAX_ATTEMPTS:
+            delay = RETRY_DELAYS[attempt - 1]
+            services.dataverse.update(SUBSCRIPTIONS, subscription_id, {
+                RESULT: f"Attempt {attempt} failed: {message} Retrying in {_minutes(delay)}."[:RESULT_MAX]})
+            _queue(services, subscription_id, origin=origin, attempt=attempt + 1, delay=delay)
+            return "retry"
+        result = ProvisioningResult.failed(f"Gave up after {attempt} attempts: {message}")
+    body: dict[str, Any] = {RESULT: result.message[:RESULT_MAX]}
+    if result.state == ProvisioningResult.PROVISIONED:
+        body[STATUS] = status("Provisioned")
+    elif result.state == ProvisioningResult.FAILED:
+        body[STATUS] = status("Failed")
+    services.dataverse.update(SUBSCRIPTIONS, subscription_id, body)
+    return result.state
+
+
+def _queue(services: Services, subscription_id: str, *, origin: str, attempt: int = 1,
+           delay: dt.timedelta | None = None) -> None:
+    # Deterministic id: a redelivered event re-sends the same messages and the broker drops them; another lift (a
+    # different origin) gets new ones.
+    services.queue.send(PROVISION_WORK, {"subscription_id": subscription_id, "attempt": attempt, "origin": origin},
+                        message_id=f"{PROVISION_WORK}:{subscription_id}:{origin}:{attempt}",
+                        session_id=subscription_id, delay=delay)
+
+
+# --- small helpers ---------------------------------------------------------------------------------------------------
+
+def _read(services: Services, subscription_id: str, expand: str | None = None) -> Record:
+    return services.dataverse.retrieve(SUBSCRIPTIONS, subscription_id, select=_SUBSCRIPTION_SELECT, expand=expand)
+
+
+def _label(value: int) -> str:
+    return footprint.label("w365_subscription", STATUS, value)
+
+
+def _user_name(services: Services, user_id: str) -> str:
+    if not user_id:
+        return "an unknown user"
+    try:
+        user = services.dataverse.retrieve("systemusers", user_id, select=("systemuserid", "fullname"))
+    except RecordNotFound:
+        return f"user {user_id}"
+    return user.get("fullname") or f"user {user_id}"
+
+
+def _note(services: Services, account_id: str, subject: str, text: str) -> None:
+    services.dataverse.create("annotations", {"subject": subject, "notetext": text,
+                                              "objectid_account@odata.bind": f"/accounts({account_id})"})
+
+
+def _odata_time(moment: dt.datetime) -> str:
+    return moment.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _minutes(delay: dt.timedelta) -> str:
+    minutes = int(delay.total_seconds() // 60)
+    return f"{minutes} minute{'s' if minutes != 1 else ''}"

@@ -1,0 +1,97 @@
+"""The Webhook provider (an adapter: it speaks HTTP): POST the subscription as JSON to the provider's w365_endpointurl,
+signed with HMAC-SHA256 over the exact body bytes:
+
+    X-W365-Signature: sha256=<hex of HMAC-SHA256(key, body)>
+    X-W365-Delivery: <subscription id>      same on every attempt, so a provider can drop a repeat
+    X-W365-Attempt: <n>
+
+The key is the app setting W365_PROVIDER_SIGNING_KEY (local mode: a default, core.composition). 2xx = Provisioned;
+4xx = Failed with the provider's message (408 and 429 excepted: they mean "later"); 5xx, timeout, refused = retried.
+"""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from typing import Any, Callable
+from urllib.parse import urlsplit
+
+import requests
+
+from core import jsonutil
+from core.ports import Record
+from core.services import Services
+from handlers.credit_hold.rules import RESULT_MAX, ProvisioningResult
+
+SIGNATURE_HEADER = "X-W365-Signature"
+DEFAULT_TIMEOUT = (5.0, 15.0)             # (connect, read) seconds
+_TRANSIENT_4XX = frozenset({408, 429})
+
+
+def sign(key: str, body: bytes) -> str:
+    return "sha256=" + hmac.new(key.encode("utf-8"), body, hashlib.sha256).hexdigest()
+
+
+def subscription_document(subscription: Record, provider: Record, attempt: int) -> dict[str, Any]:
+    return {
+        "subscriptionId": subscription["w365_subscriptionid"],
+        "name": subscription.get("w365_name"),
+        "accountId": subscription.get("_w365_accountid_value"),
+        "salesOrderId": subscription.get("_w365_salesorderid_value"),
+        "productId": subscription.get("_w365_productid_value"),
+        "quantity": subscription.get("w365_quantity"),
+        "providerId": provider.get("w365_providerid"),
+        "attempt": attempt,
+    }
+
+
+class WebhookProvider:
+    def __init__(self, signing_key: Callable[[], str], *, timeout: float | tuple[float, float] = DEFAULT_TIMEOUT,
+                 session: requests.Session | None = None):
+        self._signing_key = signing_key          # a callable: the setting is read at the first send, not at wiring
+        self._timeout = timeout
+        self._session = session or requests.Session()
+
+    def provision(self, services: Services, subscription: Record, provider: Record,
+                  attempt: int) -> ProvisioningResult:
+        url = (provider.get("w365_endpointurl") or "").strip()
+        if urlsplit(url).scheme not in ("http", "https"):
+            return ProvisioningResult.failed(f"The provider {provider.get('w365_name')} has no valid endpoint URL.")
+        body = jsonutil.dumps(subscription_document(subscription, provider, attempt),
+                              separators=(",", ":")).encode("utf-8")
+        headers = {"Content-Type": "application/json", SIGNATURE_HEADER: sign(self._signing_key(), body),
+                   "X-W365-Delivery": subscription["w365_subscriptionid"], "X-W365-Attempt": str(attempt)}
+        try:
+            response = self._session.post(url, data=body, headers=headers, timeout=self._timeout,
+                                          allow_redirects=False)
+        except requests.Timeout:
+            return ProvisioningResult.retry("The provider did not answer in time.")
+        except requests.ConnectionError:
+            return ProvisioningResult.retry("The provider could not be reached.")
+        except requests.RequestException as exc:
+            return ProvisioningResult.retry(f"The request to the provider failed ({type(exc).__name__}).")
+        code = response.status_code
+        said = _provider_message(response)
+        if 200 <= code < 300:
+            return ProvisioningResult.provisioned(said or f"Provisioned by the provider (HTTP {code}).")
+        if 400 <= code < 500 and code not in _TRANSIENT_4XX:
+            return ProvisioningResult.failed(f"The provider refused (HTTP {code}): {said or 'no message'}"[:RESULT_MAX])
+        if code < 400:
+            return ProvisioningResult.failed(f"The provider answered HTTP {code}; check its endpoint URL.")
+        return ProvisioningResult.retry(f"The provider answered HTTP {code}.")
+
+
+def _provider_message(response: requests.Response) -> str:
+    """The provider's own words: `message` or `error` of a JSON body, else the text, trimmed."""
+    text = response.text.strip()
+    try:
+        parsed = json.loads(text) if text else None
+    except ValueError:
+        parsed = None
+    if isinstance(parsed, dict):
+        found = parsed.get("message") or parsed.get("error")
+        if isinstance(found, dict):
+            found = found.get("message")
+        if isinstance(found, str):
+            text = found.strip()
+    return text[:RESULT_MAX - 100]

@@ -1,0 +1,213 @@
+"""Customer approval of an order: send an expiring, single-use link (handlers/customer_pages/links.py); the page behind
+it shows the order, takes a signature (typed name + drawn PNG) and, when the configuration allows, a card; Approve.
+
+Approval with payment runs the order payment (payment.py); without payment it records the signature and leaves the
+order Draft, approved, for an administrator to submit. Ports only; the HTML is page.py, the HTTP side __init__.py.
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from core import footprint, permissions
+from core.errors import BusinessRuleViolation, RecordNotFound
+from core.ports import BillTo, OpaqueData
+from core.services import Services
+from handlers.customer_pages import links
+from handlers.orders import payment
+from handlers.orders.records import Order, add_note, iso, load_order, order_lines, status, update_order
+from handlers.payment_profiles.profiles import require_contact
+
+log = logging.getLogger(__name__)
+
+PURPOSE = "Order Approval"
+ROUTE = "order-approvals"
+PLACEHOLDER = "{Approval Link}"
+PNG_DATA_URL = "data:image/png;base64,"
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+MAX_SIGNATURE_BYTES = 32 * 1024          # a signature drawn on the page's 500x160 canvas is a few KB
+MAX_SIGNATURE_NAME = 200                 # salesorder.w365_signaturename
+AWAITING_APPROVAL = ("Pending Approval", "Declined")   # Declined: the customer's card was refused; they may retry
+
+
+# --- sending ---------------------------------------------------------------------------------------------------------
+
+def require_may_send_for_approval(services: Services, user_id: str, order_id: str) -> None:
+    """Administrators always; anyone else (salespeople) only when w365_salescansendforapproval is on, and only on an
+    order their Dataverse privileges let them change."""
+    permissions.require_access(services, user_id, "salesorder", order_id, permissions.READ, permissions.WRITE,
+                               action="send it for approval")
+    if permissions.is_administrator(services, user_id):
+        return
+    if not links.configuration(services).get("w365_salescansendforapproval"):
+        raise BusinessRuleViolation("Only administrators can send orders for customer approval. An administrator can "
+                                    "let salespeople do it with 'Sales can send for approval' in the W365 "
+                                    "configuration.")
+
+
+def send_for_approval(services: Services, order_id: str, *, user_id: str, contact_id: str, subject: str,
+                      body: str) -> str:
+    """Email the contact a link to approve the order; the order becomes Pending Approval. Returns the message."""
+    if PLACEHOLDER not in (body or ""):
+        raise BusinessRuleViolation(f"The email text must contain {PLACEHOLDER}, where the customer's link goes.")
+    require_may_send_for_approval(services, user_id, order_id)
+    order = load_order(services, order_id)
+    if order.status_label in ("Activated", "Scheduled"):
+        raise BusinessRuleViolation(f"The order is already paid ({order.status_label}); there is nothing to approve.")
+    contact = require_contact(services, order.account_id, contact_id)
+    sent = links.send_secure_link(services, purpose_label=PURPOSE, route=ROUTE, account_id=order.account_id,
+                                  contact_id=contact["contactid"], subject=subject, body_template=body,
+                                  placeholder=PLACEHOLDER, regarding=("salesorder", order_id), salesorder_id=order_id)
+    cancel_open_links(services, order_id, keep=sent.link_id)
+    update_order(services, order_id, {"w365_orderstatus": status("Pending Approval")})
+    who = contact.get("fullname") or contact.get("emailaddress1")
+    add_note(services, order_id, "Sent for approval",
+             f"Approval link emailed to {who} ({contact.get('emailaddress1')}); it works until "
+             f"{iso(sent.expires_on)}.")
+    return (f"Approval request emailed to {who} ({contact.get('emailaddress1')}); the link works until "
+            f"{sent.expires_on:%Y-%m-%d %H:%M} UTC. The order is Pending Approval.")
+
+
+def cancel_open_links(services: Services, order_id: str, *, keep: str | None = None) -> int:
+    """Withdraw the order's approval links still waiting (a newer one replaces them, or the order went back to
+    Draft). Returns how many."""
+    rows = services.dataverse.query(links.LINKS, select=("w365_securelinkid",), filter=(
+        f"_w365_salesorderid_value eq {order_id} and w365_purpose eq {links.purpose(PURPOSE)} and "
+        f"w365_status eq {links.status('Sent')}"))
+    cancelled = 0
+    for row in rows:
+        if row["w365_securelinkid"] != keep:
+            services.dataverse.update(links.LINKS, row["w365_securelinkid"], {"w365_status": links.status("Cancelled")})
+            cancelled += 1
+    return cancelled
+
+
+# --- the customer's page ---------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class ApprovalView:
+    """What the page shows. `state` is usable or a link state (unknown, expired, used, cancelled)."""
+    state: str
+    link: dict[str, Any] = field(default_factory=dict)
+    order: Order | None = None
+    lines: list[dict[str, Any]] = field(default_factory=list)
+    contact: dict[str, Any] = field(default_factory=dict)
+    accepts_payment: bool = False
+
+
+def open_approval(services: Services, token: str) -> ApprovalView:
+    check = links.check_link(services, token, PURPOSE)
+    if not check.usable:
+        return ApprovalView(check.state)
+    link = check.row or {}
+    try:
+        order = load_order(services, link["_w365_salesorderid_value"])
+    except (RecordNotFound, KeyError, BusinessRuleViolation):
+        return ApprovalView("cancelled")
+    if order.status_label not in AWAITING_APPROVAL:
+        return ApprovalView("cancelled")       # paid, or back to Draft: the link no longer applies
+    contact = services.dataverse.retrieve("contacts", link["_w365_contactid_value"], select=(
+        "contactid", "fullname", "firstname", "lastname", "emailaddress1", "telephone1"))
+    accepts = bool(links.configuration(services).get("w365_approvalcanacceptpayment"))
+    return ApprovalView("usable", link, order, order_lines(services, order.id), contact, accepts)
+
+
+class SignatureRefused(BusinessRuleViolation):
+    """The posted signature is missing or not a PNG data URL of bounded size."""
+
+
+@dataclass(frozen=True)
+class Signature:
+    name: str
+    png_base64: str = field(repr=False)
+
+
+def parse_signature(name: str | None, image: str | None) -> Signature:
+    name = " ".join((name or "").split())
+    if len(name) < 2:
+        raise SignatureRefused("Please type your full name to sign.")
+    if len(name) > MAX_SIGNATURE_NAME:
+        raise SignatureRefused(f"The name is too long (at most {MAX_SIGNATURE_NAME} characters).")
+    image = (image or "").strip()
+    if not image:
+        raise SignatureRefused("Please sign in the signature box.")
+    if not image.startswith(PNG_DATA_URL):
+        raise SignatureRefused("The signature must be a PNG image.")
+    encoded = image[len(PNG_DATA_URL):]
+    if len(encoded) > (MAX_SIGNATURE_BYTES * 4 + 2) // 3 + 4:
+        raise SignatureRefused("The signature image is too large. Please clear it and sign again.")
+    try:
+        raw = base64.b64decode(encoded, validate=True)
+    except (binascii.Error, ValueError):
+        raise SignatureRefused("The signature image could not be read. Please sign again.") from None
+    if not raw.startswith(PNG_MAGIC) or len(raw) > MAX_SIGNATURE_BYTES:
+        raise SignatureRefused("The signature must be a PNG image. Please sign again.")
+    return Signature(name, base64.b64encode(raw).decode("ascii"))
+
+
+@dataclass(frozen=True)
+class ApprovalResult:
+    """`state`: approved (paid or not), declined (the card; the link stays usable), refused (the card or the form,
+    with `message`), or a link state (used, expired, unknown, cancelled)."""
+    state: str
+    message: str = ""
+    paid: bool = False
+    scheduled: bool = False
+
+
+def approve(services: Services, token: str, signature: Signature, *, opaque: OpaqueData | None = None,
+            bill_to: BillTo | None = None) -> ApprovalResult:
+    """The customer's Approve. The link is claimed first (single use); a declined card releases it for another try."""
+    view = open_approval(services, token)
+    if view.state != "usable" or view.order is None:
+        return ApprovalResult(view.state)
+    order, link = view.order, view.link
+    if view.accepts_payment and opaque is None:
+        return ApprovalResult("refused", "The card details did not reach the payment service. Please enter the "
+                                         "card again.")
+
+    def record_and_pay() -> payment.PaymentResult | None:
+        now = services.clock.now()
+        add_note(services, order.id, "Customer signature",
+                 f"Signed by {signature.name} on {iso(now)} through the approval link sent to "
+                 f"{view.contact.get('emailaddress1')}.", attachment=("signature.png", "image/png",
+                                                                      signature.png_base64))
+        approval = {"w365_signaturename": signature.name, "w365_approvedon": iso(now)}
+        if not view.accepts_payment:
+            update_order(services, order.id, {**approval, "w365_orderstatus": status("Draft")})
+            add_note(services, order.id, "Approved by the customer",
+                     f"{signature.name} approved the order on {iso(now)}. Submit Order Payment to charge it.")
+            return None
+        result = payment.submit_order_payment(
+            services, order.id, payment.NewCard(opaque, bill_to or BillTo(), link.get("_w365_contactid_value")),
+            allowed=AWAITING_APPROVAL, via=f"the approval link ({signature.name})", order_columns=approval)
+        if not result.approved:
+            raise _NotApproved(result)
+        return result
+
+    try:
+        result = links.complete_once(services, link, record_and_pay, completion=lambda r: {
+            "w365_paymentprofileid@odata.bind": f"/w365_paymentprofiles({r.profile_id})"} if r and r.profile_id
+            else {})
+    except links.LinkTaken:
+        return ApprovalResult("used")
+    except _NotApproved as exc:
+        return ApprovalResult("declined", exc.result.customer_message)
+    except BusinessRuleViolation as exc:
+        return ApprovalResult("refused", str(exc))
+    if result is None:
+        return ApprovalResult("approved", "Thank you: the order is approved. We will be in touch about payment.")
+    return ApprovalResult("approved", result.customer_message, paid=True, scheduled=result.scheduled)
+
+
+class _NotApproved(Exception):
+    def __init__(self, result: "payment.PaymentResult"):
+        super().__init__(result.message)
+        self.result = result
+
+
+def approval_purpose() -> int:
+    return footprint.choice("w365_securelink", "w365_purpose", PURPOSE)

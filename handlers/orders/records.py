@@ -1,0 +1,125 @@
+"""Reading and writing orders as the order use cases need them: the order with its account and currency, its lines,
+its status (w365_orderstatus), and history notes (annotations) on it."""
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any, Mapping
+
+from core import footprint
+from core.errors import BusinessRuleViolation
+from core.services import Services
+
+ORDERS = "salesorders"
+CENTS = Decimal("0.01")
+ORDER_COLUMNS = (
+    "salesorderid", "name", "ordernumber", "totalamount", "totaltax", "totallineitemamount", "discountamount",
+    "w365_orderstatus", "w365_paymentdeclined", "w365_activationdate", "w365_signaturename", "w365_approvedon",
+    "statecode")
+ORDER_EXPAND = ("customerid_account($select=accountid,name,creditonhold,_primarycontactid_value),"
+                "transactioncurrencyid($select=isocurrencycode,currencysymbol)")
+LINE_COLUMNS = ("salesorderdetailid", "productdescription", "quantity", "priceperunit", "baseamount", "tax",
+                "extendedamount")
+
+
+def status(label: str) -> int:
+    return footprint.choice("salesorder", "w365_orderstatus", label)
+
+
+def status_label(value: int | None) -> str:
+    return footprint.label("salesorder", "w365_orderstatus", value) if value is not None else "Draft"
+
+
+def money(value: Any) -> Decimal:
+    return Decimal(value if value is not None else 0).quantize(CENTS)
+
+
+@dataclass(frozen=True)
+class Order:
+    """A sales order of an account, as read for payment or approval. `row` is the Web API record (with its ETag)."""
+    row: Mapping[str, Any]
+
+    @property
+    def id(self) -> str:
+        return self.row["salesorderid"]
+
+    @property
+    def etag(self) -> str | None:
+        return self.row.get("@odata.etag")
+
+    @property
+    def name(self) -> str:
+        return self.row.get("name") or self.row.get("ordernumber") or "order"
+
+    @property
+    def account(self) -> Mapping[str, Any]:
+        return self.row.get("customerid_account") or {}
+
+    @property
+    def account_id(self) -> str:
+        return self.account["accountid"]
+
+    @property
+    def total(self) -> Decimal:
+        return money(self.row.get("totalamount"))
+
+    @property
+    def status_label(self) -> str:
+        return status_label(self.row.get("w365_orderstatus"))
+
+    @property
+    def currency_code(self) -> str:
+        return (self.row.get("transactioncurrencyid") or {}).get("isocurrencycode") or "USD"
+
+    @property
+    def currency_symbol(self) -> str:
+        return (self.row.get("transactioncurrencyid") or {}).get("currencysymbol") or ""
+
+    @property
+    def activation_date(self) -> dt.datetime | None:
+        return parse_datetime(self.row.get("w365_activationdate"))
+
+
+def load_order(services: Services, order_id: str) -> Order:
+    row = services.dataverse.retrieve(ORDERS, order_id, select=ORDER_COLUMNS, expand=ORDER_EXPAND)
+    if not row.get("customerid_account"):
+        raise BusinessRuleViolation("The order's customer must be an account to take a payment for it.")
+    return Order(row)
+
+
+def order_lines(services: Services, order_id: str) -> list[dict[str, Any]]:
+    return services.dataverse.query("salesorderdetails", select=LINE_COLUMNS,
+                                    filter=f"_salesorderid_value eq {order_id}",
+                                    expand="productid($select=productid,name)", orderby="createdon asc")
+
+
+def update_order(services: Services, order_id: str, values: Mapping[str, Any], *, etag: str | None = None) -> None:
+    services.dataverse.update(ORDERS, order_id, values, etag=etag)
+
+
+def add_note(services: Services, order_id: str, subject: str, text: str, *,
+             attachment: tuple[str, str, str] | None = None) -> str:
+    """A history note on the order. `attachment` is (file name, mime type, base64 body)."""
+    note: dict[str, Any] = {"subject": subject[:500], "notetext": text,
+                            "objectid_salesorder@odata.bind": f"/{ORDERS}({order_id})"}
+    if attachment is not None:
+        note.update(isdocument=True, filename=attachment[0], mimetype=attachment[1], documentbody=attachment[2])
+    return services.dataverse.create("annotations", note)
+
+
+def format_money(amount: Decimal, order: Order) -> str:
+    return f"{order.currency_symbol}{money(amount):,.2f} {order.currency_code}".strip()
+
+
+def iso(moment: dt.datetime) -> str:
+    return moment.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_datetime(value: Any) -> dt.datetime | None:
+    if isinstance(value, dt.datetime):
+        return value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)
+    if not value:
+        return None
+    moment = dt.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    return moment if moment.tzinfo else moment.replace(tzinfo=dt.timezone.utc)

@@ -1,0 +1,79 @@
+"""Profile Request: email the customer a secure link; the page behind it saves their card (source Profile Request).
+Ports only; the HTTP side is routes.py."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from core.errors import BusinessRuleViolation, GatewayAuthError, GatewayError, GatewayUnavailable
+from core.ports import BillTo, OpaqueData
+from core.services import Services
+from handlers.customer_pages import links
+from handlers.payment_profiles.profiles import add_card_from_nonce, refusal_text, require_contact
+
+PURPOSE = "Profile Request"
+ROUTE = "profile-requests"
+PLACEHOLDER = "{Secure Link}"
+
+
+def send_profile_request(services: Services, *, account_id: str, contact_id: str | None, subject: str,
+                         body: str) -> tuple[str, links.SentLink]:
+    if PLACEHOLDER not in (body or ""):
+        raise BusinessRuleViolation(f"The email text must contain {PLACEHOLDER}, where the customer's link goes.")
+    contact = require_contact(services, account_id, contact_id)
+    sent = links.send_secure_link(services, purpose_label=PURPOSE, route=ROUTE, account_id=account_id,
+                                  contact_id=contact["contactid"], subject=subject, body_template=body,
+                                  placeholder=PLACEHOLDER, regarding=("account", account_id))
+    who = contact.get("fullname") or contact.get("emailaddress1")
+    return (f"Profile request emailed to {who} ({contact.get('emailaddress1')}); the link works until "
+            f"{sent.expires_on:%Y-%m-%d %H:%M} UTC."), sent
+
+
+@dataclass(frozen=True)
+class RequestView:
+    """What the customer's page shows: the link's state and, when usable, the contact and account."""
+    state: str
+    contact: dict[str, Any] | None = None
+    account_name: str = ""
+
+
+def open_profile_request(services: Services, token: str) -> RequestView:
+    check = links.check_link(services, token, PURPOSE)
+    if not check.usable:
+        return RequestView(check.state)
+    link = check.row or {}
+    contact = services.dataverse.retrieve("contacts", link["_w365_contactid_value"], select=(
+        "contactid", "fullname", "firstname", "lastname", "emailaddress1", "telephone1"))
+    account = services.dataverse.retrieve("accounts", link["_w365_accountid_value"], select=("accountid", "name"))
+    return RequestView("usable", contact, account.get("name") or "")
+
+
+@dataclass(frozen=True)
+class Submitted:
+    """`state`: done, refused (the card; the link stays usable) or a link state (used, expired, ...)."""
+    state: str
+    message: str = ""
+    card_name: str = ""
+
+
+def submit_profile_request(services: Services, token: str, opaque: OpaqueData, bill_to: BillTo) -> Submitted:
+    check = links.check_link(services, token, PURPOSE)
+    if not check.usable:
+        return Submitted(check.state)
+    link = check.row or {}
+
+    def save_card():
+        return add_card_from_nonce(services, account_id=link["_w365_accountid_value"],
+                                   contact_id=link.get("_w365_contactid_value"), opaque=opaque, bill_to=bill_to,
+                                   source=PURPOSE, synced=False, set_default=False)
+
+    try:
+        added = links.complete_once(services, link, save_card, completion=lambda card: {
+            "w365_paymentprofileid@odata.bind": f"/w365_paymentprofiles({card.profile_id})"})
+    except links.LinkTaken:
+        return Submitted("used")
+    except (GatewayAuthError, GatewayUnavailable):
+        raise                                      # not the customer's card: the page says "try later"
+    except GatewayError as exc:
+        return Submitted("refused", refusal_text(exc))
+    return Submitted("done", card_name=added.name)

@@ -1,0 +1,408 @@
+"""Payment profile use cases: add a card (Direct Entry, Profile Request, Order), sync, set default, update,
+deactivate. Ports only (core.*): Dataverse rows as Web API dicts, the gateway through core.ports.PaymentGateway.
+
+Rules (CONTRACT §4): a profile is usable for billing only when Active and Synced; a new one starts Inactive + Pending
+Sync (an order's card is synced at once); at most one Active default per account, changed in one $batch changeset and
+kept in step with the gateway's defaultPaymentProfile.
+"""
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from core import footprint
+from core.errors import (BadRequest, BusinessRuleViolation, ConcurrencyConflict, ConflictInProgress, GatewayAuthError,
+                         GatewayError, GatewayNotFound, GatewayUnavailable, InvalidNonce, RecordNotFound)
+from core.ports import BatchOperation, BillTo, GatewayPaymentProfile, OpaqueData
+from core.services import Services
+
+log = logging.getLogger(__name__)
+
+PROFILES = "w365_paymentprofiles"
+ACTIVE, INACTIVE = (0, 1), (1, 2)                  # (statecode, statuscode)
+# BillTo attribute -> (w365_ column, JSON/form name of CONTRACT §3)
+BILL_TO_COLUMNS = (("first_name", "w365_billto_firstname", "firstName"), ("last_name", "w365_billto_lastname", "lastName"),
+                   ("company", "w365_billto_company", "company"), ("address", "w365_billto_address", "address"),
+                   ("city", "w365_billto_city", "city"), ("state", "w365_billto_state", "state"),
+                   ("zip", "w365_billto_zip", "zip"), ("country", "w365_billto_country", "country"),
+                   ("phone_number", "w365_billto_phone", "phoneNumber"))
+_LIMITS = {c.name: c.max_length for c in footprint.BILL_TO}
+
+
+def sync_status(label: str) -> int:
+    return footprint.choice("w365_paymentprofile", "w365_syncstatus", label)
+
+
+def source_value(label: str) -> int:
+    return footprint.choice("w365_paymentprofile", "w365_source", label)
+
+
+# --- parsing helpers the entry points share --------------------------------------------------------------------------
+
+def bill_to_from_json(text: str | None) -> BillTo:
+    """The BillTo parameter (JSON with CONTRACT's names). Malformed JSON is a BadRequest (HTTP 400)."""
+    if not text:
+        return BillTo()
+    try:
+        data = json.loads(text)
+    except ValueError:
+        raise BadRequest("BillTo is not valid JSON.") from None
+    if not isinstance(data, dict):
+        raise BadRequest("BillTo must be a JSON object.")
+    return BillTo(**{attr: str(data.get(name) or "").strip()[:_LIMITS[column]]
+                     for attr, column, name in BILL_TO_COLUMNS})
+
+
+def opaque_from(descriptor: str | None, value: str | None) -> OpaqueData | None:
+    if not descriptor and not value:
+        return None
+    if not descriptor or not value:
+        raise BadRequest("OpaqueDataDescriptor and OpaqueDataValue go together.")
+    return OpaqueData(descriptor, value)
+
+
+def bill_to_columns(bill_to: BillTo) -> dict[str, str]:
+    return {column: getattr(bill_to, attr)[:_LIMITS[column]] for attr, column, _ in BILL_TO_COLUMNS}
+
+
+def bill_to_of(row: dict[str, Any]) -> BillTo:
+    return BillTo(**{attr: row.get(column) or "" for attr, column, _ in BILL_TO_COLUMNS})
+
+
+def display_name(card_type: str, masked: str) -> str:
+    return f"{card_type or 'Card'} {masked}".strip()[:100]
+
+
+# --- contacts, accounts, customer profiles ---------------------------------------------------------------------------
+
+def require_contact(services: Services, account_id: str, contact_id: str | None) -> dict[str, Any]:
+    """The contact the profile is for; it must exist and belong to the account (checked before any gateway call)."""
+    if not contact_id:
+        raise BusinessRuleViolation("Choose a contact of this account first (add one if the account has none).")
+    try:
+        contact = services.dataverse.retrieve("contacts", contact_id, select=(
+            "contactid", "fullname", "firstname", "lastname", "emailaddress1", "telephone1", "_parentcustomerid_value"))
+    except RecordNotFound:
+        raise BusinessRuleViolation("The contact was not found: add a contact to this account first.") from None
+    if str(contact.get("_parentcustomerid_value") or "").lower() != account_id.lower():
+        raise BusinessRuleViolation("The contact does not belong to this account: choose one of its contacts.")
+    return contact
+
+
+def merchant_customer_id(account_id: str) -> str:
+    """Deterministic (so a resend finds the first as a duplicate, E00039) and within the gateway's 20 characters."""
+    return account_id.replace("-", "").lower()[:20]
+
+
+def ensure_customer_profile(services: Services, account: dict[str, Any]) -> str:
+    """The account's gateway customer profile, created once and kept in account.w365_gatewaycustomerprofileid."""
+    existing = account.get("w365_gatewaycustomerprofileid")
+    if existing:
+        return str(existing)
+    account_id = account["accountid"]
+    profile_id = services.gateway.create_customer_profile(
+        merchant_customer_id(account_id), description=(account.get("name") or "")[:255],
+        email=account.get("emailaddress1") or "")
+    services.dataverse.update("accounts", account_id, {"w365_gatewaycustomerprofileid": profile_id})
+    return profile_id
+
+
+# --- adding a card ---------------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class AddedCard:
+    profile_id: str                 # the w365_paymentprofile row
+    name: str                       # "Visa XXXX1111", or "New card" until synced
+    customer_profile_id: str
+    payment_profile_id: str
+    already_on_file: bool = False
+
+
+def add_card_from_nonce(services: Services, *, account_id: str, contact_id: str | None, opaque: OpaqueData,
+                        bill_to: BillTo, source: str, synced: bool = False, set_default: bool = False) -> AddedCard:
+    """Make a payment profile for the account from an Accept.js nonce and write its row.
+
+    `source`: "Direct Entry", "Profile Request" or "Order". `synced=False` writes the row Inactive + Pending Sync
+    (Sync makes it usable); `synced=True` reads the card back from the gateway and writes it Active + Synced at once.
+    `set_default` sets the gateway's default flag; the row becomes the account's default when Active (now if synced,
+    at sync otherwise). A card the gateway refuses raises GatewayError (InvalidNonce for a stale nonce) and leaves no
+    row; the gateway customer profile, once made, is kept for the next try.
+    """
+    account = services.dataverse.retrieve("accounts", account_id, select=(
+        "accountid", "name", "emailaddress1", "w365_gatewaycustomerprofileid"))
+    customer_profile_id = ensure_customer_profile(services, account)
+    payment_profile_id = services.gateway.create_payment_profile(customer_profile_id, opaque, bill_to,
+                                                                 default=set_default)
+    # The gateway answers a duplicate card with the existing profile's id (E00039): keep one row for it.
+    existing = _rows(services, f"_w365_accountid_value eq {account_id} and "
+                               f"w365_paymentprofileidgateway eq '{payment_profile_id}'")
+    if existing:
+        row = existing[0]
+        return AddedCard(row["w365_paymentprofileid"], row.get("w365_name") or "", customer_profile_id,
+                         payment_profile_id, already_on_file=True)
+    body: dict[str, Any] = {
+        "w365_name": "New card (pending sync)",
+        "w365_accountid@odata.bind": f"/accounts({account_id})",
+        "w365_customerprofileid": customer_profile_id,
+        "w365_paymentprofileidgateway": payment_profile_id,
+        **bill_to_columns(bill_to),
+        "w365_source": source_value(source),
+        "w365_isdefault": bool(set_default),
+        "w365_syncstatus": sync_status("Pending Sync"),
+        "statecode": INACTIVE[0], "statuscode": INACTIVE[1],
+    }
+    if contact_id:
+        body["w365_contactid@odata.bind"] = f"/contacts({contact_id})"
+    try:
+        if synced:
+            card = services.gateway.get_payment_profile(customer_profile_id, payment_profile_id)
+            body.update(_synced_columns(services, card, active=True))
+            body["w365_isdefault"] = bool(set_default)
+            ops = [BatchOperation.create(PROFILES, body, content_id="1")]
+            if set_default:
+                ops = _clear_other_defaults(services, account_id, keep=None) + ops
+            results = services.dataverse.batch(ops)
+            row_id = results[-1].record_id or ""
+        else:
+            row_id = services.dataverse.create(PROFILES, body)
+    except BaseException:
+        # Leave nothing half-made: the gateway's card without a row would be charged by no one and seen by no one.
+        _forget_gateway_profile(services, customer_profile_id, payment_profile_id)
+        raise
+    log.info("payment profile %s added (%s, %s)", row_id, source, "synced" if synced else "pending sync")
+    return AddedCard(row_id, body["w365_name"], customer_profile_id, payment_profile_id)
+
+
+def add_direct_entry(services: Services, *, account_id: str, contact_id: str | None, opaque: OpaqueData | None,
+                     bill_to: BillTo, set_default: bool) -> AddedCard:
+    require_contact(services, account_id, contact_id)
+    if opaque is None:
+        raise BusinessRuleViolation("No card was entered: the Direct Entry dialog sends the card through Accept.js.")
+    return add_card_from_nonce(services, account_id=account_id, contact_id=contact_id, opaque=opaque,
+                               bill_to=bill_to, source="Direct Entry", synced=False, set_default=set_default)
+
+
+def refusal_text(exc: GatewayError) -> str:
+    """What to tell a person about a card the gateway refused (its own text; never the nonce)."""
+    if isinstance(exc, InvalidNonce):
+        return "The card details expired before they reached the payment gateway. Please enter the card again."
+    return f"The payment gateway refused the card: {exc.text}"
+
+
+def _forget_gateway_profile(services: Services, customer_profile_id: str, payment_profile_id: str) -> None:
+    try:
+        services.gateway.delete_payment_profile(customer_profile_id, payment_profile_id)
+    except Exception:  # noqa: BLE001 - the original failure is the one to report; Sync all would import it later
+        log.exception("could not delete gateway payment profile %s after a failed write", payment_profile_id)
+
+
+# --- sync ------------------------------------------------------------------------------------------------------------
+
+def _synced_columns(services: Services, card: GatewayPaymentProfile, *, active: bool) -> dict[str, Any]:
+    columns: dict[str, Any] = {
+        "w365_name": display_name(card.card_type, card.card_number_masked),
+        "w365_cardtype": card.card_type[:30],
+        "w365_cardlast4": card.card_number_masked[:20],
+        "w365_expiration": card.expiration[:20],
+        **bill_to_columns(card.bill_to),
+        "w365_syncstatus": sync_status("Synced"),
+        "w365_lastsyncedon": services.clock.now().strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }
+    if active:
+        columns.update(statecode=ACTIVE[0], statuscode=ACTIVE[1])
+    return columns
+
+
+def _rows(services: Services, filter_: str) -> list[dict[str, Any]]:
+    return services.dataverse.query(PROFILES, filter=filter_)
+
+
+def _profile(services: Services, profile_id: str) -> dict[str, Any]:
+    try:
+        return services.dataverse.retrieve(PROFILES, profile_id)
+    except RecordNotFound:
+        raise BusinessRuleViolation("The payment profile was not found.") from None
+
+
+def _clear_other_defaults(services: Services, account_id: str, keep: str | None) -> list[BatchOperation]:
+    ops = []
+    for row in _rows(services, f"_w365_accountid_value eq {account_id} and w365_isdefault eq true"):
+        if row["w365_paymentprofileid"] != keep:
+            ops.append(BatchOperation.update(PROFILES, row["w365_paymentprofileid"], {"w365_isdefault": False},
+                                             etag=row.get("@odata.etag")))
+    return ops
+
+
+def _commit(services: Services, ops: list[BatchOperation]) -> None:
+    try:
+        services.dataverse.batch(ops)
+    except ConcurrencyConflict:
+        raise ConflictInProgress("Someone changed this account's payment profiles at the same time; "
+                                 "nothing was changed. Please try again.") from None
+
+
+def _was_deactivated(row: dict[str, Any]) -> bool:
+    """Inactive after having been synced: a person deactivated it, and a refresh must not bring it back."""
+    return row.get("statecode") == INACTIVE[0] and row.get("w365_syncstatus") == sync_status("Synced")
+
+
+def _mark_sync_failed(services: Services, row: dict[str, Any], why: str) -> None:
+    services.dataverse.update(PROFILES, row["w365_paymentprofileid"],
+                              {"w365_syncstatus": sync_status("Sync Failed"), "w365_isdefault": False})
+    log.warning("payment profile %s: sync failed: %s", row["w365_paymentprofileid"], why)
+
+
+def _refresh(services: Services, row: dict[str, Any], card: GatewayPaymentProfile, *, activate: bool) -> None:
+    """Write the gateway's view of the card into the row; its default flag too, atomically with the others'."""
+    account_id = row["_w365_accountid_value"]
+    body = _synced_columns(services, card, active=activate)
+    will_be_active = activate or row.get("statecode") == ACTIVE[0]
+    body["w365_isdefault"] = bool(card.is_default and will_be_active)
+    ops = [BatchOperation.update(PROFILES, row["w365_paymentprofileid"], body, etag=row.get("@odata.etag"))]
+    if body["w365_isdefault"]:
+        ops = _clear_other_defaults(services, account_id, keep=row["w365_paymentprofileid"]) + ops
+    _commit(services, ops)
+
+
+def sync_profile(services: Services, profile_id: str) -> tuple[bool, str]:
+    """Read the card from the gateway into the row: Active + Synced; not found there: Sync Failed.
+    Returns (succeeded, message)."""
+    row = _profile(services, profile_id)
+    customer_profile_id = row.get("w365_customerprofileid")
+    payment_profile_id = row.get("w365_paymentprofileidgateway")
+    if not customer_profile_id or not payment_profile_id:
+        _mark_sync_failed(services, row, "no gateway ids")
+        return False, "This payment profile has no Authorize.Net ids, so it cannot be synced; marked Sync Failed."
+    try:
+        card = services.gateway.get_payment_profile(customer_profile_id, payment_profile_id)
+    except GatewayNotFound:
+        _mark_sync_failed(services, row, "not found at the gateway")
+        return False, (f"Authorize.Net has no payment profile {payment_profile_id} for customer profile "
+                       f"{customer_profile_id}; it was deleted there. Marked Sync Failed: add the card again.")
+    _refresh(services, row, card, activate=True)
+    name = display_name(card.card_type, card.card_number_masked)
+    return True, f"{name} is synced and active" + (" (the default card)." if card.is_default else ".")
+
+
+def sync_account(services: Services, account_id: str) -> tuple[bool, str]:
+    """Import the gateway's payment profiles Dataverse lacks; refresh the rest; mark those gone Sync Failed.
+    One changeset, so the default flags never pass through a state with two defaults."""
+    account = services.dataverse.retrieve("accounts", account_id, select=("accountid", "w365_gatewaycustomerprofileid"))
+    customer_profile_id = account.get("w365_gatewaycustomerprofileid")
+    if not customer_profile_id:
+        return True, "This account has no Authorize.Net customer profile yet; there is nothing to sync."
+    try:
+        cards = services.gateway.get_customer_profile(str(customer_profile_id))
+    except GatewayNotFound:
+        return False, f"Authorize.Net has no customer profile {customer_profile_id} for this account."
+    rows = _rows(services, f"_w365_accountid_value eq {account_id}")
+    by_gateway_id = {r.get("w365_paymentprofileidgateway"): r for r in rows}
+    ops: list[BatchOperation] = []
+    imported = refreshed = 0
+    for card in cards:
+        row = by_gateway_id.pop(card.payment_profile_id, None)
+        if row is None:
+            body = {**_synced_columns(services, card, active=True), "w365_isdefault": card.is_default,
+                    "w365_accountid@odata.bind": f"/accounts({account_id})",
+                    "w365_customerprofileid": str(customer_profile_id),
+                    "w365_paymentprofileidgateway": card.payment_profile_id}
+            ops.append(BatchOperation.create(PROFILES, body, content_id=str(len(ops) + 1)))
+            imported += 1
+            continue
+        activate = not _was_deactivated(row)
+        body = _synced_columns(services, card, active=activate)
+        body["w365_isdefault"] = bool(card.is_default and (activate or row.get("statecode") == ACTIVE[0]))
+        ops.append(BatchOperation.update(PROFILES, row["w365_paymentprofileid"], body, etag=row.get("@odata.etag")))
+        refreshed += 1
+    gone = [r for r in by_gateway_id.values() if r.get("w365_paymentprofileidgateway")]
+    for row in gone:
+        ops.append(BatchOperation.update(PROFILES, row["w365_paymentprofileid"],
+                                         {"w365_syncstatus": sync_status("Sync Failed"), "w365_isdefault": False},
+                                         etag=row.get("@odata.etag")))
+    _commit(services, ops)
+    message = f"Synced with Authorize.Net: {imported} imported, {refreshed} refreshed"
+    if gone:
+        message += (f", {len(gone)} no longer at Authorize.Net (marked Sync Failed: "
+                    + ", ".join(r.get("w365_name") or r["w365_paymentprofileid"] for r in gone) + ")")
+    return True, message + "."
+
+
+# --- default, update, deactivate -------------------------------------------------------------------------------------
+
+def _require_usable(row: dict[str, Any], action: str) -> None:
+    if row.get("statecode") != ACTIVE[0]:
+        raise BusinessRuleViolation(f"Cannot {action}: the payment profile is inactive.")
+    if row.get("w365_syncstatus") != sync_status("Synced"):
+        raise BusinessRuleViolation(f"Cannot {action}: the payment profile is not synced; sync it first.")
+
+
+def set_default(services: Services, profile_id: str) -> str:
+    row = _profile(services, profile_id)
+    _require_usable(row, "make it the default")
+    name = row.get("w365_name") or "The payment profile"
+    if row.get("w365_isdefault"):
+        return f"{name} is already the default."
+    try:
+        # Gateway first: if it refuses, Dataverse is unchanged. The gateway clears its other default itself.
+        services.gateway.update_payment_profile(row["w365_customerprofileid"], row["w365_paymentprofileidgateway"],
+                                                bill_to_of(row), default=True)
+    except GatewayNotFound:
+        _mark_sync_failed(services, row, "not found at the gateway")
+        raise BusinessRuleViolation("Authorize.Net no longer has this card; marked Sync Failed.") from None
+    except (GatewayAuthError, GatewayUnavailable):
+        raise
+    except GatewayError as exc:
+        raise BusinessRuleViolation(f"Authorize.Net refused the change: {exc.text}") from None
+    account_id = row["_w365_accountid_value"]
+    ops = _clear_other_defaults(services, account_id, keep=profile_id)
+    ops.append(BatchOperation.update(PROFILES, profile_id, {"w365_isdefault": True}, etag=row.get("@odata.etag")))
+    _commit(services, ops)
+    return f"{name} is now the default payment profile."
+
+
+def update_profile(services: Services, profile_id: str, bill_to: BillTo, opaque: OpaqueData | None) -> tuple[bool, str]:
+    """New bill-to and, optionally, a new card (nonce); the row is refreshed from the gateway afterwards."""
+    row = _profile(services, profile_id)
+    customer_profile_id = row.get("w365_customerprofileid")
+    payment_profile_id = row.get("w365_paymentprofileidgateway")
+    if not customer_profile_id or not payment_profile_id:
+        raise BusinessRuleViolation("This payment profile has no Authorize.Net ids; add the card again.")
+    try:
+        services.gateway.update_payment_profile(customer_profile_id, payment_profile_id, bill_to,
+                                                default=bool(row.get("w365_isdefault")), opaque=opaque)
+        card = services.gateway.get_payment_profile(customer_profile_id, payment_profile_id)
+    except GatewayNotFound:
+        _mark_sync_failed(services, row, "not found at the gateway")
+        return False, "Authorize.Net no longer has this card; marked Sync Failed. Add the card again."
+    except (GatewayAuthError, GatewayUnavailable):
+        raise
+    except GatewayError as exc:
+        return False, refusal_text(exc) + " Nothing was changed."
+    _refresh(services, row, card, activate=not _was_deactivated(row))
+    what = "card and billing address" if opaque else "billing address"
+    return True, f"Updated the {what} of {display_name(card.card_type, card.card_number_masked)}."
+
+
+def deactivate(services: Services, profile_id: str) -> str:
+    """Inactive, and no longer the default. Billing contracts that use it keep pointing at it (their history stays
+    right) but cannot be charged with it: the message names them so someone picks another card. The card stays at
+    the gateway (it has no soft deactivation; deleting is a separate, deliberate act)."""
+    row = _profile(services, profile_id)
+    name = row.get("w365_name") or "The payment profile"
+    if row.get("statecode") == INACTIVE[0] and not row.get("w365_isdefault"):
+        return f"{name} is already inactive."
+    try:
+        services.dataverse.update(PROFILES, profile_id, {"statecode": INACTIVE[0], "statuscode": INACTIVE[1],
+                                                         "w365_isdefault": False}, etag=row.get("@odata.etag"))
+    except ConcurrencyConflict:
+        raise ConflictInProgress("The payment profile changed meanwhile; nothing was changed. Try again.") from None
+    message = f"{name} is deactivated" + (" and is no longer the default" if row.get("w365_isdefault") else "") + "."
+    contracts = services.dataverse.query("w365_billingcontracts", select=("w365_billingcontractid", "w365_name"),
+                                         filter=f"_w365_paymentprofileid_value eq {profile_id} and statecode eq 0")
+    if contracts:
+        names = ", ".join(c.get("w365_name") or c["w365_billingcontractid"] for c in contracts)
+        message += (f" Warning: {len(contracts)} billing contract(s) still use it ({names}); their invoices cannot "
+                    f"be charged until you choose another payment profile for them.")
+    return message

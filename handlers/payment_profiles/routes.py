@@ -1,0 +1,85 @@
+"""GET/POST /api/profile-requests/{token}: the customer's page. Parses and maps; the work is in profile_request.py."""
+from __future__ import annotations
+
+import logging
+from typing import Any, Mapping
+
+import azure.functions as func
+
+from core.composition import get_services
+from core.errors import ConfigurationError, GatewayAuthError, GatewayUnavailable, PlatformUnavailable
+from core.ports import OpaqueData
+from core.services import Services
+from handlers.customer_pages import html as pages
+from handlers.customer_pages.http import accept_js_auth, page_response, read_form, unavailable_page
+from handlers.payment_profiles import bp
+from handlers.payment_profiles.profile_request import RequestView, open_profile_request, submit_profile_request
+
+log = logging.getLogger(__name__)
+TITLE = "Add a payment card"
+
+
+@bp.route(route="profile-requests/{token}", methods=["GET", "POST"], auth_level=func.AuthLevel.ANONYMOUS)
+def profile_request_page(req: func.HttpRequest) -> func.HttpResponse:
+    services = get_services()
+    token = req.route_params.get("token", "")
+    try:
+        if req.method.upper() == "GET":
+            return page_response(_form_page(services, token, open_profile_request(services, token)))
+        return page_response(_submit(services, token, req))
+    except (PlatformUnavailable, GatewayUnavailable) as exc:
+        log.warning("profile request page: a platform is unavailable: %s", type(exc).__name__)
+        return unavailable_page(int(getattr(exc, "retry_after", None) or 30))
+    except (ConfigurationError, GatewayAuthError) as exc:
+        log.error("profile request page: configuration problem: %s", type(exc).__name__)
+        return page_response(pages.message_page("Sorry, this page is not available",
+                                                "We cannot save cards right now. Please contact us.", status=500))
+
+
+def _submit(services: Services, token: str, req: func.HttpRequest) -> pages.Page:
+    form = read_form(req)
+    if form is None:
+        return pages.message_page("Something went wrong", "The form could not be read. Please open the link again.",
+                                  status=400)
+    view = open_profile_request(services, token)
+    if view.state != "usable":
+        return pages.link_problem_page(view.state)
+    bill_to, missing = pages.bill_to_from_form(form)
+    values = pages.form_values(bill_to)
+    descriptor, value = form.get("dataDescriptor", ""), form.get("dataValue", "")
+    if not descriptor or not value:
+        return _form_page(services, token, view, values, "The card details did not reach the payment service. "
+                                                         "Please enter the card again (JavaScript must be on).", 400)
+    if missing:
+        return _form_page(services, token, view, values, "Please fill in: " + ", ".join(missing) + ".", 422)
+    result = submit_profile_request(services, token, OpaqueData(descriptor, value), bill_to)
+    if result.state == "done":
+        return pages.message_page("Thank you, your card is saved",
+                                  "Your card was saved securely with our payment processor. You can close this page.",
+                                  status=200, ok=True)
+    if result.state == "refused":
+        return _form_page(services, token, view, values, result.message, 422)
+    return pages.link_problem_page(result.state)
+
+
+def _form_page(services: Services, token: str, view: RequestView, values: Mapping[str, str] | None = None,
+               error: str = "", status: int = 200) -> pages.Page:
+    if view.state != "usable":
+        return pages.link_problem_page(view.state)
+    contact: dict[str, Any] = view.contact or {}
+    if values is None:
+        values = {"firstName": contact.get("firstname") or "", "lastName": contact.get("lastname") or "",
+                  "company": view.account_name, "phoneNumber": contact.get("telephone1") or ""}
+    client_key, login_id = accept_js_auth(services)
+    details = (f'<section class="card" aria-labelledby="who"><h2 id="who">Your details</h2><dl>'
+               f'<dt>Name</dt><dd>{pages.esc(contact.get("fullname"))}</dd>'
+               f'<dt>Email</dt><dd>{pages.esc(contact.get("emailaddress1"))}</dd>'
+               f'<dt>Phone</dt><dd>{pages.esc(contact.get("telephone1") or "-")}</dd>'
+               f'<dt>Company</dt><dd>{pages.esc(view.account_name)}</dd></dl>'
+               f'<p class="muted">If these are not right, please tell us when you reply.</p></section>')
+    intro = (f'<p>{pages.esc(view.account_name)} asked us to keep a card on file for its invoices. Your card is '
+             f'stored by Authorize.Net; we only keep its last four digits.</p>')
+    form = pages.card_form(action=f"/api/profile-requests/{token}", intro=intro, values=values, error=error,
+                           email=contact.get("emailaddress1") or "")
+    return pages.layout(TITLE, f'<h1>{TITLE}</h1>{details}<section class="card">{form}</section>', status=status,
+                        accept_js_url=services.accept_js_url, script=pages.card_form_script(client_key, login_id))

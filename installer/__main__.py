@@ -1,0 +1,75 @@
+"""python -m installer install|uninstall|plan [--dry-run] [--solution NAME] [--webhook-url URL] [--yes] [--include-data]
+
+Settings (CONTRACT §1) come from the environment, then from local.settings.json ("Values") in the current folder or
+the repository root; the environment wins. DATAVERSE_URL + DATAVERSE_TENANT_ID/CLIENT_ID/CLIENT_SECRET reach the
+environment, W365_WEBHOOK_KEY goes into the webhook's x-w365-webhook-key header. With W365_MODE=local it talks to the
+dev host's stand-in instead.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Mapping
+
+from core.errors import W365Error
+from core.settings import Settings
+from installer.run import DEFAULT_SOLUTION, ROOT, install, uninstall
+
+
+def load_settings(cwd: Path | None = None, environ: Mapping[str, str] | None = None) -> Settings:
+    values: dict[str, str] = {}
+    for folder in dict.fromkeys([ROOT, cwd or Path.cwd()]):
+        path = folder / "local.settings.json"
+        if path.is_file():
+            values.update({k: str(v) for k, v in json.loads(path.read_text(encoding="utf-8")).get("Values", {}).items()
+                           if v not in (None, "")})
+    values.update({k: v for k, v in (os.environ if environ is None else environ).items() if v})
+    return Settings(values)
+
+
+def build_client(settings: Settings):
+    # The app's own wiring (core.composition): the same client, auth and local-mode switch as the function app.
+    from core.composition import build_services
+
+    return build_services(settings).dataverse
+
+
+def _confirm(plan) -> bool:
+    print(plan.table())
+    answer = input(f"Remove these {len(plan.changes)} components? Type 'yes' to go on: ")
+    return answer.strip().lower() == "yes"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m installer", description=__doc__.splitlines()[0])
+    parser.add_argument("command", choices=("install", "uninstall", "plan"))
+    parser.add_argument("--dry-run", action="store_true", help="print the plan as a table, change nothing")
+    parser.add_argument("--solution", default=DEFAULT_SOLUTION, help="unmanaged solution unique name")
+    parser.add_argument("--webhook-url", help="https://<app>.azurewebsites.net/api/dataverse?code=<function key>")
+    parser.add_argument("--yes", action="store_true", help="uninstall without asking")
+    parser.add_argument("--include-data", action="store_true",
+                        help="uninstall also removes the customer-data tables and our columns on native tables")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    settings = load_settings()
+    try:
+        dv = build_client(settings)
+        if args.command == "uninstall":
+            result = uninstall(dv, solution=args.solution, include_data=args.include_data, dry_run=args.dry_run,
+                               confirm=(lambda plan: True) if args.yes else _confirm)
+        else:
+            key = settings.get("W365_WEBHOOK_KEY")
+            result = install(dv, solution=args.solution, webhook_url=args.webhook_url, webhook_key=key,
+                             dry_run=args.dry_run or args.command == "plan")
+    except W365Error as exc:                 # a missing setting, no token, Dataverse down while reading
+        print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 2
+    return 0 if result.ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,130 @@
+"""What an environment already has of our footprint, read through the Web API (GETs only)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from core import footprint
+from core.errors import RecordNotFound
+from core.ports import Dataverse, Record
+from installer import desired
+
+TYPED_READS = {"string": "StringAttributeMetadata", "memo": "MemoAttributeMetadata"}
+
+
+@dataclass
+class EntityState:
+    metadata_id: str
+    attributes: dict[str, str] = field(default_factory=dict)            # logical name -> AttributeType
+    max_lengths: dict[str, int] = field(default_factory=dict)
+    options: dict[str, dict[int, str]] = field(default_factory=dict)    # picklist -> value -> label
+    keys: dict[tuple[str, ...], str] = field(default_factory=dict)      # sorted key columns -> key logical name
+
+
+@dataclass
+class Inventory:
+    publisher: Record | None = None
+    solution: Record | None = None
+    entities: dict[str, EntityState] = field(default_factory=dict)
+    custom_apis: dict[str, Record] = field(default_factory=dict)
+    parameters: dict[str, dict[str, Record]] = field(default_factory=dict)   # api unique name -> name -> row
+    endpoint: Record | None = None
+    steps: dict[str, Record] = field(default_factory=dict)                  # step name -> row
+    images: dict[str, list[Record]] = field(default_factory=dict)           # step id -> image rows
+    web_resources: dict[str, Record] = field(default_factory=dict)
+    configuration_rows: int = 0
+
+
+def _quote(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _label_text(value: Any) -> str:
+    if not isinstance(value, dict):
+        return ""
+    user = value.get("UserLocalizedLabel")
+    if isinstance(user, dict) and user.get("Label") is not None:
+        return str(user["Label"])
+    labels = value.get("LocalizedLabels") or []
+    return str(labels[0].get("Label", "")) if labels else ""
+
+
+def entity_path(logical_name: str) -> str:
+    return f"EntityDefinitions(LogicalName={_quote(logical_name)})"
+
+
+def read_entity(dv: Dataverse, logical_name: str) -> EntityState | None:
+    try:
+        found = dv.retrieve("EntityDefinitions", f"LogicalName={_quote(logical_name)}",
+                            select=("MetadataId", "LogicalName", "PrimaryNameAttribute"))
+    except RecordNotFound:
+        return None
+    state = EntityState(str(found.get("MetadataId")))
+    base = entity_path(logical_name)
+    for row in dv.query(f"{base}/Attributes", select=("LogicalName", "AttributeType")):
+        state.attributes[row["LogicalName"]] = row.get("AttributeType")
+    for kind, cast in TYPED_READS.items():
+        for row in dv.query(f"{base}/Attributes/Microsoft.Dynamics.CRM.{cast}", select=("LogicalName", "MaxLength")):
+            if row.get("MaxLength") is not None:
+                state.max_lengths[row["LogicalName"]] = int(row["MaxLength"])
+    for row in dv.query(f"{base}/Attributes/Microsoft.Dynamics.CRM.PicklistAttributeMetadata",
+                        select=("LogicalName",), expand="OptionSet($select=Options)"):
+        options = (row.get("OptionSet") or {}).get("Options") or []
+        state.options[row["LogicalName"]] = {int(o["Value"]): _label_text(o.get("Label")) for o in options}
+    for row in dv.query(f"{base}/Keys", select=("LogicalName", "KeyAttributes")):
+        state.keys[tuple(sorted(row.get("KeyAttributes") or ()))] = row["LogicalName"]
+    return state
+
+
+def read(dv: Dataverse, solution: str) -> Inventory:
+    inv = Inventory()
+    found = dv.query("publishers", select=("publisherid", "uniquename", "customizationprefix"),
+                     filter=f"uniquename eq {_quote(desired.PUBLISHER['uniquename'])}")
+    inv.publisher = found[0] if found else None
+    found = dv.query("solutions", select=("solutionid", "uniquename", "_publisherid_value", "ismanaged"),
+                     filter=f"uniquename eq {_quote(solution)}")
+    inv.solution = found[0] if found else None
+    for table in desired.tables_with_columns():
+        state = read_entity(dv, table.logical_name)
+        if state is not None:
+            inv.entities[table.logical_name] = state
+
+    prefix = _quote(footprint.PREFIX)
+    for row in dv.query("customapis", select=("customapiid", "uniquename", "bindingtype", "boundentitylogicalname",
+                                              "allowedcustomprocessingsteptype", "executeprivilegename",
+                                              "isfunction"),
+                        filter=f"startswith(uniquename,{prefix})"):
+        inv.custom_apis[row["uniquename"]] = row
+    if inv.custom_apis:
+        by_id = {row["customapiid"]: name for name, row in inv.custom_apis.items()}
+        condition = " or ".join(f"_customapiid_value eq {i}" for i in by_id)
+        for row in dv.query("customapirequestparameters",
+                            select=("customapirequestparameterid", "uniquename", "type", "isoptional",
+                                    "_customapiid_value"), filter=condition):
+            api = by_id.get(row.get("_customapiid_value"))
+            if api:
+                inv.parameters.setdefault(api, {})[row["uniquename"]] = row
+
+    found = dv.query("serviceendpoints", select=("serviceendpointid", "name", "url", "contract", "authtype",
+                                                 "authvalue", "description"),
+                     filter=f"name eq {_quote(desired.ENDPOINT_NAME)}")
+    inv.endpoint = found[0] if found else None
+    for row in dv.query("sdkmessageprocessingsteps",
+                        select=("sdkmessageprocessingstepid", "name", "stage", "mode", "filteringattributes",
+                                "_eventhandler_value", "_sdkmessageid_value", "_sdkmessagefilterid_value"),
+                        filter=f"startswith(name,{_quote(desired.STEP_PREFIX)})"):
+        inv.steps[row["name"]] = row
+    if inv.steps:
+        condition = " or ".join(f"_sdkmessageprocessingstepid_value eq {r['sdkmessageprocessingstepid']}"
+                                for r in inv.steps.values())
+        for row in dv.query("sdkmessageprocessingstepimages",
+                            select=("sdkmessageprocessingstepimageid", "entityalias", "imagetype", "attributes",
+                                    "_sdkmessageprocessingstepid_value"), filter=condition):
+            inv.images.setdefault(row["_sdkmessageprocessingstepid_value"], []).append(row)
+    for row in dv.query("webresourceset", select=("webresourceid", "name", "content", "webresourcetype"),
+                        filter=f"startswith(name,{_quote(footprint.PREFIX + '/')})"):
+        inv.web_resources[row["name"]] = row
+    if "w365_configuration" in inv.entities:
+        config = footprint.table("w365_configuration")
+        inv.configuration_rows = len(dv.query(config.entity_set, select=(config.primary_id,), top=1))
+    return inv

@@ -1,0 +1,120 @@
+"""The customer's Profile Request page through the HTTP trigger itself (the browser test drives it for real)."""
+from __future__ import annotations
+
+import datetime as dt
+import re
+from urllib.parse import urlencode
+
+import azure.functions as func
+import pytest
+
+from handlers.customer_pages import links
+from handlers.payment_profiles.routes import profile_request_page
+
+FORM = {"firstName": "Nancy", "lastName": "Davolio", "company": "Fabrikam", "address": "1 Main St",
+        "city": "Springfield", "state": "IL", "zip": "62701", "country": "US", "phoneNumber": "555-0100",
+        "email": "nancy@fabrikam.example"}
+
+
+def _call(method, token, form=None):
+    body = urlencode(form).encode() if form is not None else b""
+    request = func.HttpRequest(method, f"https://w365.example.test/api/profile-requests/{token}", body=body,
+                               headers={"content-type": "application/x-www-form-urlencoded"},
+                               route_params={"token": token})
+    response = profile_request_page.build().get_user_function()(request)
+    return response.status_code, response.get_body().decode(), dict(response.headers)
+
+
+@pytest.fixture
+def token(world):
+    reply = world.send("w365_AddPaymentProfile", "account", world.ids["account"], ContactId=world.ids["contact"],
+                       Method="ProfileRequest", EmailSubject="Card", EmailBody="Link: {Secure Link}")
+    assert reply.body["status"] == "succeeded", reply.body
+    email = world.row("email", reply.body["emailId"])
+    return re.search(r"/api/profile-requests/([A-Za-z0-9_-]{43})", email["description"]).group(1)
+
+
+def _posted(world, number="4111111111111111", **changes):
+    opaque = world.simulator.issue_nonce(number, 12, 2030, "123")
+    return {**FORM, **changes, "dataDescriptor": opaque.descriptor, "dataValue": opaque.value}
+
+
+def _link(world):
+    (row,) = world.rows("w365_securelink")
+    return row
+
+
+def test_the_form_shows_the_contact_with_strict_headers_and_unnamed_card_inputs(world, token):
+    status, body, headers = _call("GET", token)
+    assert status == 200
+    assert "Nancy Davolio" in body and "nancy@fabrikam.example" in body
+    assert headers["Cache-Control"] == "no-store" and headers["Referrer-Policy"] == "no-referrer"
+    assert headers["X-Content-Type-Options"] == "nosniff"
+    csp = headers["Content-Security-Policy"]
+    assert "default-src 'none'" in csp and "https://jstest.authorize.net" in csp and "unsafe-inline" not in csp
+    assert '<script src="https://jstest.authorize.net/v1/Accept.js"' in body
+    for card_input in re.findall(r'<input id="(?:cardNumber|expMonth|expYear|cardCode)"[^>]*>', body):
+        assert " name=" not in card_input
+    for name in ("dataDescriptor", "dataValue", "firstName", "lastName", "company", "address", "city", "state", "zip",
+                 "country", "phoneNumber", "email"):
+        assert f'name="{name}"' in body
+    assert '"clientKey": "sim-client-key"' in body and '"apiLoginID": "sim-login"' in body
+
+
+def test_values_on_the_page_are_escaped(world, token):
+    world.standin.update("contact", world.ids["contact"], {"firstname": "<script>alert(1)</script>"})
+    status, body, _ = _call("GET", token)
+    assert status == 200 and "<script>alert(1)" not in body and "&lt;script&gt;alert(1)&lt;/script&gt;" in body
+
+
+def test_a_submit_saves_the_card_once_and_completes_the_link(world, token):
+    status, body, _ = _call("POST", token, _posted(world))
+    assert status == 200 and "card is saved" in body
+    (profile,) = world.rows("w365_paymentprofile")
+    assert profile["w365_source"] == world.choice("w365_paymentprofile", "w365_source", "Profile Request")
+    assert profile["w365_syncstatus"] == world.choice("w365_paymentprofile", "w365_syncstatus", "Pending Sync")
+    link = _link(world)
+    assert link["w365_status"] == links.status("Completed") and link["w365_completedon"]
+    assert link["w365_paymentprofileid"]["id"] == profile["w365_paymentprofileid"]
+    status, body, _ = _call("POST", token, _posted(world, "5424000000000015"))
+    assert status == 410 and "already been used" in body and len(world.rows("w365_paymentprofile")) == 1
+    status, body, _ = _call("GET", token)
+    assert status == 410 and "already been used" in body and "Nancy" not in body
+
+
+def test_a_refused_card_shows_why_and_leaves_the_link_usable(world, token):
+    status, body, _ = _call("POST", token, _posted(world, zip="46282"))
+    assert status == 422 and "refused the card" in body
+    assert 'value="46282"' in body                    # the customer's entries are kept
+    assert world.rows("w365_paymentprofile") == [] and _link(world)["w365_status"] == links.status("Sent")
+    status, body, _ = _call("POST", token, _posted(world))
+    assert status == 200 and len(world.rows("w365_paymentprofile")) == 1
+
+
+def test_missing_fields_and_missing_card_data_are_refused(world, token):
+    status, body, _ = _call("POST", token, {**FORM, "dataDescriptor": "", "dataValue": ""})
+    assert status == 400 and "card details did not reach" in body
+    status, body, _ = _call("POST", token, _posted(world, city=""))
+    assert status == 422 and "City" in body
+    assert _link(world)["w365_status"] == links.status("Sent")
+
+
+def test_an_expired_link_shows_the_expiry_page_and_is_marked_expired(world, token):
+    world.clock.advance(dt.timedelta(hours=72, seconds=1))
+    status, body, _ = _call("GET", token)
+    assert status == 410 and "expired" in body and "Nancy" not in body and "Fabrikam" not in body
+    assert _link(world)["w365_status"] == links.status("Expired")
+    status, body, _ = _call("POST", token, _posted(world))
+    assert status == 410 and world.rows("w365_paymentprofile") == []
+
+
+@pytest.mark.parametrize("bad", ["x" * 43, "short", "../../etc"])
+def test_an_unknown_link_reveals_nothing(world, bad):
+    status, body, headers = _call("GET", bad)
+    assert status == 404 and "not valid" in body and headers["Cache-Control"] == "no-store"
+
+
+def test_a_cancelled_link_is_refused(world, token):
+    world.standin.update("w365_securelink", _link(world)["w365_securelinkid"], {"w365_status": links.status("Cancelled")})
+    status, body, _ = _call("GET", token)
+    assert status == 410 and "no longer active" in body

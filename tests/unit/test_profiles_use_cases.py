@@ -1,0 +1,366 @@
+"""Payment profile and secure link use cases against in-memory fakes of the ports (state exposed, no mocks)."""
+from __future__ import annotations
+
+import copy
+import datetime as dt
+import itertools
+import re
+import threading
+import uuid
+from typing import Any
+
+import pytest
+
+from core.errors import (BadRequest, BusinessRuleViolation, ConcurrencyConflict, DataverseError, GatewayError,
+                         GatewayNotFound)
+from core.ports import BatchOperation, BatchResult, BillTo, GatewayPaymentProfile, OpaqueData
+from core.services import Services
+from core.settings import Settings
+from handlers.customer_pages import links
+from handlers.payment_profiles import profiles
+
+NOW = dt.datetime(2026, 11, 21, 9, 0, tzinfo=dt.timezone.utc)
+
+
+class FakeClock:
+    def __init__(self):
+        self.moment = NOW
+
+    def now(self):
+        return self.moment
+
+
+class FakeDataverse:
+    """Rows by entity set, ETags that change on every write, filters of `a eq v [and ...]`, atomic batches."""
+
+    def __init__(self):
+        self.tables: dict[str, dict[str, dict[str, Any]]] = {}
+        self.executed: list[tuple[str, Any]] = []
+        self._version = itertools.count(1)
+        self.fail_creates_in: set[str] = set()
+        self.lock = threading.Lock()
+
+    def add(self, entity_set: str, row: dict[str, Any]) -> str:
+        key = entity_set[:-1] + "id"
+        row = {key: str(uuid.uuid4()), **row}
+        row["@odata.etag"] = f'W/"{next(self._version)}"'
+        self.tables.setdefault(entity_set, {})[row[key]] = row
+        return row[key]
+
+    def retrieve(self, entity_set, record_id, *, select=(), expand=None):
+        from core.errors import RecordNotFound
+        row = self.tables.get(entity_set, {}).get(record_id)
+        if row is None:
+            raise RecordNotFound("not found", status=404)
+        return copy.deepcopy(row)
+
+    def query(self, entity_set, *, select=(), filter=None, expand=None, orderby=None, top=None):
+        rows = [copy.deepcopy(r) for r in self.tables.get(entity_set, {}).values() if _matches(r, filter)]
+        return rows[:top] if top else rows
+
+    def create(self, entity_set, body):
+        if entity_set in self.fail_creates_in:
+            raise DataverseError("create failed", status=500)
+        return self.add(entity_set, _flatten(body))
+
+    def update(self, entity_set, record_id, body, *, etag=None):
+        with self.lock:
+            row = self.tables[entity_set][record_id]
+            if etag and etag != row["@odata.etag"]:
+                raise ConcurrencyConflict("etag", status=412)
+            row.update(_flatten(body))
+            row["@odata.etag"] = f'W/"{next(self._version)}"'
+
+    def delete(self, entity_set, record_id):
+        del self.tables[entity_set][record_id]
+
+    def execute(self, operation, parameters=None, *, bound_to=None, is_function=False):
+        self.executed.append((operation, bound_to))
+        if operation == "RetrievePrincipalAccess":
+            return {"AccessRights": "ReadAccess, WriteAccess, AppendToAccess"}
+        return {}
+
+    def batch(self, changeset):
+        saved = copy.deepcopy(self.tables)
+        results = []
+        try:
+            for op in changeset:
+                entity_set, _, rest = op.path.partition("(")
+                if op.method == "POST":
+                    results.append(BatchResult(204, self.create(entity_set, op.body)))
+                else:
+                    self.update(entity_set, rest.rstrip(")"), op.body, etag=op.etag)
+                    results.append(BatchResult(204))
+        except Exception:
+            self.tables = saved
+            raise
+        return results
+
+    def as_user(self, systemuser_id):
+        return self
+
+
+def _flatten(body):
+    out = {}
+    for key, value in body.items():
+        if key.endswith("@odata.bind"):
+            out[f"_{key.split('@')[0]}_value"] = re.search(r"\(([^)]+)\)", value).group(1)
+        elif isinstance(value, list):
+            continue
+        else:
+            out[key] = value
+    return out
+
+
+def _matches(row, filter_):
+    if not filter_:
+        return True
+    for clause in filter_.split(" and "):
+        name, _, literal = clause.partition(" eq ")
+        literal = literal.strip()
+        value: Any = (literal[1:-1] if literal.startswith("'") else True if literal == "true"
+                      else False if literal == "false" else int(literal) if literal.isdigit() else literal)
+        if row.get(name.strip()) != value:
+            return False
+    return True
+
+
+class FakeGateway:
+    def __init__(self):
+        self.customers: dict[str, dict[str, GatewayPaymentProfile]] = {}
+        self.by_merchant_id: dict[str, str] = {}
+        self.calls: list[str] = []
+        self._ids = itertools.count(600000001)
+
+    def create_customer_profile(self, merchant_customer_id, *, description="", email=""):
+        self.calls.append("create_customer_profile")
+        if merchant_customer_id not in self.by_merchant_id:
+            self.by_merchant_id[merchant_customer_id] = str(500000000 + len(self.by_merchant_id) + 1)
+            self.customers[self.by_merchant_id[merchant_customer_id]] = {}
+        return self.by_merchant_id[merchant_customer_id]
+
+    def create_payment_profile(self, customer_profile_id, opaque, bill_to, *, default=False):
+        self.calls.append("create_payment_profile")
+        if bill_to.zip == "46282":
+            raise GatewayError("declined", code="E00027", text="This transaction has been declined.")
+        profile_id = str(next(self._ids))
+        self.customers[customer_profile_id][profile_id] = GatewayPaymentProfile(
+            customer_profile_id, profile_id, "Visa", "XXXX" + opaque.value[-4:], "XXXX", bill_to, False)
+        if default:
+            self._make_default(customer_profile_id, profile_id)
+        return profile_id
+
+    def _make_default(self, customer_profile_id, profile_id):
+        cards = self.customers[customer_profile_id]
+        for key, card in cards.items():
+            cards[key] = GatewayPaymentProfile(**{**card.__dict__, "is_default": key == profile_id})
+
+    def get_customer_profile(self, customer_profile_id):
+        return list(self.customers[customer_profile_id].values())
+
+    def get_payment_profile(self, customer_profile_id, payment_profile_id):
+        try:
+            return self.customers[customer_profile_id][payment_profile_id]
+        except KeyError:
+            raise GatewayNotFound("not found", code="E00040") from None
+
+    def update_payment_profile(self, customer_profile_id, payment_profile_id, bill_to, *, default=False, opaque=None):
+        card = self.get_payment_profile(customer_profile_id, payment_profile_id)
+        self.customers[customer_profile_id][payment_profile_id] = GatewayPaymentProfile(
+            **{**card.__dict__, "bill_to": bill_to})
+        if default:
+            self._make_default(customer_profile_id, payment_profile_id)
+
+    def delete_payment_profile(self, customer_profile_id, payment_profile_id):
+        self.calls.append("delete_payment_profile")
+        del self.customers[customer_profile_id][payment_profile_id]
+
+
+@pytest.fixture
+def services():
+    dataverse = FakeDataverse()
+    built = Services(dataverse=dataverse, gateway=FakeGateway(), queue=None,
+                     settings=Settings({"W365_PUBLIC_BASE_URL": "https://pay.example.test"}), clock=FakeClock())
+    built.ids = {"account": dataverse.add("accounts", {"name": "Fabrikam", "emailaddress1": "ap@fabrikam.example"})}
+    built.ids["contact"] = dataverse.add("contacts", {"fullname": "Nancy Davolio", "emailaddress1": "n@f.example",
+                                                     "_parentcustomerid_value": built.ids["account"]})
+    built.ids["queue"] = dataverse.add("queues", {"name": "Billing"})
+    dataverse.add("w365_configurations", {"statecode": 0, "_w365_emailfromqueueid_value": built.ids["queue"],
+                                          "w365_linkexpiryhours": None})
+    return built
+
+
+def _add(services, *, last4="1111", zip_="62701", synced=False, set_default=False):
+    return profiles.add_card_from_nonce(
+        services, account_id=services.ids["account"], contact_id=services.ids["contact"],
+        opaque=OpaqueData("COMMON.ACCEPT.INAPP.PAYMENT", "nonce" + last4), bill_to=BillTo(zip=zip_),
+        source="Order", synced=synced, set_default=set_default)
+
+
+def _rows(services):
+    return list(services.dataverse.tables.get("w365_paymentprofiles", {}).values())
+
+
+# --- adding cards ------------------------------------------------------------------------------------------------
+
+def test_the_customer_profile_is_made_once_per_account(services):
+    _add(services)
+    _add(services, last4="0015")
+    account = services.dataverse.tables["accounts"][services.ids["account"]]
+    assert account["w365_gatewaycustomerprofileid"] == "500000001"
+    assert services.gateway.calls.count("create_customer_profile") == 1
+
+
+def test_a_card_from_an_order_is_synced_at_once_and_can_become_the_only_default(services):
+    first = _add(services, synced=True, set_default=True)
+    second = _add(services, last4="0015", synced=True, set_default=True)
+    rows = {r["w365_paymentprofileid"]: r for r in _rows(services)}
+    assert rows[second.profile_id]["statecode"] == 0 and rows[second.profile_id]["w365_isdefault"] is True
+    assert rows[second.profile_id]["w365_name"] == "Visa XXXX0015"
+    assert rows[first.profile_id]["w365_isdefault"] is False
+    assert rows[second.profile_id]["w365_source"] == profiles.source_value("Order")
+
+
+def test_a_declined_card_leaves_no_row(services):
+    with pytest.raises(GatewayError):
+        _add(services, zip_="46282")
+    assert _rows(services) == []
+
+
+def test_a_failed_row_write_removes_the_gateway_card(services):
+    services.dataverse.fail_creates_in.add("w365_paymentprofiles")
+    with pytest.raises(DataverseError):
+        _add(services)
+    assert "delete_payment_profile" in services.gateway.calls
+    assert services.gateway.get_customer_profile("500000001") == []
+
+
+def test_direct_entry_needs_a_contact_of_the_account_before_any_gateway_call(services):
+    stranger = services.dataverse.add("contacts", {"fullname": "X", "_parentcustomerid_value": str(uuid.uuid4())})
+    for contact in (None, str(uuid.uuid4()), stranger):
+        with pytest.raises(BusinessRuleViolation):
+            profiles.add_direct_entry(services, account_id=services.ids["account"], contact_id=contact,
+                                      opaque=OpaqueData("d", "v"), bill_to=BillTo(), set_default=False)
+    assert services.gateway.calls == []
+
+
+def test_bill_to_json_is_parsed_and_cut_to_the_gateway_limits():
+    bill_to = profiles.bill_to_from_json('{"firstName": "%s", "zip": 12345}' % ("A" * 80))
+    assert bill_to.first_name == "A" * 50 and bill_to.zip == "12345"
+    with pytest.raises(BadRequest):
+        profiles.bill_to_from_json("{not json")
+    with pytest.raises(BadRequest):
+        profiles.opaque_from("COMMON.ACCEPT.INAPP.PAYMENT", None)
+    assert len(profiles.merchant_customer_id(str(uuid.uuid4()))) == 20
+
+
+# --- sync, default, deactivate ---------------------------------------------------------------------------------------
+
+def test_sync_follows_the_gateways_default_and_clears_the_others(services):
+    first = _add(services, synced=True, set_default=True)
+    pending = _add(services, last4="0015", set_default=True)          # the gateway now has this one as default
+    ok, _ = profiles.sync_profile(services, pending.profile_id)
+    assert ok
+    defaults = [r["w365_paymentprofileid"] for r in _rows(services) if r["w365_isdefault"]]
+    assert defaults == [pending.profile_id]
+    assert first.profile_id != pending.profile_id
+
+
+def test_sync_of_a_missing_card_marks_sync_failed(services):
+    added = _add(services)
+    services.gateway.delete_payment_profile(added.customer_profile_id, added.payment_profile_id)
+    ok, message = profiles.sync_profile(services, added.profile_id)
+    row = services.dataverse.tables["w365_paymentprofiles"][added.profile_id]
+    assert not ok and "Sync Failed" in message
+    assert row["w365_syncstatus"] == profiles.sync_status("Sync Failed")
+
+
+def test_set_default_is_one_changeset_that_a_concurrent_change_aborts(services):
+    first = _add(services, synced=True, set_default=True)
+    second = _add(services, last4="0015", synced=True)
+    original_batch = services.dataverse.batch
+
+    def racing_batch(changeset):
+        # Someone edits the first profile between our read and our write: the whole changeset must fail.
+        services.dataverse.update("w365_paymentprofiles", first.profile_id, {"w365_billto_city": "Elsewhere"})
+        return original_batch(changeset)
+
+    services.dataverse.batch = racing_batch
+    from core.errors import ConflictInProgress
+    with pytest.raises(ConflictInProgress):
+        profiles.set_default(services, second.profile_id)
+    rows = {r["w365_paymentprofileid"]: r for r in _rows(services)}
+    assert rows[first.profile_id]["w365_isdefault"] is True and rows[second.profile_id]["w365_isdefault"] is False
+
+
+def test_deactivating_a_profile_in_use_warns_with_the_contract_names(services):
+    added = _add(services, synced=True, set_default=True)
+    services.dataverse.add("w365_billingcontracts", {"w365_name": "Fabrikam annual", "statecode": 0,
+                                                     "_w365_paymentprofileid_value": added.profile_id})
+    message = profiles.deactivate(services, added.profile_id)
+    row = services.dataverse.tables["w365_paymentprofiles"][added.profile_id]
+    assert row["statecode"] == 1 and row["w365_isdefault"] is False
+    assert "Fabrikam annual" in message and "no longer the default" in message
+
+
+# --- secure links ------------------------------------------------------------------------------------------------
+
+def _send(services, template="Hi {Secure Link}"):
+    return links.send_secure_link(services, purpose_label="Profile Request", route="profile-requests",
+                                  account_id=services.ids["account"], contact_id=services.ids["contact"],
+                                  subject="s", body_template=template, placeholder="{Secure Link}",
+                                  regarding=("account", services.ids["account"]))
+
+
+def test_a_link_is_a_256_bit_token_stored_only_as_its_hash(services):
+    sent = _send(services)
+    token = sent.url.rsplit("/", 1)[1]
+    (row,) = services.dataverse.tables["w365_securelinks"].values()
+    assert links.TOKEN_PATTERN.match(token) and row["w365_tokenhash"] == links.hash_token(token)
+    assert token not in str(row)
+    assert sent.expires_on == NOW + dt.timedelta(hours=72)
+    assert ("SendEmail", ("emails", sent.email_id)) in services.dataverse.executed
+    assert sent.url.startswith("https://pay.example.test/api/profile-requests/")
+
+
+def test_no_queue_configured_refuses_before_writing_anything(services):
+    (config,) = services.dataverse.tables["w365_configurations"].values()
+    config["_w365_emailfromqueueid_value"] = None
+    with pytest.raises(BusinessRuleViolation, match="queue"):
+        _send(services)
+    assert "w365_securelinks" not in services.dataverse.tables
+
+
+def test_two_submits_with_the_same_link_cannot_both_succeed(services):
+    token = _send(services).url.rsplit("/", 1)[1]
+    # Both read the link before either claims it (the race the If-Match claim is there for).
+    first, second = (links.check_link(services, token, "Profile Request") for _ in range(2))
+    assert first.usable and second.usable
+    done = []
+    links.complete_once(services, first.row, lambda: done.append("first"))
+    with pytest.raises(links.LinkTaken):
+        links.complete_once(services, second.row, lambda: done.append("second"))
+    assert done == ["first"]
+    assert links.check_link(services, token, "Profile Request").state == "used"
+
+
+def test_a_failed_submit_releases_the_claim(services):
+    token = _send(services).url.rsplit("/", 1)[1]
+    check = links.check_link(services, token, "Profile Request")
+
+    def refused():
+        raise GatewayError("declined")
+
+    with pytest.raises(GatewayError):
+        links.complete_once(services, check.row, refused)
+    assert links.check_link(services, token, "Profile Request").usable
+
+
+def test_link_states(services):
+    token = _send(services).url.rsplit("/", 1)[1]
+    assert links.check_link(services, "nope", "Profile Request").state == "unknown"
+    assert links.check_link(services, token, "Order Approval").state == "unknown"
+    services.clock.moment = NOW + dt.timedelta(hours=72)
+    assert links.check_link(services, token, "Profile Request").state == "expired"
+    (row,) = services.dataverse.tables["w365_securelinks"].values()
+    assert row["w365_status"] == links.status("Expired")
