@@ -23,7 +23,8 @@ from typing import Any
 import requests
 
 from core import footprint, jsonutil
-from core.composition import LOCAL_DATAVERSE_PATH, LOCAL_GATEWAY_PATH, LOCAL_WEBHOOK_KEY
+from core.composition import (LOCAL_DATAVERSE_PATH, LOCAL_GATEWAY_PATH, LOCAL_PROVIDER_PATH, LOCAL_SIGNATURE_KEY,
+                              LOCAL_WEBHOOK_KEY)
 from devhost import messages
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -40,6 +41,7 @@ def serve(args: argparse.Namespace) -> None:
     from dataverse.standin.demo import seed_demo
     from devhost.host import FunctionsDevHost, serve as make_server
     from gateway.simulator import AuthorizeNetSimulator
+    from handlers.credit_hold.demo_provider import DemoProvider
     import function_app
 
     LOCAL_DIR.mkdir(exist_ok=True)
@@ -47,8 +49,11 @@ def serve(args: argparse.Namespace) -> None:
     if not standin.rows("account"):
         seed_demo(standin)
     simulator = AuthorizeNetSimulator(storage_path=LOCAL_DIR / "authorizenet.json")
+    # As Authorize.Net would: signed webhooks for what happens at the gateway, to the app's webhook route.
+    simulator.emit_webhooks_to(f"http://127.0.0.1:{args.port}/api/authorizenet/webhook", LOCAL_SIGNATURE_KEY)
     host = FunctionsDevHost(function_app.app, mounts={LOCAL_DATAVERSE_PATH: standin.wsgi_app(),
-                                                      LOCAL_GATEWAY_PATH: simulator.wsgi_app()})
+                                                      LOCAL_GATEWAY_PATH: simulator.wsgi_app(),
+                                                      LOCAL_PROVIDER_PATH: DemoProvider()})
     services = get_services()
     queue = services.queue
     if hasattr(queue, "drain"):
@@ -67,14 +72,18 @@ def serve(args: argparse.Namespace) -> None:
 def _banner(port: int, standin: Any) -> str:
     ids = _demo_ids(standin)
     account, invoice = ids.get("account", "<account id>"), ids.get("invoice", "<invoice id>")
+    contact, order = ids.get("contact", "<contact id>"), ids.get("salesorder", "<order id>")
     return f"""
 W365 payments, local mode: http://127.0.0.1:{port}/api/health
   Dataverse stand-in  http://127.0.0.1:{port}{LOCAL_DATAVERSE_PATH}/api/data/v9.2/   (saved in local/dataverse.json)
   Authorize.Net sim.  http://127.0.0.1:{port}{LOCAL_GATEWAY_PATH}/xml/v1/request.api
+  Demo provider       http://127.0.0.1:{port}{LOCAL_PROVIDER_PATH}   (what the Webhook provider received)
 Try, in another terminal (`python -m devhost demo` lists every demo id):
-  .venv/bin/python -m devhost send w365_AddPaymentProfile account {account} ContactId=<contact id> Method=ProfileRequest EmailSubject="Your card" EmailBody="Please add a card: {{Secure Link}}"
+  .venv/bin/python -m devhost send w365_AddPaymentProfile account {account} ContactId={contact} Method=ProfileRequest EmailSubject="Your card" EmailBody="Please add a card: {{Secure Link}}"
   .venv/bin/python -m devhost send w365_ChargeInvoice invoice {invoice} Amount=40.00
+  .venv/bin/python -m devhost send w365_SubmitOrderPayment salesorder {order} PaymentProfileId=<profile id>
   .venv/bin/python -m devhost show invoice --select name,totalamount,w365_amountpaid,w365_balance,statuscode
+Customer links (Profile Request, Order Approval) are in the emails: `.venv/bin/python -m devhost show email`.
 Ctrl+C stops.
 """
 

@@ -12,7 +12,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-from core import footprint, permissions
+from core import permissions
 from core.errors import BusinessRuleViolation, RecordNotFound
 from core.ports import BillTo, OpaqueData
 from core.services import Services
@@ -209,5 +209,20 @@ class _NotApproved(Exception):
         self.result = result
 
 
-def approval_purpose() -> int:
-    return footprint.choice("w365_securelink", "w365_purpose", PURPOSE)
+# --- back to Draft ---------------------------------------------------------------------------------------------------
+
+def convert_to_draft(services: Services, order_id: str, *, user_id: str) -> str:
+    """A Declined order (or one waiting for the customer) goes back to Draft so another card can be submitted. The
+    "Payment declined" tag stays until a payment is approved; approval links still open are withdrawn."""
+    permissions.require_access(services, user_id, "salesorder", order_id, permissions.READ, permissions.WRITE,
+                               action="convert it to Draft")
+    order = load_order(services, order_id)
+    was = order.status_label
+    if was not in ("Declined", "Pending Approval"):
+        raise BusinessRuleViolation(f"Only a Declined order, or one pending approval, can be converted to Draft; "
+                                    f"this one is {was}.")
+    update_order(services, order_id, {"w365_orderstatus": status("Draft")}, etag=order.etag)
+    withdrawn = cancel_open_links(services, order_id)
+    text = f"Converted from {was} to Draft" + (f"; {withdrawn} approval link(s) withdrawn." if withdrawn else ".")
+    add_note(services, order_id, "Converted to Draft", text)
+    return text + (" Choose a card and submit the payment again." if was == "Declined" else "")

@@ -1,0 +1,293 @@
+"""w365_SubmitOrderPayment and what follows it: charge the order total once through the charging core
+(handlers/charging/attempts.collect_payment: a Pending attempt with w365_salesorderid first, exactly once), then
+- approved: invoice from the order (ConvertSalesOrderToInvoice) set Paid, the card the account's default if it had
+  none, the order Activated (subscriptions through the credit-hold rules) or Scheduled, a history note;
+- declined: the order Declined with the "Payment declined" tag and a note; w365_ConvertOrderToDraft reopens it.
+
+Completion after an approved charge is idempotent and its last write links the transaction to the invoice, so the
+timer's `complete_paid_orders` finds any approved order charge whose completion did not finish (Dataverse busy, a
+crash, an Unknown or Held attempt settled later by the reconciler or the gateway webhook) and finishes it. A second
+Submit never charges again: an approved charge of the order is completed instead.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any, Mapping
+
+from core import permissions
+from core.errors import (AccessDenied, BusinessRuleViolation, ConflictInProgress, DataverseError, GatewayAuthError,
+                         GatewayError, GatewayUnavailable, InvalidNonce)
+from core.ports import BatchOperation, BillTo, OpaqueData, Record
+from core.services import Services
+from handlers.charging import attempts, ledger
+from handlers.charging.attempts import PROFILE_COLUMNS, TRANSACTION_COLUMNS, TRANSACTIONS
+from handlers.charging.invoices import SYNCED
+from handlers.orders import activation
+from handlers.orders.records import (ORDERS, Order, add_note, format_money, load_order, money, status,
+                                     update_order)
+from handlers.payment_profiles import profiles
+
+log = logging.getLogger(__name__)
+
+PAYABLE = ("Draft",)
+REFUSED = "Refused"                  # the gateway refused a new card before any charge (no transaction)
+
+
+@dataclass(frozen=True)
+class CardOnFile:
+    profile_id: str
+
+
+@dataclass(frozen=True)
+class NewCard:
+    opaque: OpaqueData
+    bill_to: BillTo
+    contact_id: str | None = None    # None: the account's primary contact (or its first contact)
+
+
+@dataclass(frozen=True)
+class PaymentResult:
+    """`outcome`: Approved, Declined, Refused (a new card refused), Error, Held For Review, Unknown. `message` is for
+    staff (the operation row), `customer_message` for the approval page (no gateway ids)."""
+    outcome: str
+    message: str
+    customer_message: str
+    transaction_id: str = ""
+    profile_id: str = ""
+    invoice_id: str = ""
+    scheduled: bool = False
+
+    @property
+    def approved(self) -> bool:
+        return self.outcome == attempts.APPROVED
+
+
+# --- submit ----------------------------------------------------------------------------------------------------------
+
+def submit_order_payment(services: Services, order_id: str, card: CardOnFile | NewCard, *,
+                         user_id: str | None = None, request_id: str | None = None,
+                         allowed: tuple[str, ...] = PAYABLE, via: str = "Submit Order Payment",
+                         order_columns: Mapping[str, Any] | None = None) -> PaymentResult:
+    """Charge the order's total. `user_id` is the person who asked (None: the customer through the approval link);
+    Dataverse applies their privileges to the order read and the attempt row. `allowed` are the order statuses that
+    may be paid; `order_columns` are written on the order with its approval (the customer's signature)."""
+    acting = services.for_user(user_id) if user_id else services
+    if user_id:
+        permissions.require_access(services, user_id, "salesorder", order_id, permissions.READ, permissions.WRITE,
+                                   action="collect payment for it")
+    order = load_order(acting, order_id)
+    transactions = order_transactions(services, order_id)
+    approved = [t for t in transactions if _is_charge(t) and attempts.outcome_label(t.get("w365_outcome"))
+                == attempts.APPROVED]
+    if approved:
+        # Paid already (a completion left unfinished, or a second click): finish it, never charge again.
+        return complete_paid_order(services, order, approved[0], via=via, order_columns=order_columns)
+    _require_payable(order, allowed)
+    if attempts.open_charges(transactions):
+        raise ConflictInProgress("A payment of this order is in progress: wait until its transaction shows Approved, "
+                                 "Declined or Error.")
+    amount = order.total
+    if amount <= 0:
+        raise BusinessRuleViolation("The order total is zero; there is nothing to charge.")
+    if isinstance(card, CardOnFile):
+        profile = _card_on_file(services, order, card.profile_id)
+    else:
+        try:
+            profile = _new_card(services, order, card)
+        except (GatewayAuthError, GatewayUnavailable):
+            raise
+        except InvalidNonce as exc:
+            raise BusinessRuleViolation(profiles.refusal_text(exc)) from None
+        except GatewayError as exc:
+            text = profiles.refusal_text(exc)
+            decline_order(services, order, text, via=via)
+            return PaymentResult(REFUSED, f"{text} The order is marked Declined.",
+                                 f"Your card was not accepted: {exc.text} Please try another card.")
+    number = (order.row.get("ordernumber") or order.name)[:20]
+    try:
+        attempt = attempts.collect_payment(
+            services, acting=acting, account_id=order.account_id, profile=profile, amount=amount,
+            ref_key=f"salesorder:{order.id}", attempt_number=attempts.next_attempt_number(transactions),
+            invoice_number=number, salesorder_id=order.id, request_id=request_id, description=f"Order {order.name}")
+    except AccessDenied:
+        raise BusinessRuleViolation("You do not have permission to collect payments (create payment transactions) "
+                                    "in Dynamics 365.") from None
+    if attempt.approved:
+        return complete_paid_order(services, order, {
+            "w365_paymenttransactionid": attempt.transaction_id, "w365_amount": attempt.amount,
+            "_w365_paymentprofileid_value": profile["w365_paymentprofileid"],
+            "w365_transactionresult": attempt.message}, via=via, order_columns=order_columns)
+    if attempt.outcome == attempts.DECLINED:
+        decline_order(services, order, attempt.message, via=via, profile_id=profile["w365_paymentprofileid"])
+        return PaymentResult(attempt.outcome, f"{attempt.message} The order is marked Declined: convert it to Draft "
+                                              "to submit it again.",
+                             "Your card was declined. Please try another card.", attempt.transaction_id,
+                             profile["w365_paymentprofileid"])
+    add_note(services, order.id, f"Payment {attempt.outcome.lower()}", f"{via}: {attempt.message}")
+    return PaymentResult(attempt.outcome, attempt.message,
+                         "We could not complete the payment just now. Please try again later."
+                         if attempt.outcome == attempts.ERROR else
+                         "Your payment is being confirmed. We will be in touch.",
+                         attempt.transaction_id, profile["w365_paymentprofileid"])
+
+
+def order_transactions(services: Services, order_id: str) -> list[Record]:
+    return services.dataverse.query(TRANSACTIONS, select=TRANSACTION_COLUMNS,
+                                    filter=f"_w365_salesorderid_value eq {order_id}")
+
+
+def _is_charge(transaction: Record) -> bool:
+    return attempts.type_label(transaction.get("w365_type")) == attempts.CHARGE
+
+
+def _require_payable(order: Order, allowed: tuple[str, ...]) -> None:
+    current = order.status_label
+    if current in allowed:
+        return
+    if current in ("Activated", "Scheduled"):
+        raise BusinessRuleViolation(f"The order is already paid ({current}).")
+    if current == "Declined":
+        raise BusinessRuleViolation("The order's last payment was declined: convert it to Draft first, then submit it "
+                                    "again (with another card if needed).")
+    if current == "Pending Approval":
+        raise BusinessRuleViolation("The order is waiting for the customer's approval. Convert it to Draft first to "
+                                    "take the payment yourself.")
+    raise BusinessRuleViolation(f"An order in status {current} cannot be paid.")
+
+
+def _card_on_file(services: Services, order: Order, profile_id: str) -> Record:
+    try:
+        profile = services.dataverse.retrieve(profiles.PROFILES, profile_id,
+                                              select=PROFILE_COLUMNS + ("_w365_accountid_value",))
+    except DataverseError as exc:
+        if exc.status == 404:
+            raise BusinessRuleViolation("The payment profile was not found.") from None
+        raise
+    name = profile.get("w365_name") or "The payment profile"
+    if str(profile.get("_w365_accountid_value") or "").lower() != order.account_id.lower():
+        raise BusinessRuleViolation(f"{name} belongs to another account; choose a card of the order's account.")
+    if profile.get("statecode") != 0:
+        raise BusinessRuleViolation(f"{name} is inactive; choose another card.")
+    if profile.get("w365_syncstatus") != SYNCED or not profile.get("w365_paymentprofileidgateway"):
+        raise BusinessRuleViolation(f"{name} is not synced with Authorize.Net; sync it first.")
+    return profile
+
+
+def _new_card(services: Services, order: Order, card: NewCard) -> Record:
+    """The gateway profile made from the nonce and stored as a w365_paymentprofile, source Order, synced at once."""
+    contact_id = card.contact_id or _order_contact(services, order)
+    profiles.require_contact(services, order.account_id, contact_id)
+    added = profiles.add_card_from_nonce(services, account_id=order.account_id, contact_id=contact_id,
+                                         opaque=card.opaque, bill_to=card.bill_to, source="Order", synced=True)
+    return services.dataverse.retrieve(profiles.PROFILES, added.profile_id, select=PROFILE_COLUMNS)
+
+
+def _order_contact(services: Services, order: Order) -> str | None:
+    primary = order.account.get("_primarycontactid_value")
+    if primary:
+        return primary
+    contacts = services.dataverse.query("contacts", select=("contactid",), filter=(
+        f"_parentcustomerid_value eq {order.account_id} and statecode eq 0"), orderby="createdon asc", top=1)
+    return contacts[0]["contactid"] if contacts else None
+
+
+# --- approved --------------------------------------------------------------------------------------------------------
+
+def complete_paid_order(services: Services, order: Order, transaction: Mapping[str, Any], *, via: str,
+                        order_columns: Mapping[str, Any] | None = None) -> PaymentResult:
+    """Everything an approved order charge leads to. Safe to run again: each step finds what an earlier run made,
+    and the last write (invoice Paid + the transaction linked to it, one changeset) marks it finished."""
+    transaction_id = transaction["w365_paymenttransactionid"]
+    amount = money(transaction.get("w365_amount"))
+    profile_id = transaction.get("_w365_paymentprofileid_value")
+    charged = transaction.get("w365_transactionresult") or f"Charge of {format_money(amount, order)} approved."
+    invoice = _invoice_of(services, order)
+    default_note = _make_default_if_none(services, order.account_id, profile_id)
+    activation_date = order.activation_date
+    scheduled = activation_date is not None and activation_date > services.clock.now()
+    columns: dict[str, Any] = {"w365_paymentdeclined": False, **(order_columns or {})}
+    if profile_id:
+        columns["w365_paymentprofileid@odata.bind"] = f"/w365_paymentprofiles({profile_id})"
+    if order.status_label in ("Activated", "Scheduled"):
+        what = f"the order was already {order.status_label}"
+        update_order(services, order.id, columns)
+    elif scheduled:
+        update_order(services, order.id, {**columns, "w365_orderstatus": status("Scheduled")})
+        what = f"the order is Scheduled to activate on {activation_date:%Y-%m-%d}"
+    else:
+        update_order(services, order.id, columns)
+        done = activation.activate(services, order, reason=f"Paid ({via})")
+        what = f"the order is Activated: {done.describe()}"
+    number = invoice.get("invoicenumber") or invoice.get("name") or "from the order"
+    add_note(services, order.id, "Payment approved",
+             f"{via}: {charged} Invoice {number} generated and paid; {what}.{default_note}")
+    _settle_invoice(services, invoice, transaction_id, amount)
+    log.info("order %s paid (transaction %s): %s", order.id, transaction_id, what)
+    return PaymentResult(attempts.APPROVED, f"{charged} Invoice {number} is paid; {what}.{default_note}",
+                         f"Thank you: your payment of {format_money(amount, order)} was approved and the order is "
+                         + (f"scheduled to start on {activation_date:%Y-%m-%d}." if scheduled else "active."),
+                         transaction_id, profile_id or "", invoice["invoiceid"], scheduled)
+
+
+def _invoice_of(services: Services, order: Order) -> Record:
+    existing = services.dataverse.query(ledger.INVOICES, select=ledger.INVOICE_COLUMNS,
+                                        filter=f"_salesorderid_value eq {order.id} and statecode ne "
+                                               f"{ledger.CANCELED}", orderby="createdon desc", top=1)
+    if existing:
+        return existing[0]
+    made = services.dataverse.execute("ConvertSalesOrderToInvoice", {
+        "SalesOrderId": order.id, "ColumnSet": {"AllColumns": False, "Columns": list(ledger.INVOICE_COLUMNS)}})
+    # Re-read for the ETag the changeset's If-Match needs (an action's answer carries none to rely on).
+    return services.dataverse.retrieve(ledger.INVOICES, made["invoiceid"], select=ledger.INVOICE_COLUMNS)
+
+
+def _settle_invoice(services: Services, invoice: Record, transaction_id: str, amount: Decimal) -> None:
+    ops = [BatchOperation.update(TRANSACTIONS, transaction_id,
+                                 {"w365_invoiceid@odata.bind": f"/{ledger.INVOICES}({invoice['invoiceid']})"})]
+    _, paid, _ = ledger.totals(invoice)
+    if paid < amount:                    # not applied by an earlier run
+        ops = ledger.invoice_payment_ops(invoice, amount - paid, f"Order payment of {amount} approved") + ops
+    services.dataverse.batch(ops)
+
+
+def _make_default_if_none(services: Services, account_id: str, profile_id: str | None) -> str:
+    if not profile_id:
+        return ""
+    defaults = services.dataverse.query(profiles.PROFILES, select=("w365_paymentprofileid",), filter=(
+        f"_w365_accountid_value eq {account_id} and w365_isdefault eq true and statecode eq 0"), top=1)
+    if defaults:
+        return ""
+    try:
+        return " " + profiles.set_default(services, profile_id)
+    except (BusinessRuleViolation, ConflictInProgress, GatewayError) as exc:
+        log.warning("order card %s could not become the default: %s", profile_id, type(exc).__name__)
+        return f" The card could not be made the account's default ({exc})."
+
+
+def complete_paid_orders(services: Services) -> list[str]:
+    """The timer's sweep: approved order charges not yet linked to their invoice get their completion finished."""
+    rows = services.dataverse.query(TRANSACTIONS, select=TRANSACTION_COLUMNS, filter=(
+        f"_w365_salesorderid_value ne null and _w365_invoiceid_value eq null and "
+        f"w365_type eq {attempts.type_value(attempts.CHARGE)} and "
+        f"w365_outcome eq {attempts.outcome_value(attempts.APPROVED)}"))
+    done = []
+    for row in rows:
+        order_id = row["_w365_salesorderid_value"]
+        try:
+            complete_paid_order(services, load_order(services, order_id), row, via="Completed after the payment")
+            done.append(order_id)
+        except Exception:  # noqa: BLE001 - one order must not block the others; the next run tries again
+            log.exception("order %s: completing its approved payment failed; the next run tries again", order_id)
+    return done
+
+
+# --- declined, and back to Draft -------------------------------------------------------------------------------------
+
+def decline_order(services: Services, order: Order, reason: str, *, via: str, profile_id: str | None = None) -> None:
+    columns: dict[str, Any] = {"w365_orderstatus": status("Declined"), "w365_paymentdeclined": True}
+    if profile_id:
+        columns["w365_paymentprofileid@odata.bind"] = f"/w365_paymentprofiles({profile_id})"
+    update_order(services, order.id, columns)
+    add_note(services, order.id, "Payment declined", f"{via}: {reason}")
