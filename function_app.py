@@ -5,7 +5,8 @@ from handlers import platform
 from handlers import payment_profiles
 from handlers import credit_hold
 from handlers import charging
+from handlers import orders
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
-for blueprint in (platform.bp, payment_profiles.bp, credit_hold.bp, charging.bp):
+for blueprint in (platform.bp, payment_profiles.bp, credit_hold.bp, charging.bp, orders.bp):
     app.register_functions(blueprint)

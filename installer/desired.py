@@ -10,7 +10,7 @@ from __future__ import annotations
 import base64
 from pathlib import Path
 from typing import Any
-from xml.sax.saxutils import quoteattr
+from xml.sax.saxutils import escape
 
 from core import footprint
 from core.footprint import Column, CustomApi, Table, WebhookStep
@@ -191,7 +191,8 @@ def custom_api_body(api: CustomApi) -> dict[str, Any]:
 
 
 def auth_value(webhook_key: str) -> str:
-    return f"<settings><setting name=\"{WEBHOOK_HEADER}\" value={quoteattr(webhook_key)} /></settings>"
+    value = escape(webhook_key, {'"': "&quot;"})
+    return f'<settings><setting name="{WEBHOOK_HEADER}" value="{value}" /></settings>'
 
 
 def endpoint_body(url: str, webhook_key: str) -> dict[str, Any]:

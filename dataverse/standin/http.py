@@ -17,7 +17,7 @@ from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit
 
 from core import footprint
 from core.footprint import Column, Table
-from dataverse.standin import actions
+from dataverse.standin import actions, metadata
 from dataverse.standin.batch import Changeset, PartResponse, parse_batch, write_batch
 from dataverse.standin.query import (parse_expand, parse_filter, parse_orderby, parse_select, parse_top,
                                      sort_rows)
@@ -191,6 +191,9 @@ class DataverseStandIn:
             return actions.who_am_i(ctx)
         if name == "ConvertSalesOrderToInvoice" and method == "POST" and key is None:
             return actions.convert_sales_order_to_invoice(ctx, _json_body(body))
+        answered = metadata.dispatch(self, method, root, name, key, rest, q, headers, body)
+        if answered is not None:
+            return answered
         try:
             table = footprint.table_by_entity_set(name)
         except KeyError:

@@ -133,6 +133,11 @@ def attempt_for_request(transactions: Iterable[Record], request_id: str | None) 
     return next((t for t in transactions if request_id in (t.get("w365_name") or "")), None)
 
 
+def gateway_reference(attempt: PaymentAttempt) -> str:
+    return f"Authorize.Net transaction {attempt.gateway_transaction_id}" + (
+        f", authorization {attempt.auth_code}" if attempt.auth_code else "")
+
+
 def attempt_name(kind: str, what: str, attempt_number: int, request_id: str | None) -> str:
     return f"{kind} {what} #{attempt_number}" + (f" (request {request_id})" if request_id else "")
 
@@ -217,6 +222,8 @@ def record_result(services: Services, attempt: OpenAttempt, result: ChargeResult
         defer(services, attempt, result)
         later = " Dynamics 365 was busy, so this transaction and the invoice will show it in a few minutes."
         return dataclasses.replace(done, recorded=False, message=done.message + later)
+    if done.outcome == HELD:
+        schedule_reconcile(services, attempt.transaction_id, 1)      # until the review ends
     return done
 
 

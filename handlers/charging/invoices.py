@@ -68,11 +68,13 @@ def charge_invoice(services: Services, invoice_id: str, amount: Decimal | None, 
         return Outcome.failed(attempt.message, **data)
     new_paid, new_balance, state = ledger.after_payment(invoice, amount)
     card = profile.get("w365_name") or profile.get("w365_cardlast4") or "the card on file"
-    return Outcome.succeeded(f"Charged {format_money(amount)} to {card}. {attempt.message} Invoice {number} is "
-                             f"{'now ' if attempt.recorded else 'about to be '}{state}: paid "
-                             f"{format_money(new_paid)}, balance {format_money(new_balance)}.", **data,
-                             amountPaid=str(new_paid), balance=str(new_balance))
-
+    charged = f"Charged {format_money(amount)} to {card} ({attempts.gateway_reference(attempt)})."
+    totals = f"{state}: paid {format_money(new_paid)}, balance {format_money(new_balance)}"
+    if attempt.recorded:
+        message = f"{charged} Invoice {number} is now {totals}."
+    else:
+        message = f"{charged} Dynamics 365 was busy, so invoice {number} shows it in a few minutes ({totals})."
+    return Outcome.succeeded(message, **data, amountPaid=str(new_paid), balance=str(new_balance))
 
 def usable_profile(invoice: Record) -> Record:
     """The billing contract's profile, else the account's default; it must be Active and Synced."""

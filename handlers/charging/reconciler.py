@@ -38,12 +38,14 @@ HELD_STATUSES = frozenset({"FDSPendingReview", "FDSAuthorizedPendingReview", "un
 DECLINED_STATUSES = frozenset({"declined", "failedReview", "expired", "voided"})
 
 
-def reconcile_attempt(services: Services, transaction_id: str) -> bool:
-    """Settle one attempt if the gateway knows its fate. True when nothing is left open."""
+def reconcile_attempt(services: Services, transaction_id: str, *, details: TransactionDetails | None = None) -> bool:
+    """Settle one attempt if the gateway knows its fate. True when nothing is left open. `details`: the gateway's
+    record of it when the caller already has it (a gateway webhook), instead of looking it up."""
     attempt = attempts.read_open_attempt(services, transaction_id)
     if attempt is None:
         return True
-    details = _find_at_gateway(services, attempt)
+    if details is None:
+        details = _find_at_gateway(services, attempt)
     if details is not None and attempt.kind == VOID and details.status != "voided":
         details = None                   # the original charge is there, but the void never happened
     result = _result_from(attempt, details) if details is not None else None

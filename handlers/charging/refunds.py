@@ -114,9 +114,10 @@ def refund_transaction(services: Services, transaction_id: str, amount: Decimal 
     data = {"transactionId": result.transaction_id, "outcome": result.outcome, "type": kind}
     if not result.approved:
         return Outcome.failed(result.message, **data)
-    message = f"{'Voided' if kind == VOID else 'Refunded'} {format_money(amount)}. {result.message}"
+    message = f"{'Voided' if kind == VOID else 'Refunded'} {format_money(amount)} ({attempts.gateway_reference(result)})."
     if invoice is not None and invoice["statecode"] != ledger.CANCELED:
         paid, balance, state = ledger.after_payment(invoice, -amount)
-        message += (f" Invoice {attempt.invoice_number} is {'now ' if result.recorded else 'about to be '}{state}: "
-                    f"paid {format_money(paid)}, balance {format_money(balance)}.")
+        totals = f"{state}: paid {format_money(paid)}, balance {format_money(balance)}"
+        message += (f" Invoice {attempt.invoice_number} is now {totals}." if result.recorded else
+                    f" Dynamics 365 was busy, so invoice {attempt.invoice_number} shows it in a few minutes ({totals}).")
     return Outcome.succeeded(message, **data)

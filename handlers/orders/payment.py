@@ -115,10 +115,19 @@ def submit_order_payment(services: Services, order_id: str, card: CardOnFile | N
         raise BusinessRuleViolation("You do not have permission to collect payments (create payment transactions) "
                                     "in Dynamics 365.") from None
     if attempt.approved:
-        return complete_paid_order(services, order, {
-            "w365_paymenttransactionid": attempt.transaction_id, "w365_amount": attempt.amount,
-            "_w365_paymentprofileid_value": profile["w365_paymentprofileid"],
-            "w365_transactionresult": attempt.message}, via=via, order_columns=order_columns)
+        try:
+            return complete_paid_order(services, order, {
+                "w365_paymenttransactionid": attempt.transaction_id, "w365_amount": attempt.amount,
+                "_w365_paymentprofileid_value": profile["w365_paymentprofileid"],
+                "w365_transactionresult": attempt.message}, via=via, order_columns=order_columns)
+        except DataverseError as exc:
+            # The money moved: say so now; the timer's complete_paid_orders finishes the order.
+            log.warning("order %s: completion after the approved charge failed (%s); the timer finishes it",
+                        order.id, type(exc).__name__)
+            return PaymentResult(attempt.outcome, f"{attempt.message} Dynamics 365 was busy, so the invoice and the "
+                                                  "order's activation will follow within a few minutes.",
+                                 "Thank you: your payment was approved. We will confirm your order shortly.",
+                                 attempt.transaction_id, profile["w365_paymentprofileid"])
     if attempt.outcome == attempts.DECLINED:
         decline_order(services, order, attempt.message, via=via, profile_id=profile["w365_paymentprofileid"])
         return PaymentResult(attempt.outcome, f"{attempt.message} The order is marked Declined: convert it to Draft "

@@ -266,8 +266,9 @@ def _refresh(services: Services, row: dict[str, Any], card: GatewayPaymentProfil
     _commit(services, ops)
 
 
-def sync_profile(services: Services, profile_id: str) -> tuple[bool, str]:
+def sync_profile(services: Services, profile_id: str, *, reactivate: bool = True) -> tuple[bool, str]:
     """Read the card from the gateway into the row: Active + Synced; not found there: Sync Failed.
+    `reactivate=False` (a gateway webhook, not a person) leaves a profile a person deactivated inactive.
     Returns (succeeded, message)."""
     row = _profile(services, profile_id)
     customer_profile_id = row.get("w365_customerprofileid")
@@ -281,8 +282,11 @@ def sync_profile(services: Services, profile_id: str) -> tuple[bool, str]:
         _mark_sync_failed(services, row, "not found at the gateway")
         return False, (f"Authorize.Net has no payment profile {payment_profile_id} for customer profile "
                        f"{customer_profile_id}; it was deleted there. Marked Sync Failed: add the card again.")
-    _refresh(services, row, card, activate=True)
+    activate = reactivate or not _was_deactivated(row)
+    _refresh(services, row, card, activate=activate)
     name = display_name(card.card_type, card.card_number_masked)
+    if not activate:
+        return True, f"{name} is synced (still inactive: it was deactivated in Dynamics)."
     return True, f"{name} is synced and active" + (" (the default card)." if card.is_default else ".")
 
 

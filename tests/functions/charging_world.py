@@ -17,8 +17,11 @@ def card_on_file(world, *, zip_code: str = "98052", on_contract: bool = True) ->
     gateway = world.services.gateway
     customer = gateway.create_customer_profile("FAB-001", description="Fabrikam")
     nonce = world.simulator.issue_nonce(VISA, 12, 2030, "123")
-    payment = gateway.create_payment_profile(customer, nonce, BillTo(first_name="Nancy", last_name="Davolio",
-                                                                     zip=zip_code), default=True)
+    bill_to = BillTo(first_name="Nancy", last_name="Davolio", zip="98052")
+    payment = gateway.create_payment_profile(customer, nonce, bill_to, default=True)
+    if zip_code != bill_to.zip:         # the simulator's decline/held triggers: a new card with them fails validation
+        gateway.update_payment_profile(customer, payment, BillTo(first_name="Nancy", last_name="Davolio",
+                                                                 zip=zip_code), default=True)
     profile_id = world.standin.seed("w365_paymentprofile", {
         "w365_name": "Visa XXXX1111", "w365_accountid@odata.bind": f"/accounts({world.ids['account']})",
         "w365_customerprofileid": customer, "w365_paymentprofileidgateway": payment, "w365_cardtype": "Visa",

@@ -7,7 +7,9 @@ import datetime as dt
 
 import pytest
 
-from handlers.credit_hold.rules import ProvisioningResult
+from core.queue import run_work
+from devhost import messages
+from handlers.credit_hold.rules import ProvisioningResult, provision_new_subscription
 
 
 class RecordingProvider:
@@ -137,17 +139,14 @@ def test_redelivered_lift_event_and_messages_provision_once(hooked):
     set_hold(hooked, True)
     subs = [create_subscription(hooked, name=f"PC {i}") for i in range(2)]
     set_hold(hooked, False)
-    body_kw = dict(pre_image={"creditonhold": True})
-    from devhost import messages
     event = messages.table_event("Update", "account", hooked.ids["account"], {"creditonhold": False},
-                                 user_id=hooked.ids["admin"], **body_kw)
+                                 pre_image={"creditonhold": True}, user_id=hooked.ids["admin"])
     raw = messages.dumps(event)
     assert hooked.post(raw).body["released"] == 2
     assert hooked.post(raw).body["released"] == 2        # Dataverse retried the async step: same operation id
     assert len(hooked.queue.pending()) == 2               # the broker dropped the duplicate messages
     payloads = [p for _, p in hooked.queue.pending()]
     hooked.queue.drain()
-    from core.queue import run_work
     for payload in payloads:                             # redelivered after the duplicate window
         run_work("credit_hold.provision", payload, hooked.services)
     assert sorted(provider(hooked).calls) == sorted((s, 1) for s in subs)
@@ -185,8 +184,6 @@ def test_a_late_lift_event_does_not_release_subscriptions_created_after_the_lift
 
 
 def test_own_writes_are_ignored_and_the_orders_helper_provisions_directly(hooked):
-    from handlers.credit_hold.rules import provision_new_subscription
-
     set_switch(hooked, True)
     sub = create_subscription(hooked, fire=False)
     reply = hooked.event("Create", "w365_subscription", sub, {"w365_name": "x"}, user=hooked.ids["app_user"])
@@ -249,7 +246,6 @@ def test_lifting_a_hold_on_500_blocked_subscriptions_provisions_each_exactly_onc
     assert lift(hooked).body["released"] == 500
     payloads = [p for _, p in hooked.queue.pending()]
     assert hooked.queue.drain() == 500
-    from core.queue import run_work
     for payload in payloads[:50]:                       # some redelivered
         run_work("credit_hold.provision", payload, hooked.services)
     assert sorted(provider(hooked).calls) == sorted((s, 1) for s in subs)

@@ -1,0 +1,267 @@
+"""The installer end to end: the real DataverseClient, over `responses`, against the stand-in's metadata endpoints
+(a new environment: native tables only)."""
+from __future__ import annotations
+
+import dataclasses
+import re
+from pathlib import Path
+
+import pytest
+import responses
+
+from core import footprint
+from dataverse.auth import StaticTokenProvider
+from dataverse.client import DataverseClient
+from dataverse.standin import DataverseStandIn, metadata
+import installer
+from installer import desired
+
+URL = "https://contoso.crm.dynamics.com"
+WEBHOOK = "https://w365.example.test/api/dataverse?code=function-key"
+KEY = "webhook-key-<&\">"
+SOLUTION = "W365Payments"
+
+
+@dataclasses.dataclass
+class Env:
+    standin: DataverseStandIn
+    catalog: metadata.Catalog
+    dv: DataverseClient
+    root: Path
+    sent: list                                   # (method, path, headers) of every request
+
+    def install(self, **kw):
+        return installer.install(self.dv, webhook_url=WEBHOOK, webhook_key=KEY, root=self.root,
+                                 out=kw.pop("out", lambda line: None), **kw)
+
+
+def _scripts(root: Path) -> None:
+    for resource in footprint.WEB_RESOURCES:
+        path = root / resource.path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(f"// {resource.name}\nfunction noop() {{}}\n", encoding="utf-8")
+
+
+@pytest.fixture
+def env(tmp_path):
+    _scripts(tmp_path)
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+        standin = DataverseStandIn()
+        catalog = metadata.attach(standin)
+        sent = []
+
+        def callback(request):
+            path = request.url.split("/api/data/v9.2/", 1)[1].split("?", 1)[0]
+            sent.append((request.method, path, dict(request.headers)))
+            return standin.handle(request.method, request.url, dict(request.headers), request.body)
+
+        for method in ("GET", "POST", "PATCH", "PUT", "DELETE"):
+            rsps.add_callback(method, re.compile(re.escape(URL) + "/api/data/v9.2/.*"), callback=callback,
+                              content_type=None)
+        dv = DataverseClient(URL, StaticTokenProvider("test-token"), sleep=lambda seconds: None)
+        yield Env(standin, catalog, dv, tmp_path, sent)
+
+
+def end_state(env: Env) -> dict:
+    """Everything the install leaves behind, without generated ids."""
+    cat = env.catalog
+    entities = {name: {a: (v["AttributeType"], v.get("MaxLength"),
+                           tuple((o["Value"], o["Label"]["UserLocalizedLabel"]["Label"])
+                                 for o in (v.get("OptionSet") or {}).get("Options", [])))
+                       for a, v in e["_attributes"].items()}
+                for name, e in cat.entities.items()}
+    keys = {name: sorted(tuple(k["KeyAttributes"]) for k in e["_keys"].values()) for name, e in cat.entities.items()}
+    relationships = sorted((r["SchemaName"], r["ReferencedEntity"], r["ReferencingEntity"], r["ReferencingAttribute"])
+                           for r in cat.relationships.values())
+    rows = {t: sorted(str({k: v for k, v in r.items() if k in ("name", "uniquename", "url", "authvalue", "stage",
+                                                                 "mode", "filteringattributes", "attributes",
+                                                                 "type", "isoptional", "executeprivilegename",
+                                                                 "content", "primaryobjecttypecode")})
+                      for r in cat.rows.rows[t].values())
+            for t in cat.rows.rows}
+    config = [{k: r[k] for k in footprint.CONFIGURATION_DEFAULTS} for r in env.standin.rows("w365_configuration")]
+    return {"entities": entities, "keys": keys, "relationships": relationships, "rows": rows, "config": config,
+            "components": sorted(cat.components.get(SOLUTION, []))}
+
+
+def test_full_install_creates_the_footprint(env):
+    result = env.install()
+    assert result.ok and result.done
+    cat = env.catalog
+    for table in desired.tables_with_columns():
+        attributes = cat.entities[table.logical_name]["_attributes"]
+        for column in table.custom_columns():
+            got = attributes[column.name]
+            assert got["AttributeType"] == desired.ATTRIBUTE_TYPES[column.type], column.name
+            if column.type in ("string", "memo"):
+                assert got["MaxLength"] == column.max_length, column.name
+            if column.type == "choice":
+                assert [(o["Value"], o["Label"]["UserLocalizedLabel"]["Label"])
+                        for o in got["OptionSet"]["Options"]] == list(column.choices)
+            if column.type == "lookup":
+                assert got["Targets"] == list(column.targets)
+        assert sorted(tuple(k["KeyAttributes"]) for k in cat.entities[table.logical_name]["_keys"].values()) == \
+            sorted(table.alternate_keys)
+    assert cat.entities["w365_paymentprofile"]["HasNotes"] and cat.entities["w365_securelink"]["HasActivities"]
+    apis = {r["uniquename"]: r for r in cat.rows.rows["customapi"].values()}
+    assert set(apis) == {a.unique_name for a in footprint.CUSTOM_APIS}
+    charge = apis["w365_ChargeInvoice"]
+    assert (charge["bindingtype"], charge["boundentitylogicalname"], charge["allowedcustomprocessingsteptype"],
+            charge["executeprivilegename"], charge["isfunction"]) == (1, "invoice", 2,
+                                                                      "prvCreatew365_paymenttransaction", False)
+    params = {(r["uniquename"], r["type"], r["isoptional"]) for r in cat.rows.rows["customapirequestparameter"].values()
+              if r["customapiid"]["id"] == charge["customapiid"]}
+    assert params == {("RequestId", 10, False), ("Amount", 2, True)}
+    (endpoint,) = cat.rows.rows["serviceendpoint"].values()
+    assert (endpoint["contract"], endpoint["authtype"], endpoint["url"]) == (8, 5, WEBHOOK)
+    assert endpoint["authvalue"] == ('<settings><setting name="x-w365-webhook-key" '
+                                     'value="webhook-key-&lt;&amp;&quot;&gt;" /></settings>')
+    steps = {r["name"]: r for r in cat.rows.rows["sdkmessageprocessingstep"].values()}
+    assert set(steps) == {desired.step_name(s) for s in footprint.WEBHOOK_STEPS}
+    credit = steps["W365: Update of account"]
+    assert (credit["stage"], credit["mode"], credit["filteringattributes"]) == (40, 1, "creditonhold")
+    assert credit["eventhandler"]["id"] == endpoint["serviceendpointid"]
+    images = [i for i in cat.rows.rows["sdkmessageprocessingstepimage"].values()
+              if i["sdkmessageprocessingstepid"]["id"] == credit["sdkmessageprocessingstepid"]]
+    assert [(i["entityalias"], i["imagetype"], i["attributes"]) for i in images] == [("PreImage", 0, "creditonhold")]
+    assert {r["name"] for r in cat.rows.rows["webresource"].values()} == {w.name for w in footprint.WEB_RESOURCES}
+    (config,) = env.standin.rows("w365_configuration")
+    assert {k: config[k] for k in footprint.CONFIGURATION_DEFAULTS} == dict(footprint.CONFIGURATION_DEFAULTS)
+    assert len(cat.published) == 1 and "<entity>w365_paymentprofile</entity>" in cat.published[0]
+
+
+def test_every_component_create_carries_the_solution_header(env):
+    env.install()
+    creates = [(path, headers) for method, path, headers in env.sent if method == "POST"]
+    data_or_container = {"publishers", "solutions", "w365_configurations", "PublishXml"}
+    components = [(p, h) for p, h in creates if p not in data_or_container]
+    assert len(components) > 100
+    assert [p for p, h in components if h.get("MSCRM.SolutionUniqueName") != SOLUTION] == []
+    assert "Default" not in env.catalog.components          # nothing landed outside the solution
+    kinds = {kind for kind, _ in env.catalog.components[SOLUTION]}
+    assert kinds == {"table", "column", "relationship", "key", "customapi", "customapirequestparameter",
+                     "serviceendpoint", "sdkmessageprocessingstep", "sdkmessageprocessingstepimage", "webresource"}
+
+
+def test_second_run_changes_nothing_and_says_so(env):
+    env.install()
+    before = end_state(env)
+    env.sent.clear()
+    lines = []
+    result = env.install(out=lines.append)
+    assert result.ok and result.done == [] and result.plan.actions == []
+    assert [m for m, _, _ in env.sent if m != "GET"] == []
+    assert "Nothing to change" in "\n".join(lines)
+    assert end_state(env) == before
+
+
+def test_run_cut_by_503_reports_and_rerun_finishes_with_the_same_end_state(env, tmp_path_factory):
+    clean_root = tmp_path_factory.mktemp("clean")
+    _scripts(clean_root)
+    env.standin.fail_next(5, 503, match=lambda method, path: method == "POST" and path == "customapis")  # 1 + 4 retries
+    lines = []
+    first = env.install(out=lines.append)
+    assert not first.ok and first.failed.component == "custom api"
+    report = first.report()
+    assert "FAILED at step" in report and "PlatformUnavailable" in report and "HTTP 503" in report
+    assert "create custom api w365_AddPaymentProfile" in report and "created table" in report
+    assert "Run the same command again" in report
+    assert env.catalog.published == []                 # stopped before publishing
+    second = env.install()
+    assert second.ok
+    assert {a.name for a in second.done} >= {a.name for a in first.missing if a.component != "publish"}
+    assert {(a.component, a.name) for a in second.done}.isdisjoint({(a.component, a.name) for a in first.done})
+    assert env.install().done == []
+
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+        clean = DataverseStandIn()
+        clean_catalog = metadata.attach(clean)
+        clean.register_with_responses(rsps, URL)
+        dv = DataverseClient(URL, StaticTokenProvider("t"), sleep=lambda s: None)
+        installer.install(dv, webhook_url=WEBHOOK, webhook_key=KEY, root=env.root, out=lambda line: None)
+        assert end_state(Env(clean, clean_catalog, dv, env.root, [])) == end_state(env)
+
+
+def test_a_changed_footprint_adds_only_what_is_new(env, monkeypatch):
+    env.install()
+    provider = footprint.table("w365_provider")
+    kind = provider.column("w365_type")
+    grown = dataclasses.replace(provider, columns=tuple(
+        dataclasses.replace(c, choices=c.choices + ((100000002, "Queue"),)) if c is kind else c
+        for c in provider.columns) + (footprint.Column("w365_secretname", "string", max_length=80),))
+    monkeypatch.setattr(footprint, "OUR_TABLES", tuple(grown if t is provider else t for t in footprint.OUR_TABLES))
+    monkeypatch.setattr(footprint, "TABLES", tuple(grown if t is provider else t for t in footprint.TABLES))
+    api = footprint.CUSTOM_APIS[0]
+    monkeypatch.setattr(footprint, "CUSTOM_APIS", (dataclasses.replace(
+        api, parameters=api.parameters + (footprint.Parameter("Note", "String", True),)),) + footprint.CUSTOM_APIS[1:])
+    (env.root / footprint.WEB_RESOURCES[0].path).write_text("// changed\n", encoding="utf-8")
+
+    result = env.install()
+    assert [(a.change, a.component, a.name) for a in result.done] == [
+        ("create", "choice option", "w365_provider.w365_type=100000002"),
+        ("create", "column", "w365_provider.w365_secretname"),
+        ("create", "parameter", "w365_AddPaymentProfile.Note"),
+        ("update", "web resource", footprint.WEB_RESOURCES[0].name),
+        ("create", "publish", "PublishXml")]
+    attributes = env.catalog.entities["w365_provider"]["_attributes"]
+    assert attributes["w365_secretname"]["MaxLength"] == 80
+    assert attributes["w365_type"]["OptionSet"]["Options"][-1]["Value"] == 100000002
+    assert env.install().done == []
+
+
+def test_drift_that_cannot_be_changed_in_place_is_reported_not_touched(env):
+    env.install()
+    env.catalog.entities["w365_operation"]["_attributes"]["w365_message"]["AttributeType"] = "String"
+    plan = installer.plan(env.dv, webhook_url=WEBHOOK, webhook_key=KEY, root=env.root)
+    assert [(a.change, a.name) for a in plan.actions] == [("drift", "w365_operation.w365_message")]
+    assert plan.changes == []
+
+
+def test_rotated_webhook_key_and_new_url_update_the_endpoint(env):
+    env.install()
+    result = installer.install(env.dv, webhook_url=WEBHOOK + "2", webhook_key="new-key", root=env.root,
+                               out=lambda line: None)
+    assert [(a.change, a.component) for a in result.done] == [("update", "webhook endpoint"),
+                                                             ("create", "publish")]
+    (endpoint,) = env.catalog.rows.rows["serviceendpoint"].values()
+    assert endpoint["url"] == WEBHOOK + "2" and 'value="new-key"' in endpoint["authvalue"]
+
+
+def test_dry_run_changes_nothing_and_missing_script_is_reported(env):
+    (env.root / footprint.WEB_RESOURCES[1].path).unlink()
+    lines = []
+    result = env.install(dry_run=True, out=lines.append)
+    assert [m for m, _, _ in env.sent if m != "GET"] == []
+    text = "\n".join(lines)
+    assert f"web resource file {footprint.WEB_RESOURCES[1].path} is missing" in text
+    assert "w365_paymentprofile.w365_syncstatus" in text and "W365: Update of account" in text
+    assert footprint.WEB_RESOURCES[1].name not in {a.name for a in result.plan.actions}
+
+
+def test_uninstall_keeps_customer_data_unless_asked(env):
+    env.install()
+    account = env.standin.seed("account", {"name": "Fabrikam"})
+    env.standin.seed("w365_paymentprofile", {"w365_name": "Visa XXXX1111",
+                                             "w365_accountid@odata.bind": f"/accounts({account})"})
+    refused = installer.uninstall(env.dv, confirm=lambda plan: False, out=lambda line: None)
+    assert refused.done == [] and "W365: Update of account" in {r["name"] for r in
+                                                                 env.catalog.rows.rows["sdkmessageprocessingstep"].values()}
+
+    result = installer.uninstall(env.dv, out=lambda line: None)
+    assert result.ok
+    cat = env.catalog
+    for kind in ("sdkmessageprocessingstep", "serviceendpoint", "customapi", "webresource",
+                 "customapirequestparameter", "sdkmessageprocessingstepimage"):
+        assert cat.rows.rows[kind] == {}, kind
+    assert set(desired.DATA_TABLES) | {"w365_provider"} <= set(cat.entities)
+    assert "w365_configuration" not in cat.entities
+    assert "w365_gatewaycustomerprofileid" in cat.entities["account"]["_attributes"]
+    assert len(env.standin.rows("w365_paymentprofile")) == 1
+    assert any("w365_provider is kept" in w for w in result.plan.warnings)
+
+    everything = installer.uninstall(env.dv, include_data=True, out=lambda line: None)
+    assert everything.ok
+    assert not any(name.startswith("w365_") for name in cat.entities)
+    assert not any(a.startswith("w365_") for e in cat.entities.values() for a in e["_attributes"])
+    assert cat.rows.rows["solution"] == {}
+    assert env.install().ok and end_state(env)["entities"]["w365_provider"]      # and it installs again

@@ -1,0 +1,83 @@
+"""w365_RefundTransaction end to end: void when unsettled, refund when settled, never more than what is left, and the
+invoice's amount paid, balance and state follow (books agree with the simulator to the cent)."""
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+import pytest
+
+from dataverse.standin import store
+from tests.functions.charging_world import assert_books_agree, card_on_file, charge, outcome, transactions
+
+
+@pytest.fixture
+def charged(world, monkeypatch):
+    monkeypatch.setattr(store, "now_iso", lambda: world.clock.now().strftime("%Y-%m-%dT%H:%M:%SZ"))
+    card_on_file(world)
+    reply = charge(world)                                    # the whole $120.00: Paid (Complete)
+    assert reply.body["status"] == "succeeded", reply.body
+    return world, reply.body["transactionId"]
+
+
+def refund(world, transaction_id, amount=None, **kw):
+    params = {"Amount": Decimal(amount)} if amount is not None else {}
+    return world.send("w365_RefundTransaction", "w365_paymenttransaction", transaction_id, **params, **kw)
+
+
+def test_an_unsettled_charge_is_voided_in_full_and_the_invoice_reopens(charged):
+    world, charge_id = charged
+    partial = refund(world, charge_id, "20.00")
+    assert partial.body["status"] == "failed" and "void all of it" in partial.message
+    reply = refund(world, charge_id)
+    assert reply.body["status"] == "succeeded" and reply.message.startswith("Voided $120.00"), reply.body
+    void = next(t for t in transactions(world) if t["w365_type"] == world.choice("w365_paymenttransaction",
+                                                                                   "w365_type", "Void"))
+    assert void["w365_outcome"] == outcome("Approved")
+    invoice = world.row("invoice", world.ids["invoice1"])
+    assert (invoice["statecode"], invoice["w365_amountpaid"], invoice["w365_balance"]) == (0, 0, Decimal("120.00"))
+    assert world.simulator.charges()[0]["status"] == "voided"
+    assert assert_books_agree(world) == 0
+    assert "already been refunded in full" in refund(world, charge_id).message
+
+
+def test_a_settled_charge_is_refunded_in_parts_never_beyond_what_is_left(charged):
+    world, charge_id = charged
+    world.simulator.settle()
+    first = refund(world, charge_id, "20.00")
+    assert first.body["status"] == "succeeded" and "Paid (Partial)" in first.message, first.body
+    assert assert_books_agree(world) == Decimal("100.00")
+    too_much = refund(world, charge_id, "100.01")
+    assert too_much.body["status"] == "failed" and "left to refund" in too_much.message
+    rest = refund(world, charge_id)                          # omitted: all that is left
+    assert rest.body["status"] == "succeeded" and "$100.00" in rest.message
+    assert assert_books_agree(world) == 0
+    assert [t["type"] for t in world.simulator.transactions()].count("refundTransaction") == 2
+    # the reopened invoice can be charged again, through the same path
+    assert charge(world, "50.00").body["status"] == "succeeded"
+    assert assert_books_agree(world) == Decimal("50.00")
+
+
+def test_only_an_approved_charge_can_be_refunded(charged):
+    world, charge_id = charged
+    world.simulator.settle()
+    refund_id = refund(world, charge_id, "10.00").body["transactionId"]
+    assert "Only a charge" in refund(world, refund_id).message
+    declined = world.standin.seed("w365_paymenttransaction", {
+        "w365_name": "declined", "w365_refid": "X-1", "w365_amount": Decimal("5.00"),
+        "w365_type": world.choice("w365_paymenttransaction", "w365_type", "Charge"),
+        "w365_outcome": outcome("Declined"), "statecode": 1, "statuscode": 2})
+    assert "Only an approved charge" in refund(world, declined).message
+    assert assert_books_agree(world) == Decimal("110.00")
+
+
+def test_a_refund_whose_answer_is_lost_is_settled_by_the_reconciler(charged):
+    world, charge_id = charged
+    world.simulator.settle()
+    world.simulator.fail_next("lost_after_commit")
+    reply = refund(world, charge_id, "30.00")
+    assert reply.body["status"] == "failed" and "being confirmed" in reply.message
+    assert "in progress" in refund(world, charge_id, "1.00").message
+    world.clock.advance(dt.timedelta(minutes=6))
+    world.queue.drain()
+    assert assert_books_agree(world) == Decimal("90.00")

@@ -1,0 +1,214 @@
+"""Send for approval, the customer's approval page (through its HTTP trigger) and Convert to Draft, end to end."""
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import re
+import struct
+import zlib
+from urllib.parse import urlencode
+
+import azure.functions as func
+import pytest
+
+from core import footprint
+from handlers.orders import order_approval_page
+from tests.functions.charging_world import outcome
+
+FORM = {"firstName": "Nancy", "lastName": "Davolio", "company": "Fabrikam", "address": "1 Main St",
+        "city": "Redmond", "state": "WA", "zip": "98052", "country": "US", "phoneNumber": "555-0100",
+        "email": "nancy@fabrikam.example"}
+
+
+def png(width: int = 4, height: int = 2) -> bytes:
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    rows = b"".join(b"\x00" + b"\x00\x00\x00\xff" * width for _ in range(height))
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 6, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
+
+
+SIGNATURE = "data:image/png;base64," + base64.b64encode(png()).decode()
+
+
+def status(label: str) -> int:
+    return footprint.choice("salesorder", "w365_orderstatus", label)
+
+
+def order(world) -> dict:
+    return world.row("salesorder", world.ids["order"])
+
+
+def notes(world) -> list[dict]:
+    return [n for n in world.rows("annotation") if (n.get("objectid") or {}).get("id") == world.ids["order"]]
+
+
+def call(method: str, token: str, form: dict | None = None):
+    body = urlencode(form).encode() if form is not None else b""
+    request = func.HttpRequest(method, f"https://w365.example.test/api/order-approvals/{token}", body=body,
+                               headers={"content-type": "application/x-www-form-urlencoded"},
+                               route_params={"token": token})
+    response = order_approval_page.build().get_user_function()(request)
+    return response.status_code, response.get_body().decode(), dict(response.headers)
+
+
+def send_for_approval(world, *, user=None, body="Please approve: {Approval Link}"):
+    return world.send("w365_SendOrderForApproval", "salesorder", world.ids["order"], user=user,
+                      ContactId=world.ids["contact"], EmailSubject="Your order", EmailBody=body)
+
+
+def token_from_email(world) -> str:
+    email = world.standin.sent_emails()[-1]
+    return re.search(r"/api/order-approvals/([A-Za-z0-9_-]{43})", email["description"]).group(1)
+
+
+@pytest.fixture
+def token(world):
+    reply = send_for_approval(world)
+    assert reply.body["status"] == "succeeded", reply.body
+    return token_from_email(world)
+
+
+def accept_payments(world, on: bool = True):
+    world.standin.update("w365_configuration", world.ids["configuration"], {"w365_approvalcanacceptpayment": on})
+
+
+def paid_form(world, *, zip_code: str = "98052", name: str = "Nancy Davolio") -> dict:
+    nonce = world.simulator.issue_nonce("4111111111111111", 12, 2030, "123")
+    return {**FORM, "zip": zip_code, "signatureName": name, "signatureImage": SIGNATURE,
+            "dataDescriptor": nonce.descriptor, "dataValue": nonce.value}
+
+
+# --- sending -----------------------------------------------------------------------------------------------------
+
+def test_send_for_approval_emails_a_single_use_link_and_marks_the_order_pending(world, token):
+    (link,) = world.rows("w365_securelink")
+    assert link["w365_purpose"] == footprint.choice("w365_securelink", "w365_purpose", "Order Approval")
+    assert link["w365_salesorderid"]["id"] == world.ids["order"] and token not in str(link)
+    assert order(world)["w365_orderstatus"] == status("Pending Approval")
+    email = world.standin.sent_emails()[-1]
+    assert email["to"] == ["nancy@fabrikam.example"] and email["regarding"]["id"] == world.ids["order"]
+    assert any(n["subject"] == "Sent for approval" for n in notes(world))
+
+
+def test_a_template_without_the_placeholder_is_refused(world):
+    reply = send_for_approval(world, body="Please approve: {Secure Link}")
+    assert reply.body["status"] == "failed" and "{Approval Link}" in reply.message
+    assert world.rows("w365_securelink") == [] and world.standin.sent_emails() == []
+
+
+def test_salespeople_may_send_only_when_the_configuration_allows_it(world):
+    refused = send_for_approval(world, user=world.ids["salesperson"])
+    assert refused.body["status"] == "failed" and "administrators" in refused.message
+    assert world.rows("w365_securelink") == []
+    world.standin.update("w365_configuration", world.ids["configuration"], {"w365_salescansendforapproval": True})
+    assert send_for_approval(world, user=world.ids["salesperson"]).body["status"] == "succeeded"
+    reader = world.standin.add_user("Rita Reader", roles=("Read Only",))
+    assert "permission" in send_for_approval(world, user=reader).message
+
+
+def test_a_new_link_withdraws_the_previous_one(world, token):
+    assert send_for_approval(world).body["status"] == "succeeded"
+    assert call("GET", token)[0] == 410
+    assert call("GET", token_from_email(world))[0] == 200
+
+
+# --- the page ----------------------------------------------------------------------------------------------------
+
+def test_the_page_shows_lines_taxes_and_total_in_the_order_currency_with_strict_headers(world, token):
+    code, body, headers = call("GET", token)
+    assert code == 200
+    for text in ("Cloud PC license", "Onboarding", "$40.00", "$120.00", "$9.60", "$17.60", "$237.60 USD",
+                 "Nancy Davolio", 'name="signatureName"', 'name="signatureImage"', "<canvas"):
+        assert text in body, text
+    assert 'name="dataValue"' not in body and "<script src=" not in body     # payment is off by default
+    csp = headers["Content-Security-Policy"]
+    assert "default-src 'none'" in csp and "unsafe-inline" not in csp and headers["Cache-Control"] == "no-store"
+
+
+def test_the_page_escapes_what_it_shows(world, token):
+    world.standin.update("salesorder", world.ids["order"], {"name": "<script>alert(1)</script>"})
+    body = call("GET", token)[1]
+    assert "<script>alert(1)" not in body and "&lt;script&gt;alert(1)&lt;/script&gt;" in body
+
+
+def test_approval_without_payment_records_the_signature_for_the_admin_to_submit(world, token):
+    code, body, _ = call("POST", token, {"signatureName": "Nancy Davolio", "signatureImage": SIGNATURE})
+    assert code == 200 and "approved" in body
+    row = order(world)
+    assert row["w365_signaturename"] == "Nancy Davolio" and row["w365_approvedon"]
+    assert row["w365_orderstatus"] == status("Draft")
+    (image,) = [n for n in notes(world) if n.get("isdocument")]
+    assert image["mimetype"] == "image/png" and base64.b64decode(image["documentbody"]) == png()
+    assert world.simulator.charges() == []
+    assert call("GET", token)[0] == 410 and call("POST", token, {"signatureName": "X Y",
+                                                                 "signatureImage": SIGNATURE})[0] == 410
+
+
+@pytest.mark.parametrize("name,image,problem", [
+    ("", SIGNATURE, "full name"),
+    ("Nancy Davolio", "", "sign"),
+    ("Nancy Davolio", "data:image/jpeg;base64," + base64.b64encode(b"\xff\xd8jpeg").decode(), "PNG"),
+    ("Nancy Davolio", "data:image/png;base64," + base64.b64encode(b"GIF89a not a png").decode(), "PNG"),
+    ("Nancy Davolio", "data:image/png;base64,%%%not-base64", "read"),
+    ("Nancy Davolio", "data:image/png;base64," + base64.b64encode(png(2000, 2000)[:8] + b"\0" * 40_000).decode(),
+     "too large"),
+])
+def test_a_bad_signature_is_refused_and_the_link_stays_usable(world, token, name, image, problem):
+    code, body, _ = call("POST", token, {"signatureName": name, "signatureImage": image})
+    assert code == 400 and problem in body
+    assert order(world)["w365_orderstatus"] == status("Pending Approval") and not notes(world)[1:]
+    assert call("GET", token)[0] == 200
+
+
+def test_approval_with_payment_charges_activates_and_signs(world, token):
+    accept_payments(world)
+    code, body, headers = call("GET", token)
+    assert code == 200 and "Approve and pay $237.60 USD" in body and 'name="dataValue"' in body
+    assert "Visa" not in body and "XXXX" not in body                     # no card on file shown
+    code, body, _ = call("POST", token, paid_form(world))
+    assert code == 200 and "approved" in body, body
+    row = order(world)
+    assert row["w365_orderstatus"] == status("Activated") and row["w365_signaturename"] == "Nancy Davolio"
+    (charge,) = world.rows("w365_paymenttransaction")
+    assert charge["w365_outcome"] == outcome("Approved") and charge["w365_salesorderid"]["id"] == world.ids["order"]
+    (profile,) = world.rows("w365_paymentprofile")
+    assert profile["w365_source"] == footprint.choice("w365_paymentprofile", "w365_source", "Order")
+    (link,) = world.rows("w365_securelink")
+    assert link["w365_status"] == footprint.choice("w365_securelink", "w365_status", "Completed")
+    assert link["w365_paymentprofileid"]["id"] == profile["w365_paymentprofileid"]
+    assert call("POST", token, paid_form(world))[0] == 410
+    assert len(world.simulator.charges()) == 1
+
+
+def test_a_refused_card_on_the_page_keeps_the_link_for_another_card(world, token):
+    accept_payments(world)
+    code, body, _ = call("POST", token, paid_form(world, zip_code="46282"))
+    assert code in (402, 422) and "try another card" in body
+    row = order(world)
+    assert row["w365_orderstatus"] == status("Declined") and row["w365_paymentdeclined"] is True
+    code, body, _ = call("POST", token, paid_form(world))
+    assert code == 200, body
+    row = order(world)
+    assert row["w365_orderstatus"] == status("Activated") and row["w365_paymentdeclined"] is False
+    assert len(world.simulator.charges()) == 1
+
+
+def test_an_expired_link_is_refused(world, token):
+    world.clock.advance(dt.timedelta(hours=73))
+    code, body, _ = call("GET", token)
+    assert code == 410 and "expired" in body
+    assert call("POST", token, {"signatureName": "Nancy Davolio", "signatureImage": SIGNATURE})[0] == 410
+
+
+def test_an_unknown_token_is_a_404(world):
+    assert call("GET", "x" * 43)[0] == 404
+
+
+# --- convert to draft --------------------------------------------------------------------------------------------
+
+def test_convert_to_draft_withdraws_a_pending_approval(world, token):
+    reply = world.send("w365_ConvertOrderToDraft", "salesorder", world.ids["order"])
+    assert reply.body["status"] == "succeeded" and "withdrawn" in reply.message
+    assert order(world)["w365_orderstatus"] == status("Draft")
+    assert call("GET", token)[0] == 410

@@ -1,0 +1,230 @@
+"""w365_SubmitOrderPayment end to end (POST /api/dataverse -> orders -> charging core -> stand-in + simulator):
+card on file, new card, decline -> convert to draft -> retry, scheduled activation, credit hold, exactly once."""
+from __future__ import annotations
+
+import datetime as dt
+import json
+from decimal import Decimal
+
+import pytest
+
+from core import footprint
+import handlers.orders  # noqa: F401 - registers the order steps
+from handlers.orders import activation, payment
+from tests.functions.charging_world import VISA, card_on_file, outcome
+
+BILL_TO = {"firstName": "Nancy", "lastName": "Davolio", "company": "Fabrikam", "address": "1 Main St",
+           "city": "Redmond", "state": "WA", "zip": "98052", "country": "US", "phoneNumber": "555-0100"}
+TOTAL = Decimal("237.60")
+
+
+def status(label: str) -> int:
+    return footprint.choice("salesorder", "w365_orderstatus", label)
+
+
+def order(world) -> dict:
+    return world.row("salesorder", world.ids["order"])
+
+
+def order_rows(world, table: str, column: str = "w365_salesorderid") -> list[dict]:
+    return [r for r in world.rows(table) if (r.get(column) or {}).get("id") == world.ids["order"]]
+
+
+def notes(world) -> list[dict]:
+    return order_rows(world, "annotation", "objectid")
+
+
+def submit(world, **params):
+    reply = world.send("w365_SubmitOrderPayment", "salesorder", world.ids["order"], **params)
+    assert reply.status == 200, reply.body
+    world.queue.drain()
+    return reply
+
+
+def submit_new_card(world, number: str = VISA, **bill_to):
+    nonce = world.simulator.issue_nonce(number, 12, 2030, "123")
+    return submit(world, OpaqueDataDescriptor=nonce.descriptor, OpaqueDataValue=nonce.value,
+                  BillTo=json.dumps({**BILL_TO, **bill_to}))
+
+
+def invoice_of_order(world) -> dict:
+    invoices = [r for r in world.rows("invoice") if (r.get("salesorderid") or {}).get("id") == world.ids["order"]]
+    assert len(invoices) == 1, invoices
+    return invoices[0]
+
+
+def test_card_on_file_approved_activates_the_order_with_a_paid_invoice_and_subscriptions(world):
+    profile_id = card_on_file(world, on_contract=False)
+    reply = submit(world, PaymentProfileId=profile_id)
+    assert reply.body["status"] == "succeeded", reply.body
+    assert "Activated" in reply.message and "237.60" in reply.message
+
+    [charge] = [t for t in order_rows(world, "w365_paymenttransaction")]
+    assert charge["w365_outcome"] == outcome("Approved") and charge["w365_amount"] == TOTAL
+    assert world.simulator.charges()[0]["amount"] == TOTAL
+
+    invoice = invoice_of_order(world)
+    assert (invoice["statecode"], invoice["statuscode"]) == (2, 100001)
+    assert (invoice["w365_amountpaid"], invoice["w365_balance"], invoice["totalamount"]) == (TOTAL, 0, TOTAL)
+    assert charge["w365_invoiceid"]["id"] == invoice["invoiceid"]
+
+    row = order(world)
+    assert row["w365_orderstatus"] == status("Activated") and row["w365_paymentdeclined"] is False
+    assert row["w365_paymentprofileid"]["id"] == profile_id
+    subscriptions = order_rows(world, "w365_subscription")
+    assert sorted((s["w365_productid"]["id"], s["w365_quantity"]) for s in subscriptions) == sorted(
+        [(world.ids["product_license"], 3), (world.ids["product_setup"], 1)])
+    assert all(s["w365_providerid"]["id"] == world.ids["provider_manual"] for s in subscriptions)
+    # Provisioned through the credit-hold rules and the Manual provider (queued work, drained above).
+    provisioning = footprint.choice("w365_subscription", "w365_provisioningstatus", "Pending")
+    assert all(s["w365_provisioningstatus"] != provisioning for s in subscriptions)
+    assert any(n["subject"] == "Payment approved" for n in notes(world))
+    assert world.operation(reply.body["requestId"])["w365_message"] == reply.message
+
+
+def test_a_second_submit_never_charges_again(world):
+    profile_id = card_on_file(world, on_contract=False)
+    assert submit(world, PaymentProfileId=profile_id).body["status"] == "succeeded"
+    again = submit(world, PaymentProfileId=profile_id)
+    assert len(world.simulator.charges()) == 1
+    assert len(order_rows(world, "w365_subscription")) == 2
+    assert again.body["status"] == "succeeded" and "already" in again.message
+
+
+def test_new_card_is_stored_as_an_order_profile_synced_and_becomes_the_default(world):
+    reply = submit_new_card(world)
+    assert reply.body["status"] == "succeeded", reply.body
+    [profile] = [p for p in world.rows("w365_paymentprofile")]
+    assert profile["w365_source"] == footprint.choice("w365_paymentprofile", "w365_source", "Order")
+    assert profile["w365_syncstatus"] == footprint.choice("w365_paymentprofile", "w365_syncstatus", "Synced")
+    assert profile["statecode"] == 0 and profile["w365_isdefault"] is True
+    assert profile["w365_cardlast4"] == "XXXX1111"
+    assert profile["w365_contactid"]["id"] == world.ids["contact"]
+    assert order(world)["w365_paymentprofileid"]["id"] == profile["w365_paymentprofileid"]
+    text = json.dumps([world.rows(t) for t in ("w365_paymentprofile", "w365_paymenttransaction", "annotation",
+                                               "w365_operation")], default=str)
+    assert VISA not in text
+
+
+def test_declined_card_then_convert_to_draft_then_retry_approved(world):
+    declining = card_on_file(world, zip_code="46282", on_contract=False)
+    reply = submit(world, PaymentProfileId=declining)
+    assert reply.body["status"] == "failed" and "declined" in reply.message.lower()
+    [attempt] = order_rows(world, "w365_paymenttransaction")
+    assert attempt["w365_outcome"] == outcome("Declined") and attempt["statecode"] == 1
+    assert "declined" in attempt["w365_transactionresult"].lower()
+    row = order(world)
+    assert row["w365_orderstatus"] == status("Declined") and row["w365_paymentdeclined"] is True
+    assert any(n["subject"] == "Payment declined" and "declined" in n["notetext"] for n in notes(world))
+    assert not [r for r in world.rows("invoice") if r.get("salesorderid")]
+
+    # Declined: Submit is refused until the order is Draft again.
+    refused = submit_new_card(world)
+    assert refused.body["status"] == "failed" and "Draft" in refused.message
+    assert world.send("w365_ConvertOrderToDraft", "salesorder", world.ids["order"]).body["status"] == "succeeded"
+    row = order(world)
+    assert row["w365_orderstatus"] == status("Draft") and row["w365_paymentdeclined"] is True   # tag stays
+
+    retried = submit_new_card(world, number="5424000000000015")
+    assert retried.body["status"] == "succeeded", retried.body
+    row = order(world)
+    assert row["w365_orderstatus"] == status("Activated") and row["w365_paymentdeclined"] is False
+    charges = sorted(order_rows(world, "w365_paymenttransaction"), key=lambda t: t["w365_refid"])
+    assert [t["w365_outcome"] for t in charges] == [outcome("Declined"), outcome("Approved")]
+    assert charges[0]["w365_refid"] != charges[1]["w365_refid"]
+    assert invoice_of_order(world)["w365_amountpaid"] == TOTAL
+
+
+def test_convert_to_draft_refuses_an_order_that_is_not_declined(world):
+    reply = world.send("w365_ConvertOrderToDraft", "salesorder", world.ids["order"])
+    assert reply.body["status"] == "failed" and "Draft" in reply.message
+
+
+def test_a_new_card_refused_by_the_gateway_declines_the_order_without_a_charge(world):
+    reply = submit_new_card(world, zip="46282")
+    assert reply.body["status"] == "failed" and "refused" in reply.message
+    assert order(world)["w365_orderstatus"] == status("Declined")
+    assert world.simulator.charges() == [] and world.rows("w365_paymentprofile") == []
+
+
+def test_future_activation_date_schedules_the_order_and_the_timer_activates_it(world):
+    activation_on = world.clock.now() + dt.timedelta(days=3)
+    world.standin.update("salesorder", world.ids["order"],
+                         {"w365_activationdate": activation_on.strftime("%Y-%m-%dT%H:%M:%SZ")})
+    profile_id = card_on_file(world, on_contract=False)
+    reply = submit(world, PaymentProfileId=profile_id)
+    assert reply.body["status"] == "succeeded" and "Scheduled" in reply.message
+    assert order(world)["w365_orderstatus"] == status("Scheduled")
+    assert invoice_of_order(world)["statecode"] == 2            # paid now, activated later
+    assert order_rows(world, "w365_subscription") == []
+
+    world.clock.advance(dt.timedelta(days=2))
+    assert activation.activate_due_orders(world.services) == []
+    world.clock.advance(dt.timedelta(days=1, minutes=5))
+    assert activation.activate_due_orders(world.services) == [world.ids["order"]]
+    world.queue.drain()
+    assert order(world)["w365_orderstatus"] == status("Activated")
+    assert len(order_rows(world, "w365_subscription")) == 2
+    assert activation.activate_due_orders(world.services) == []   # done once
+
+
+def test_credit_hold_on_the_account_blocks_the_new_subscriptions(world):
+    world.standin.update("w365_configuration", world.ids["configuration"], {"w365_enablecredithold": True})
+    world.standin.update("account", world.ids["account"], {"creditonhold": True})
+    profile_id = card_on_file(world, on_contract=False)
+    reply = submit(world, PaymentProfileId=profile_id)
+    assert reply.body["status"] == "succeeded" and "blocked" in reply.message
+    blocked = footprint.choice("w365_subscription", "w365_provisioningstatus", "Blocked By Credit Hold")
+    subscriptions = order_rows(world, "w365_subscription")
+    assert len(subscriptions) == 2 and all(s["w365_provisioningstatus"] == blocked for s in subscriptions)
+    assert order(world)["w365_orderstatus"] == status("Activated")
+
+
+def test_a_completion_cut_short_is_finished_by_the_timer_without_charging_again(world):
+    profile_id = card_on_file(world, on_contract=False)
+    # Dataverse refuses the invoice conversion after the charge went through.
+    down = {"now": True}
+    world.standin.fail_next(count=50, status=503,
+                            match=lambda method, path: down["now"] and "ConvertSalesOrderToInvoice" in path)
+    reply = world.send("w365_SubmitOrderPayment", "salesorder", world.ids["order"], PaymentProfileId=profile_id)
+    assert reply.status == 200 and reply.body["status"] == "succeeded", reply.body
+    assert "approved" in reply.message and "within a few minutes" in reply.message
+    assert len(world.simulator.charges()) == 1 and order(world)["w365_orderstatus"] == status("Draft")
+    down["now"] = False
+    assert payment.complete_paid_orders(world.services) == [world.ids["order"]]
+    world.queue.drain()
+    assert order(world)["w365_orderstatus"] == status("Activated")
+    assert invoice_of_order(world)["w365_balance"] == 0
+    assert payment.complete_paid_orders(world.services) == []
+    assert len(world.simulator.charges()) == 1
+
+
+def test_a_card_of_another_account_or_not_synced_is_refused_before_any_charge(world):
+    other = world.standin.seed("account", {"name": "Contoso"})
+    foreign = world.standin.seed("w365_paymentprofile", {
+        "w365_name": "Visa XXXX0002", "w365_accountid@odata.bind": f"/accounts({other})", "statecode": 0,
+        "w365_syncstatus": footprint.choice("w365_paymentprofile", "w365_syncstatus", "Synced"),
+        "w365_customerprofileid": "1", "w365_paymentprofileidgateway": "2"})
+    assert "another account" in submit(world, PaymentProfileId=foreign).message
+    pending = card_on_file(world, on_contract=False)
+    world.standin.update("w365_paymentprofile", pending, {
+        "w365_syncstatus": footprint.choice("w365_paymentprofile", "w365_syncstatus", "Pending Sync")})
+    assert "not synced" in submit(world, PaymentProfileId=pending).message
+    assert world.simulator.charges() == [] and order(world)["w365_orderstatus"] == status("Draft")
+
+
+def test_neither_or_both_payment_kinds_is_a_bad_request(world):
+    reply = world.send("w365_SubmitOrderPayment", "salesorder", world.ids["order"])
+    assert reply.status == 400
+
+
+def test_a_person_without_the_privilege_cannot_collect_payment(world):
+    profile_id = card_on_file(world, on_contract=False)
+    reader = world.standin.add_user("Rita Reader", roles=("Read Only",))
+    reply = world.send("w365_SubmitOrderPayment", "salesorder", world.ids["order"], user=reader,
+                       PaymentProfileId=profile_id)
+    assert reply.body["status"] == "failed" and "permission" in reply.message
+    salesperson = world.send("w365_SubmitOrderPayment", "salesorder", world.ids["order"],
+                             user=world.ids["salesperson"], PaymentProfileId=profile_id)
+    assert salesperson.body["status"] == "failed" and "permission" in salesperson.message
+    assert world.simulator.charges() == []

@@ -1,0 +1,81 @@
+"""After the payment profile flows, no card number (a Luhn-valid run of 13-19 digits) and no Accept.js nonce is in
+any stand-in table or in the captured logs."""
+from __future__ import annotations
+
+import json
+import logging
+import re
+from urllib.parse import urlencode
+
+import azure.functions as func
+
+from core import footprint
+import handlers.payment_profiles  # noqa: F401 - registers the steps and routes
+from handlers.payment_profiles.routes import profile_request_page
+
+DIGITS = re.compile(r"(?<!\d)\d{13,19}(?!\d)")
+BILL_TO = json.dumps({"firstName": "Nancy", "lastName": "Davolio", "address": "1 Main St", "city": "Springfield",
+                      "zip": "62701", "country": "US"})
+
+
+def luhn_valid(number: str) -> bool:
+    total = 0
+    for index, digit in enumerate(reversed(number)):
+        value = int(digit) * (2 if index % 2 else 1)
+        total += value - 9 if value > 9 else value
+    return total % 10 == 0
+
+
+def card_numbers_in(text: str) -> list[str]:
+    return [n for n in DIGITS.findall(text) if luhn_valid(n)]
+
+
+def test_the_sweep_finds_a_card_number():
+    assert card_numbers_in("x 4111111111111111 y") == ["4111111111111111"]
+    assert card_numbers_in("4111111111111112 and 500000001") == []
+
+
+def test_no_card_number_or_nonce_is_left_after_the_flows(world, caplog):
+    caplog.set_level(logging.DEBUG)
+    nonces = []
+
+    def nonce(number):
+        opaque = world.simulator.issue_nonce(number, 12, 2030, "1234" if number.startswith("37") else "123")
+        nonces.append(opaque.value)
+        return opaque
+
+    account, contact = world.ids["account"], world.ids["contact"]
+    opaque = nonce("4111111111111111")
+    added = world.send("w365_AddPaymentProfile", "account", account, ContactId=contact, Method="DirectEntry",
+                       OpaqueDataDescriptor=opaque.descriptor, OpaqueDataValue=opaque.value, BillTo=BILL_TO,
+                       SetAsDefault=True)
+    profile_id = added.body["paymentProfileId"]
+    world.send("w365_SyncPaymentProfile", "w365_paymentprofile", profile_id)
+    opaque = nonce("5424000000000015")
+    world.send("w365_UpdatePaymentProfile", "w365_paymentprofile", profile_id, BillTo=BILL_TO,
+               OpaqueDataDescriptor=opaque.descriptor, OpaqueDataValue=opaque.value)
+    opaque = nonce("370000000000002")
+    refused = world.send("w365_AddPaymentProfile", "account", account, ContactId=contact, Method="DirectEntry",
+                         OpaqueDataDescriptor=opaque.descriptor, OpaqueDataValue=opaque.value,
+                         BillTo=BILL_TO.replace("62701", "46282"))
+    assert refused.body["status"] == "failed"
+    request = world.send("w365_AddPaymentProfile", "account", account, ContactId=contact, Method="ProfileRequest",
+                         EmailSubject="Card", EmailBody="{Secure Link}")
+    token = re.search(r"profile-requests/([A-Za-z0-9_-]{43})",
+                      world.row("email", request.body["emailId"])["description"]).group(1)
+    opaque = nonce("6011000000000012")
+    form = {"firstName": "Nancy", "lastName": "Davolio", "address": "1 Main St", "city": "Springfield",
+            "zip": "62701", "country": "US", "dataDescriptor": opaque.descriptor, "dataValue": opaque.value}
+    response = profile_request_page.build().get_user_function()(func.HttpRequest(
+        "POST", f"https://w365.example.test/api/profile-requests/{token}", body=urlencode(form).encode(),
+        headers={"content-type": "application/x-www-form-urlencoded"}, route_params={"token": token}))
+    assert response.status_code == 200
+    world.send("w365_SyncPaymentProfiles", "account", account)
+    world.send("w365_DeactivatePaymentProfile", "w365_paymentprofile", profile_id)
+
+    tables = json.dumps({t.logical_name: world.standin.rows(t.logical_name) for t in footprint.TABLES}, default=str)
+    logs = caplog.text + "\n".join(str(r.args) for r in caplog.records)
+    assert len(world.rows("w365_paymentprofile")) == 2
+    assert card_numbers_in(tables) == [] and card_numbers_in(logs) == []
+    for value in nonces:
+        assert value not in tables and value not in logs
