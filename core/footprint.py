@@ -542,7 +542,9 @@ WEBHOOK_STEPS = tuple(WebhookStep(api.unique_name, api.bound_to or "none") for a
 )
 
 WEB_RESOURCES = tuple(WebResource(f"w365_/scripts/{n}.js", f"webresources/w365_/scripts/{n}.js")
-                      for n in ("common", "paymentprofile", "invoice", "salesorder", "account"))
+                      for n in ("common", "paymentprofile", "invoice", "salesorder", "account", "amount",
+                                "paymenttransaction", "directentry")) + (
+    WebResource("w365_/pages/directentry.html", "webresources/w365_/pages/directentry.html", type=1),)  # 1: HTML
 
 CONFIGURATION_DEFAULTS: Mapping[str, object] = {
     "w365_name": "Configuration",

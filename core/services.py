@@ -19,6 +19,8 @@ class Services:
     providers: dict[str, Any] = field(default_factory=dict)
     # Accept.js URL for the customer pages: the real one in sandbox/production, the dev host's stand-in in local mode.
     accept_js_url: str = "https://jstest.authorize.net/v1/Accept.js"
+    # The w365_operation row of the Custom API call being handled (core.operations), set by the platform per call.
+    operation: Any = None
 
     def for_user(self, systemuser_id: str) -> "Services":
         """The same services, with Dataverse calls made as that person (MSCRMCallerID)."""

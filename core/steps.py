@@ -40,6 +40,9 @@ class Step:
     message: str
     table: str | None          # None: any table (unbound messages)
     handler: Handler
+    # The handler itself recognises a redelivered RequestId from the rows it reads anyway, so the platform need not
+    # look the w365_operation row up first (one round trip fewer).
+    replay_safe: bool = False
 
     @property
     def is_custom_api(self) -> bool:
@@ -50,13 +53,13 @@ class Step:
 _steps: dict[tuple[str, str | None], Step] = {}
 
 
-def step(message: str, table: str | None = None) -> Callable[[Handler], Handler]:
+def step(message: str, table: str | None = None, *, replay_safe: bool = False) -> Callable[[Handler], Handler]:
     def register(handler: Handler) -> Handler:
         key = (message.lower(), table.lower() if table else None)
         existing = _steps.get(key)
         if existing is not None and existing.handler is not handler:
             raise ValueError(f"two handlers for {message} on {table}")
-        _steps[key] = Step(message, table, handler)
+        _steps[key] = Step(message, table, handler, replay_safe)
         return handler
     return register
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import hmac
 import json
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Any, Mapping
 
@@ -18,7 +18,8 @@ from core.composition import get_services, webhook_key
 from core.context import EntityRef, PluginContext
 from core.errors import (AccessDenied, BadRequest, BusinessRuleViolation, ConfigurationError, ConflictInProgress, DataverseError,
                          DuplicateRecord, GatewayAuthError, GatewayUnavailable, PlatformUnavailable, RecordNotFound)
-from core.queue import decode_work, run_work
+from core.operations import OPERATIONS, OperationRecorder, status_value
+from core.queue import decode_work, run_work, work_handler
 from core.services import Services
 from core.steps import Outcome, Step, find_step
 from dataverse.context import is_guid, parse_context
@@ -28,7 +29,7 @@ bp = func.Blueprint()
 
 MAX_DEPTH = 2               # our own chains are one deep; deeper means a loop through someone's plug-ins
 DEFAULT_RETRY_AFTER = 30
-OPERATIONS = "w365_operations"
+RECORD_OPERATION = "platform.record_operation"
 
 
 @dataclass(frozen=True)
@@ -137,13 +138,15 @@ def _dispatch_event(step: Step, context: PluginContext, services: Services) -> D
 def _dispatch_custom_api(step: Step, context: PluginContext, services: Services) -> Dispatched:
     try:
         request_id = _validate_custom_api_inputs(context)
-        earlier = _find_operation(services, request_id)
-        if earlier is not None:
-            return Dispatched(200, {"status": "succeeded" if earlier["w365_status"] == _status("Succeeded")
-                                    else "failed", "message": earlier.get("w365_message") or "", "requestId": request_id,
-                                    "replayed": True})
+        if not step.replay_safe:
+            earlier = _find_operation(services, request_id)
+            if earlier is not None:
+                return Dispatched(200, {"status": "succeeded" if earlier["w365_status"] == status_value(True)
+                                        else "failed", "message": earlier.get("w365_message") or "",
+                                        "requestId": request_id, "replayed": True})
+        recorder = OperationRecorder(context, request_id)
         try:
-            outcome = step.handler(context, services)
+            outcome = step.handler(context, replace(services, operation=recorder))
         except BusinessRuleViolation as exc:
             outcome = Outcome.failed(str(exc))
         except RecordNotFound:
@@ -151,13 +154,14 @@ def _dispatch_custom_api(step: Step, context: PluginContext, services: Services)
         except AccessDenied:
             outcome = Outcome.failed("You do not have the Dataverse privileges this action needs.")
         except ConflictInProgress as exc:
-            _record_operation(services, context, request_id, Outcome.failed(str(exc)))
+            _record_operation(services, recorder, Outcome.failed(str(exc)))
             return Dispatched(409, {"status": "failed", "message": str(exc), "requestId": request_id})
         except (GatewayAuthError, ConfigurationError) as exc:
             log.error("%s: configuration problem: %s", context.message_name, type(exc).__name__)
             outcome = Outcome.failed("The payment service is not configured correctly; an administrator must check "
                                      "its settings. Nothing was charged.")
-        outcome = _record_operation(services, context, request_id, outcome)
+        if recorder.recorded_message is None:
+            outcome = _record_operation(services, recorder, outcome)
         return Dispatched(200, {"status": outcome.status, "message": outcome.message, "requestId": request_id,
                                 **outcome.data})
     except BadRequest as exc:
@@ -211,38 +215,35 @@ def _parameter_problem(kind: str, value: Any) -> str | None:
     return None if len(value) <= MAX_TEXT_PARAMETER else f"is longer than {MAX_TEXT_PARAMETER} characters"
 
 
-def _status(label: str) -> int:
-    return footprint.choice("w365_operation", "w365_status", label)
-
-
 def _find_operation(services: Services, request_id: str) -> dict | None:
     rows = services.dataverse.query(OPERATIONS, select=("w365_status", "w365_message"),
                                     filter=f"w365_requestid eq '{request_id}'", top=1)
     return rows[0] if rows else None
 
 
-def _record_operation(services: Services, context: PluginContext, request_id: str, outcome: Outcome) -> Outcome:
-    """Write the outcome once. If a redelivery of the same RequestId wrote first, its outcome stands."""
-    target = context.target
-    row = {
-        "w365_name": f"{context.message_name} {request_id}"[:100],
-        "w365_requestid": request_id,
-        "w365_message": outcome.message[:4000],
-        "w365_status": _status("Succeeded" if outcome.ok else "Failed"),
-        "w365_messagename": context.message_name,
-        "w365_regardingtable": target.logical_name if isinstance(target, EntityRef) else context.primary_entity_name,
-        "w365_regardingid": target.id if isinstance(target, EntityRef) else context.primary_entity_id,
-        "w365_initiatinguserid": context.initiating_user_id,
-        "w365_correlationid": context.correlation_id,
-    }
+def _record_operation(services: Services, recorder: OperationRecorder, outcome: Outcome) -> Outcome:
+    """Write the outcome once. If a redelivery of the same RequestId wrote first, its outcome stands. If Dataverse is
+    busy, the row is queued: the work is done (perhaps money moved), so the caller is never told 5xx for it."""
+    row = recorder.row(outcome.ok, outcome.message)
     try:
         services.dataverse.create(OPERATIONS, row)
     except DuplicateRecord:
-        earlier = _find_operation(services, request_id)
+        earlier = _find_operation(services, recorder.request_id)
         if earlier is not None:
-            return Outcome("succeeded" if earlier["w365_status"] == _status("Succeeded") else "failed",
+            return Outcome("succeeded" if earlier["w365_status"] == status_value(True) else "failed",
                            earlier.get("w365_message") or "", outcome.data)
+    except PlatformUnavailable:
+        log.warning("%s: the w365_operation row is queued (Dataverse busy)", recorder.context.message_name)
+        services.queue.send(RECORD_OPERATION, {"row": row}, message_id=f"{RECORD_OPERATION}:{recorder.request_id}")
     return outcome
+
+
+@work_handler(RECORD_OPERATION)
+def _record_queued_operation(payload: Mapping[str, Any], services: Services) -> None:
+    try:
+        services.dataverse.create(OPERATIONS, dict(payload["row"]))
+    except DuplicateRecord:
+        pass                                  # written meanwhile (a redelivery of the same RequestId)
 
 
 def _unavailable(exc: Exception) -> Dispatched:

@@ -55,6 +55,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="uninstall also removes the customer-data tables and our columns on native tables")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    # A 404 on a table not created yet is the normal answer here; the installer reports what matters itself.
+    logging.getLogger("dataverse.client").setLevel(logging.ERROR)
     settings = load_settings()
     try:
         dv = build_client(settings)

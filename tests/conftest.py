@@ -17,6 +17,8 @@ import azure.functions as func
 import pytest
 import responses
 
+import function_app  # noqa: F401 - registers every capability's steps, as the Functions host does at start-up
+
 from core import footprint
 from core.composition import set_services
 from core.queue import InProcessQueue
@@ -121,7 +123,7 @@ def build_world(rsps: responses.RequestsMock, settings: Mapping[str, str] | None
     from gateway.simulator import AuthorizeNetSimulator
 
     clock = MovableClock()
-    standin = DataverseStandIn()
+    standin = DataverseStandIn(clock=clock)
     ids = seed_demo(standin)
     ids.setdefault("admin_user", ids.get("admin"))     # seed_demo names the administrator "admin"
     simulator = AuthorizeNetSimulator(clock=clock, login_id=TEST_SETTINGS["AUTHORIZENET_LOGIN_ID"],

@@ -50,9 +50,10 @@ class DataverseStandIn:
     organization_id = "4ef5b2c3-d4e5-4f60-8a7b-9c0d1e2f3a4c"
     business_unit_id = "5f1c2a8e-3b5d-4e7f-9a1b-2c3d4e5f6a7b"
 
-    def __init__(self, tables: Iterable[Table] = footprint.TABLES, *, storage_path: str | None = None):
+    def __init__(self, tables: Iterable[Table] = footprint.TABLES, *, storage_path: str | None = None,
+                 clock: Any = None):
         self._lock = threading.RLock()
-        self.store = Store(tables)
+        self.store = Store(tables, clock)
         self.storage_path = storage_path
         self.request_count = 0
         self.requests: list[tuple[str, str]] = []

@@ -134,8 +134,9 @@ def coerce(table: Table, column: Column, value: Any) -> Any:
 class Store:
     """The rows of every table, many-to-many links, and one version counter (like Dataverse's rowversion)."""
 
-    def __init__(self, tables: Iterable[Table]):
+    def __init__(self, tables: Iterable[Table], clock: Any = None):
         self.tables = {t.logical_name: t for t in tables}
+        self.clock = clock                 # anything with now() (aware UTC): createdon/modifiedon follow a test's clock
         self.rows: dict[str, dict[str, dict[str, Any]]] = {name: {} for name in self.tables}
         self.links: dict[str, list[list[str]]] = {}
         self.outbox: list[dict[str, Any]] = []     # emails sent with SendEmail(IssueSend=true)
@@ -143,6 +144,11 @@ class Store:
 
     def table(self, logical_name: str) -> Table:
         return self.tables[logical_name]
+
+    def now_iso(self) -> str:
+        if self.clock is None:
+            return now_iso()
+        return self.clock.now().astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
     def next_version(self) -> int:
         self.version += 1
@@ -154,7 +160,7 @@ class Store:
         record_id = (record_id or str(uuid.uuid4())).lower()
         if record_id in self.rows[table.logical_name]:
             raise ODataError(412, "0x80040237", "A record with matching key values already exists.")
-        stamp = now_iso()
+        stamp = self.now_iso()
         row: dict[str, Any] = {c.name: None for c in table.columns if c.type != "lookup"}
         row.update({c.name: None for c in table.columns if c.type == "lookup"})
         row.update(values)
@@ -175,7 +181,7 @@ class Store:
             state = table.state(values["statecode"])
             if state is not None:
                 values = {**values, "statuscode": state.default_status}
-        candidate = {**row, **values, "modifiedon": now_iso()}
+        candidate = {**row, **values, "modifiedon": self.now_iso()}
         self._derive(table, candidate)
         self._check(table, candidate, row[table.primary_id])
         candidate[VERSION] = self.next_version()

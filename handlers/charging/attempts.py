@@ -52,6 +52,7 @@ RECONCILE_WORK = "charging.reconcile"
 RECONCILE_SCHEDULE = (dt.timedelta(minutes=5), dt.timedelta(hours=1), dt.timedelta(days=1), dt.timedelta(days=1),
                       dt.timedelta(days=1))
 COMMIT_TRIES = 3
+WAITING = "Sent to Authorize.Net; waiting for its answer."
 
 
 def outcome_value(label: str) -> int:
@@ -160,7 +161,7 @@ def collect_payment(services: Services, *, account_id: str, profile: Record, amo
     body: dict[str, Any] = {
         "w365_name": attempt_name(CHARGE, invoice_number, attempt_number, request_id)[:100],
         "w365_refid": ref_id, "w365_amount": amount, "w365_type": type_value(CHARGE),
-        "w365_outcome": outcome_value(PENDING), "w365_transactionresult": "Sent to Authorize.Net; waiting for its answer.",
+        "w365_outcome": outcome_value(PENDING), "w365_transactionresult": WAITING,
         "w365_accountid@odata.bind": f"/accounts({account_id})",
         "w365_paymentprofileid@odata.bind": f"/w365_paymentprofiles({profile['w365_paymentprofileid']})",
     }
@@ -230,8 +231,14 @@ def record_result(services: Services, attempt: OpenAttempt, result: ChargeResult
 def commit(services: Services, attempt: OpenAttempt, result: ChargeResult) -> None:
     """One atomic changeset; on a 412 (someone changed the invoice or the row) re-read and decide again."""
     for _ in range(COMMIT_TRIES):
+        ops = settlement_ops(attempt, result)
+        # The button's w365_operation row rides in the same changeset when the handler asked for it (core.operations).
+        operation = services.operation.batch_operation(describe(attempt, result)) if (
+            services.operation is not None and result.outcome == ChargeOutcome.APPROVED) else None
         try:
-            services.dataverse.batch(settlement_ops(attempt, result))
+            services.dataverse.batch(ops + [operation] if operation else ops)
+            if operation:
+                services.operation.committed()
             return
         except ConcurrencyConflict:
             fresh = read_open_attempt(services, attempt.transaction_id)

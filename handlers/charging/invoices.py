@@ -28,7 +28,7 @@ INVOICE_EXPAND = (
 IN_PROGRESS = "A charge of this invoice is in progress"
 
 
-@step("w365_ChargeInvoice", "invoice")
+@step("w365_ChargeInvoice", "invoice", replay_safe=True)
 def charge_invoice_step(ctx: PluginContext, services: Services) -> Outcome:
     return charge_invoice(services, ctx.primary_entity_id, ctx.param("Amount"), user_id=ctx.initiating_user_id,
                           request_id=ctx.request_id)
@@ -58,6 +58,16 @@ def charge_invoice(services: Services, invoice_id: str, amount: Decimal | None, 
         raise BusinessRuleViolation(f"{format_money(amount)} is more than the balance of invoice {number} "
                                     f"({format_money(balance)}); charge at most the balance.")
     profile = usable_profile(invoice)
+    card = profile.get("w365_name") or profile.get("w365_cardlast4") or "the card on file"
+    new_paid, new_balance, state = ledger.after_payment(invoice, amount)
+    totals = f"{state}: paid {format_money(new_paid)}, balance {format_money(new_balance)}"
+
+    def approved_message(done: attempts.PaymentAttempt) -> str:
+        return (f"Charged {format_money(amount)} to {card} ({attempts.gateway_reference(done)}). "
+                f"Invoice {number} is now {totals}.")
+
+    if services.operation is not None:
+        services.operation.approval_message = approved_message
     attempt = attempts.collect_payment(
         services, acting=acting, account_id=invoice["_customerid_value"], profile=profile, amount=amount,
         ref_key=f"invoice:{invoice_id}", attempt_number=attempts.next_attempt_number(transactions),
@@ -66,14 +76,11 @@ def charge_invoice(services: Services, invoice_id: str, amount: Decimal | None, 
             "gatewayTransactionId": attempt.gateway_transaction_id}
     if not attempt.approved:
         return Outcome.failed(attempt.message, **data)
-    new_paid, new_balance, state = ledger.after_payment(invoice, amount)
-    card = profile.get("w365_name") or profile.get("w365_cardlast4") or "the card on file"
-    charged = f"Charged {format_money(amount)} to {card} ({attempts.gateway_reference(attempt)})."
-    totals = f"{state}: paid {format_money(new_paid)}, balance {format_money(new_balance)}"
     if attempt.recorded:
-        message = f"{charged} Invoice {number} is now {totals}."
+        message = approved_message(attempt)
     else:
-        message = f"{charged} Dynamics 365 was busy, so invoice {number} shows it in a few minutes ({totals})."
+        message = (f"Charged {format_money(amount)} to {card} ({attempts.gateway_reference(attempt)}). Dynamics 365 "
+                   f"was busy, so invoice {number} shows it in a few minutes ({totals}).")
     return Outcome.succeeded(message, **data, amountPaid=str(new_paid), balance=str(new_balance))
 
 def usable_profile(invoice: Record) -> Record:
@@ -105,6 +112,8 @@ def usable_profile(invoice: Record) -> Record:
 def _replayed(transaction: Record) -> Outcome:
     outcome = attempts.outcome_label(transaction.get("w365_outcome"))
     text = transaction.get("w365_transactionresult") or ""
+    if outcome == attempts.PENDING:
+        text = "the charge was sent to Authorize.Net and its outcome is being recorded; refresh in a few minutes."
     data = {"transactionId": transaction.get("w365_paymenttransactionid"), "outcome": outcome, "replayed": True}
-    message = f"This request was already handled: {text}".strip()
+    message = f"This request was already handled: {text}"
     return Outcome.succeeded(message, **data) if outcome == attempts.APPROVED else Outcome.failed(message, **data)

@@ -60,6 +60,14 @@ def reconcile_attempt(services: Services, transaction_id: str, *, details: Trans
     return True
 
 
+def reconcile_ref_id(services: Services, ref_id: str) -> bool:
+    """Settle the attempt with this refId now (a gateway webhook's `merchantReferenceId`, e.g. fraud.approved).
+    False when no such attempt exists or it is still undecided."""
+    rows = services.dataverse.query(TRANSACTIONS, select=("w365_paymenttransactionid",),
+                                    filter=f"w365_refid eq '{ref_id.replace(chr(39), chr(39) * 2)}'", top=1)
+    return bool(rows) and reconcile_attempt(services, rows[0]["w365_paymenttransactionid"])
+
+
 @work_handler(RECONCILE_WORK)
 def reconcile_queued(payload: Mapping[str, Any], services: Services) -> None:
     transaction_id, try_number = str(payload["transaction_id"]), int(payload.get("try", 1))

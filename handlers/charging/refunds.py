@@ -89,7 +89,7 @@ def refund_transaction(services: Services, transaction_id: str, amount: Decimal 
         "w365_name": attempts.attempt_name(kind, charge_ref, len(earlier) + 1, request_id)[:100],
         "w365_refid": ref_id, "w365_amount": amount, "w365_type": attempts.type_value(kind),
         "w365_outcome": attempts.outcome_value(attempts.PENDING),
-        "w365_transactionresult": "Sent to Authorize.Net; waiting for its answer.",
+        "w365_transactionresult": attempts.WAITING,
     }
     for column, entity_set in (("w365_invoiceid", "invoices"), ("w365_salesorderid", "salesorders"),
                                ("w365_accountid", "accounts"), ("w365_paymentprofileid", "w365_paymentprofiles")):
@@ -114,10 +114,12 @@ def refund_transaction(services: Services, transaction_id: str, amount: Decimal 
     data = {"transactionId": result.transaction_id, "outcome": result.outcome, "type": kind}
     if not result.approved:
         return Outcome.failed(result.message, **data)
-    message = f"{'Voided' if kind == VOID else 'Refunded'} {format_money(amount)} ({attempts.gateway_reference(result)})."
+    done = "Voided" if kind == VOID else "Refunded"
+    message = f"{done} {format_money(amount)} ({attempts.gateway_reference(result)})."
     if invoice is not None and invoice["statecode"] != ledger.CANCELED:
         paid, balance, state = ledger.after_payment(invoice, -amount)
         totals = f"{state}: paid {format_money(paid)}, balance {format_money(balance)}"
-        message += (f" Invoice {attempt.invoice_number} is now {totals}." if result.recorded else
-                    f" Dynamics 365 was busy, so invoice {attempt.invoice_number} shows it in a few minutes ({totals}).")
+        number = attempt.invoice_number
+        message += (f" Invoice {number} is now {totals}." if result.recorded else
+                    f" Dynamics 365 was busy, so invoice {number} shows it in a few minutes ({totals}).")
     return Outcome.succeeded(message, **data)

@@ -88,7 +88,8 @@ def _settle(services: Services, row: Record, details: TransactionDetails) -> Out
         return _said(row, "Already recorded")
     reconciler.reconcile_attempt(services, transaction_id, details=details)
     fresh = services.dataverse.retrieve(TRANSACTIONS, transaction_id, select=TRANSACTION_COLUMNS)
-    return _said(fresh, "Settled from Authorize.Net's record")
+    changed = fresh.get("w365_outcome") != row.get("w365_outcome")
+    return _said(fresh, "Settled from Authorize.Net's record" if changed else "Nothing new")
 
 
 def _said(row: Record, what: str) -> Outcome:

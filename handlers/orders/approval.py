@@ -29,6 +29,7 @@ PLACEHOLDER = "{Approval Link}"
 PNG_DATA_URL = "data:image/png;base64,"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 MAX_SIGNATURE_BYTES = 32 * 1024          # a signature drawn on the page's 500x160 canvas is a few KB
+MAX_SIGNATURE_BASE64 = 4 * -(-MAX_SIGNATURE_BYTES // 3)
 MAX_SIGNATURE_NAME = 200                 # salesorder.w365_signaturename
 AWAITING_APPROVAL = ("Pending Approval", "Declined")   # Declined: the customer's card was refused; they may retry
 
@@ -137,7 +138,7 @@ def parse_signature(name: str | None, image: str | None) -> Signature:
     if not image.startswith(PNG_DATA_URL):
         raise SignatureRefused("The signature must be a PNG image.")
     encoded = image[len(PNG_DATA_URL):]
-    if len(encoded) > (MAX_SIGNATURE_BYTES * 4 + 2) // 3 + 4:
+    if len(encoded) > MAX_SIGNATURE_BASE64:
         raise SignatureRefused("The signature image is too large. Please clear it and sign again.")
     try:
         raw = base64.b64decode(encoded, validate=True)

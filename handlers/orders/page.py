@@ -19,8 +19,7 @@ from handlers.orders.records import Order, format_money, money
 
 TITLE = "Review and approve your order"
 FORM_ID = {True: "card-form", False: "approval-form"}      # card-form: the id the shared card script expects
-# The data URL the browser may post: the decoded limit in base64, plus its prefix.
-MAX_SIGNATURE_URL = len(approval.PNG_DATA_URL) + (approval.MAX_SIGNATURE_BYTES * 4 + 2) // 3
+MAX_SIGNATURE_URL = len(approval.PNG_DATA_URL) + approval.MAX_SIGNATURE_BASE64
 
 STYLE = """
 table{width:100%;border-collapse:collapse;margin:.5rem 0}
@@ -144,8 +143,9 @@ def render(services: Services, token: str, view: approval.ApprovalView, values: 
                 f'<h2>Sign</h2>{signing}<button type="submit">Approve order</button></form>')
         script, accept_js = _signature_script(form_id), None
     content = (f'<style nonce="{nonce}">{STYLE}</style><h1>{TITLE}</h1>'
-               f'<p>Hello {esc(contact.get("fullname") or "")}, {esc(order.account.get("name") or "")} is asked to '
-               f'approve the order below.</p>{order_summary(order, view.lines)}'
+               f'<p>Hello {esc(contact.get("fullname") or "")}, please review this order for '
+               f'{esc(order.account.get("name") or "your company")}, then sign to approve it.</p>'
+               f'{order_summary(order, view.lines)}'
                f'<section class="card">{form}</section>')
     return pages.layout(TITLE, content, status=status, nonce=nonce, accept_js_url=accept_js, script=script)
 
@@ -180,7 +180,7 @@ def order_summary(order: Order, lines: list[dict[str, Any]]) -> str:
     if money(row.get("discountamount")) > 0:
         foot += f'<tr><th colspan="4">Discount</th><td class="num">-{amount(row.get("discountamount"))}</td></tr>'
     foot += (f'<tr><th colspan="4">Tax</th><td class="num">{amount(row.get("totaltax"))}</td></tr>'
-             f'<tr class="total"><th colspan="4">Total ({esc(order.currency_code)})</th>'
+             f'<tr class="total"><th colspan="4">Total</th>'
              f'<td class="num" id="order-total">{esc(format_money(order.total, order))}</td></tr>')
     number = row.get("ordernumber")
     return (f'<section class="card" aria-labelledby="order-title"><h2 id="order-title">'
@@ -188,7 +188,7 @@ def order_summary(order: Order, lines: list[dict[str, Any]]) -> str:
             f'<table><thead><tr><th scope="col">Item</th><th scope="col" class="num">Quantity</th>'
             f'<th scope="col" class="num">Unit price</th><th scope="col" class="num">Amount</th>'
             f'<th scope="col" class="num">Tax</th></tr></thead><tbody>{rows}</tbody><tfoot>{foot}</tfoot></table>'
-            f'<p class="muted">Amounts in {esc(order.currency_code)}.</p></section>')
+            f'</section>')
 
 
 def done_page(order: Order | None, signer: str, result: approval.ApprovalResult) -> pages.Page:

@@ -18,14 +18,14 @@ from typing import Any, Mapping
 
 from core import permissions
 from core.errors import (AccessDenied, BusinessRuleViolation, ConflictInProgress, DataverseError, GatewayAuthError,
-                         GatewayError, GatewayUnavailable, InvalidNonce)
+                         GatewayError, GatewayUnavailable, InvalidNonce, RecordNotFound)
 from core.ports import BatchOperation, BillTo, OpaqueData, Record
 from core.services import Services
 from handlers.charging import attempts, ledger
 from handlers.charging.attempts import PROFILE_COLUMNS, TRANSACTION_COLUMNS, TRANSACTIONS
 from handlers.charging.invoices import SYNCED
 from handlers.orders import activation
-from handlers.orders.records import (ORDERS, Order, add_note, format_money, load_order, money, status,
+from handlers.orders.records import (Order, add_note, format_money, load_order, money, status,
                                      update_order)
 from handlers.payment_profiles import profiles
 
@@ -81,9 +81,12 @@ def submit_order_payment(services: Services, order_id: str, card: CardOnFile | N
     transactions = order_transactions(services, order_id)
     approved = [t for t in transactions if _is_charge(t) and attempts.outcome_label(t.get("w365_outcome"))
                 == attempts.APPROVED]
+    unfinished = [t for t in approved if not t.get("_w365_invoiceid_value")]
+    if unfinished:
+        # Paid, but its completion was cut short: finish it now, never charge again.
+        return complete_paid_order(services, order, unfinished[0], via=via, order_columns=order_columns)
     if approved:
-        # Paid already (a completion left unfinished, or a second click): finish it, never charge again.
-        return complete_paid_order(services, order, approved[0], via=via, order_columns=order_columns)
+        raise BusinessRuleViolation(f"The order is already paid ({order.status_label}); it cannot be charged again.")
     _require_payable(order, allowed)
     if attempts.open_charges(transactions):
         raise ConflictInProgress("A payment of this order is in progress: wait until its transaction shows Approved, "
@@ -170,10 +173,8 @@ def _card_on_file(services: Services, order: Order, profile_id: str) -> Record:
     try:
         profile = services.dataverse.retrieve(profiles.PROFILES, profile_id,
                                               select=PROFILE_COLUMNS + ("_w365_accountid_value",))
-    except DataverseError as exc:
-        if exc.status == 404:
-            raise BusinessRuleViolation("The payment profile was not found.") from None
-        raise
+    except RecordNotFound:
+        raise BusinessRuleViolation("The payment profile was not found.") from None
     name = profile.get("w365_name") or "The payment profile"
     if str(profile.get("_w365_accountid_value") or "").lower() != order.account_id.lower():
         raise BusinessRuleViolation(f"{name} belongs to another account; choose a card of the order's account.")
@@ -219,8 +220,8 @@ def complete_paid_order(services: Services, order: Order, transaction: Mapping[s
     columns: dict[str, Any] = {"w365_paymentdeclined": False, **(order_columns or {})}
     if profile_id:
         columns["w365_paymentprofileid@odata.bind"] = f"/w365_paymentprofiles({profile_id})"
-    if order.status_label in ("Activated", "Scheduled"):
-        what = f"the order was already {order.status_label}"
+    if order.status_label in ("Activated", "Scheduled"):      # a run cut short after this step
+        what = f"the order is {order.status_label}"
         update_order(services, order.id, columns)
     elif scheduled:
         update_order(services, order.id, {**columns, "w365_orderstatus": status("Scheduled")})
@@ -247,7 +248,7 @@ def _invoice_of(services: Services, order: Order) -> Record:
     if existing:
         return existing[0]
     made = services.dataverse.execute("ConvertSalesOrderToInvoice", {
-        "SalesOrderId": order.id, "ColumnSet": {"AllColumns": False, "Columns": list(ledger.INVOICE_COLUMNS)}})
+        "SalesOrderId": order.id, "ColumnSet": {"AllColumns": False, "Columns": ["invoiceid"]}})
     # Re-read for the ETag the changeset's If-Match needs (an action's answer carries none to rely on).
     return services.dataverse.retrieve(ledger.INVOICES, made["invoiceid"], select=ledger.INVOICE_COLUMNS)
 

@@ -9,7 +9,6 @@ from decimal import Decimal
 
 import pytest
 
-from dataverse.standin import store
 from handlers.charging import reconciler
 from tests.functions.charging_world import (assert_books_agree, card_on_file, charge, outcome, transactions)
 
@@ -21,7 +20,6 @@ class ProcessDied(BaseException):
 @pytest.fixture
 def books(world, monkeypatch):
     """The card on file, and the stand-in stamping rows with the test's clock (createdon drives the back-off)."""
-    monkeypatch.setattr(store, "now_iso", lambda: world.clock.now().strftime("%Y-%m-%dT%H:%M:%SZ"))
     card_on_file(world)
     return world
 
@@ -191,20 +189,21 @@ def test_an_approval_whose_batch_is_refused_stays_pending_with_its_trans_id_and_
 
 @pytest.mark.parametrize("status", [429, 503])
 def test_dataverse_down_for_every_write_after_the_charge_loses_nothing(books, status):
-    """Batch, the transId update and the operation row all refused: 503 to Dataverse, whose retry of the same
-    RequestId must not charge again; the queue then records the approval."""
+    """Batch, the transId update and the operation row all refused: the charge went through, so the answer is 200
+    (a 5xx never hides a charge), everything is queued, and a redelivery of the same RequestId charges nothing."""
     world = books
     request_id = str(uuid.uuid4())
     world.standin.fail_next(1000, status=status, retry_after=0,
-                            match=lambda m, path: m == "PATCH" or (m == "POST" and path in ("$batch", "w365_operations")))
+                            match=lambda m, p: m == "PATCH" or (m == "POST" and p in ("$batch", "w365_operations")))
     reply = charge(world, "40.00", request_id=request_id)
-    assert reply.status == 503
+    assert reply.status == 200 and reply.body["status"] == "succeeded" and "busy" in reply.message
     [row] = transactions(world)
     assert row["w365_outcome"] == outcome("Pending") and not row["w365_gatewaytransactionid"]
     world.standin._faults.clear()
-    again = charge(world, "40.00", request_id=request_id)
-    assert again.body["status"] == "failed" and "already handled" in again.message
     world.queue.drain()
+    assert world.operation(request_id)["w365_status"] == world.choice("w365_operation", "w365_status", "Succeeded")
+    again = charge(world, "40.00", request_id=request_id)
+    assert again.status == 200 and again.body["status"] == "succeeded"
     assert len(world.simulator.charges()) == 1
     assert assert_books_agree(world) == Decimal("40.00")
 
@@ -232,7 +231,6 @@ def test_the_process_dying_between_the_answer_and_the_write_is_repaired_by_the_t
     with pytest.raises(ProcessDied):
         charge(world, "40.00")
     monkeypatch.undo()
-    monkeypatch.setattr(store, "now_iso", lambda: world.clock.now().strftime("%Y-%m-%dT%H:%M:%SZ"))
     [row] = transactions(world)
     assert row["w365_outcome"] == outcome("Pending") and not row["w365_gatewaytransactionid"]
     assert len(world.simulator.charges()) == 1
@@ -253,7 +251,6 @@ def test_an_attempt_that_never_reached_the_gateway_becomes_an_error_after_an_hou
     with pytest.raises(ProcessDied):
         charge(world, "40.00")
     monkeypatch.undo()
-    monkeypatch.setattr(store, "now_iso", lambda: world.clock.now().strftime("%Y-%m-%dT%H:%M:%SZ"))
     world.clock.advance(dt.timedelta(minutes=6))
     assert reconciler.reconcile_due(world.services) == 0         # not found yet, but only 6 minutes old
     world.clock.advance(dt.timedelta(hours=1))
@@ -353,3 +350,15 @@ def test_a_queued_write_redelivered_applies_once(books):
     run_work(kind, payload, world.services)                 # the broker delivers it again
     world.queue.drain(include_delayed=True)
     assert assert_books_agree(world) == Decimal("40.00")
+
+
+def test_a_fraud_webhook_settles_a_held_charge_by_its_ref_id(world):
+    card_on_file(world, zip_code="46299")
+    charge(world, "40.00")
+    [row] = transactions(world)
+    world.simulator.decline_held(row["w365_gatewaytransactionid"])
+    assert reconciler.reconcile_ref_id(world.services, row["w365_refid"])
+    assert not reconciler.reconcile_ref_id(world.services, "no-such-'ref")
+    row = world.row("w365_paymenttransaction", row["w365_paymenttransactionid"])
+    assert (row["w365_outcome"], row["statecode"]) == (outcome("Declined"), 1)
+    assert assert_books_agree(world) == 0

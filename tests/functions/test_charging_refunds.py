@@ -7,13 +7,11 @@ from decimal import Decimal
 
 import pytest
 
-from dataverse.standin import store
 from tests.functions.charging_world import assert_books_agree, card_on_file, charge, outcome, transactions
 
 
 @pytest.fixture
 def charged(world, monkeypatch):
-    monkeypatch.setattr(store, "now_iso", lambda: world.clock.now().strftime("%Y-%m-%dT%H:%M:%SZ"))
     card_on_file(world)
     reply = charge(world)                                    # the whole $120.00: Paid (Complete)
     assert reply.body["status"] == "succeeded", reply.body

@@ -6,8 +6,6 @@ import datetime as dt
 import json
 from decimal import Decimal
 
-import pytest
-
 from core import footprint
 import handlers.orders  # noqa: F401 - registers the order steps
 from handlers.orders import activation, payment
@@ -88,7 +86,7 @@ def test_a_second_submit_never_charges_again(world):
     again = submit(world, PaymentProfileId=profile_id)
     assert len(world.simulator.charges()) == 1
     assert len(order_rows(world, "w365_subscription")) == 2
-    assert again.body["status"] == "succeeded" and "already" in again.message
+    assert again.body["status"] == "failed" and "already paid" in again.message
 
 
 def test_new_card_is_stored_as_an_order_profile_synced_and_becomes_the_default(world):
@@ -227,4 +225,16 @@ def test_a_person_without_the_privilege_cannot_collect_payment(world):
     salesperson = world.send("w365_SubmitOrderPayment", "salesorder", world.ids["order"],
                              user=world.ids["salesperson"], PaymentProfileId=profile_id)
     assert salesperson.body["status"] == "failed" and "permission" in salesperson.message
+    assert world.simulator.charges() == []
+
+
+def test_a_charge_in_progress_blocks_a_second_one(world):
+    profile_id = card_on_file(world, on_contract=False)
+    world.standin.seed("w365_paymenttransaction", {
+        "w365_name": "Charge ORD-2001 #1", "w365_refid": "ABCDEF012345-1", "w365_amount": TOTAL,
+        "w365_type": footprint.choice("w365_paymenttransaction", "w365_type", "Charge"),
+        "w365_outcome": outcome("Pending"), "statecode": 0, "statuscode": 1,
+        "w365_salesorderid@odata.bind": f"/salesorders({world.ids['order']})"})
+    reply = world.send("w365_SubmitOrderPayment", "salesorder", world.ids["order"], PaymentProfileId=profile_id)
+    assert reply.status == 409 and "in progress" in reply.message
     assert world.simulator.charges() == []

@@ -93,7 +93,8 @@ def test_approved_writes_the_pending_attempt_first_then_one_changeset():
     assert len(created["w365_refid"]) <= 20 and "req-1" in created["w365_name"]
     assert services.gateway.calls == [("500", "600", Decimal("40.00"), created["w365_refid"], "INV-1001")]
     tx, *invoice_ops = services.dataverse.log[1][1]
-    assert tx.body["w365_outcome"] == attempts.outcome_value("Approved") and tx.body["w365_gatewaytransactionid"] == "1201"
+    assert tx.body["w365_outcome"] == attempts.outcome_value("Approved")
+    assert tx.body["w365_gatewaytransactionid"] == "1201"
     assert invoice_ops[0].etag == 'W/"7"' and invoice_ops[0].body["w365_amountpaid"] == Decimal("40.00")
     assert attempt.approved and attempt.recorded and attempt.auth_code == "ABC123"
 

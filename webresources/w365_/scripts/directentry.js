@@ -1,0 +1,265 @@
+/* The Direct Entry dialog (w365_/pages/directentry.html), opened by W365.Account.openAddPaymentProfile with
+   Xrm.Navigation.navigateTo; the page's `data` query parameter is the account id, or a JSON object
+   {accountId, contacts: [{id, name}], clientKey, apiLoginID, acceptJsUrl} (what is missing is read here).
+
+   Accept.js authData (both values are public: they are in every customer card page) comes from the Dataverse
+   environment variables w365_AcceptJsClientKey and w365_AuthorizeNetLoginId, and the Accept.js URL from
+   w365_AuthorizeNetEnvironment (sandbox, the default, or production), read through the parent window's Xrm.
+   The card inputs have no name and are read only to hand them to Accept.js (W365.Account.directEntry); only the
+   nonce and the bill-to reach Dataverse. Needs w365_/scripts/common.js and w365_/scripts/account.js. */
+var W365 = W365 || (typeof require !== "undefined" ? require("./account.js") : {});
+W365.DirectEntry = (function () {
+  "use strict";
+
+  var ACCEPT_JS = { sandbox: "https://jstest.authorize.net/v1/Accept.js",
+                    production: "https://js.authorize.net/v1/Accept.js" };
+  var VARIABLES = { clientKey: "w365_AcceptJsClientKey", apiLoginID: "w365_AuthorizeNetLoginId",
+                    environment: "w365_AuthorizeNetEnvironment" };
+  var BILL_TO = ["firstName", "lastName", "company", "address", "city", "state", "zip", "country", "phoneNumber"];
+  var REQUIRED = { contact: "Choose the contact the card belongs to.", firstName: "Enter the first name.",
+                   lastName: "Enter the last name.", address: "Enter the address.", city: "Enter the city.",
+                   zip: "Enter the ZIP or postal code.", country: "Enter the country." };
+  var CARD = ["cardNumber", "expMonth", "expYear", "cardCode"];
+  var FIELDS = ["contact"].concat(CARD, BILL_TO);
+
+  /* location.search -> {accountId, contacts, clientKey, apiLoginID, acceptJsUrl} as far as the opener gave them. */
+  function pageData(search) {
+    var raw = new URLSearchParams(search || "").get("data") || "";
+    var data = raw.trim().charAt(0) === "{" ? JSON.parse(raw) : { accountId: raw };
+    data.accountId = W365.Common.cleanId(data.accountId);
+    return data;
+  }
+
+  function acceptJsUrl(environment) {
+    var url = ACCEPT_JS[String(environment || "sandbox").trim().toLowerCase()];
+    if (!url) { throw new Error(VARIABLES.environment + " must be sandbox or production."); }
+    return url;
+  }
+
+  /* Current value (else default value) of our environment variables, by schema name. */
+  function readVariables() {
+    var names = Object.keys(VARIABLES).map(function (key) { return VARIABLES[key]; });
+    var query = "?$select=schemaname,defaultvalue&$filter=" +
+                names.map(function (n) { return "schemaname eq '" + n + "'"; }).join(" or ") +
+                "&$expand=environmentvariabledefinition_environmentvariablevalue($select=value)";
+    return Xrm.WebApi.retrieveMultipleRecords("environmentvariabledefinition", query).then(function (result) {
+      var values = {};
+      (result.entities || []).forEach(function (row) {
+        var current = (row.environmentvariabledefinition_environmentvariablevalue || [])[0];
+        values[row.schemaname] = (current && current.value) || row.defaultvalue || "";
+      });
+      return values;
+    });
+  }
+
+  /* Everything the form needs besides what the person types. Rejects with a message naming a missing setting. */
+  function loadSetup(data) {
+    if (!/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/.test(data.accountId)) {
+      return Promise.reject(new Error("Open this dialog from a saved account."));
+    }
+    var id = data.accountId;
+    var account = Xrm.WebApi.retrieveRecord("account", id, "?$select=name,_primarycontactid_value,address1_line1," +
+      "address1_city,address1_stateorprovince,address1_postalcode,address1_country,telephone1");
+    var contacts = data.contacts ? Promise.resolve(data.contacts) : Xrm.WebApi.retrieveMultipleRecords("contact",
+      "?$select=fullname,firstname,lastname,telephone1&$filter=_parentcustomerid_value eq " + id +
+      " and statecode eq 0&$orderby=fullname").then(function (result) {
+      return result.entities.map(function (c) {
+        return { id: c.contactid, name: c.fullname, firstName: c.firstname, lastName: c.lastname, phone: c.telephone1 };
+      });
+    });
+    var configured = data.clientKey && data.apiLoginID && data.acceptJsUrl;
+    var variables = configured ? Promise.resolve({}) : readVariables();
+    return Promise.all([account, contacts, variables]).then(function (found) {
+      var row = found[0], values = found[2];
+      var authData = { clientKey: data.clientKey || values[VARIABLES.clientKey],
+                       apiLoginID: data.apiLoginID || values[VARIABLES.apiLoginID] };
+      if (!authData.clientKey || !authData.apiLoginID) {
+        throw new Error("Card entry is not set up: ask an administrator to set the environment variables " +
+                        VARIABLES.clientKey + " and " + VARIABLES.apiLoginID + ".");
+      }
+      return {
+        accountId: id, primaryContactId: W365.Common.cleanId(row._primarycontactid_value) || null,
+        contacts: found[1].map(function (c) { return Object.assign({}, c, { id: W365.Common.cleanId(c.id) }); }),
+        billTo: { company: row.name, address: row.address1_line1, city: row.address1_city,
+                  state: row.address1_stateorprovince, zip: row.address1_postalcode, country: row.address1_country,
+                  phoneNumber: row.telephone1 },
+        authData: authData, acceptJsUrl: data.acceptJsUrl || acceptJsUrl(values[VARIABLES.environment])
+      };
+    });
+  }
+
+  function field(doc, id) { return doc.getElementById(id); }
+
+  function readForm(doc) {
+    function text(id) { return String(field(doc, id).value || "").trim(); }
+    var billTo = {};
+    BILL_TO.forEach(function (name) { billTo[name] = text(name); });
+    return {
+      contactId: text("contact"), billTo: billTo, setAsDefault: !!field(doc, "setAsDefault").checked,
+      cardData: { cardNumber: text("cardNumber").replace(/[\s-]/g, ""), month: text("expMonth"),
+                  year: text("expYear"), cardCode: text("cardCode") }
+    };
+  }
+
+  /* Problems a person can fix before Accept.js is called: {field id: text}. Accept.js checks the card again. */
+  function validate(values, today) {
+    var problems = {};
+    Object.keys(REQUIRED).forEach(function (name) {
+      var value = name === "contact" ? values.contactId : values.billTo[name];
+      if (!value) { problems[name] = REQUIRED[name]; }
+    });
+    var card = values.cardData;
+    if (!/^\d{13,19}$/.test(card.cardNumber)) { problems.cardNumber = "Enter the card number (13 to 19 digits)."; }
+    var month = /^\d{1,2}$/.test(card.month) ? parseInt(card.month, 10) : 0;
+    if (month < 1 || month > 12) { problems.expMonth = "Enter the expiry month, 01 to 12."; }
+    var year = /^\d{2}$|^\d{4}$/.test(card.year) ? parseInt(card.year.length === 2 ? "20" + card.year : card.year, 10)
+                                                 : 0;
+    var now = today || new Date();
+    if (!year) { problems.expYear = "Enter the expiry year, for example " + now.getFullYear() + "."; }
+    else if (!problems.expMonth && year * 12 + month < now.getFullYear() * 12 + now.getMonth() + 1) {
+      problems.expYear = "This card has expired.";
+    }
+    if (!/^\d{3,4}$/.test(card.cardCode)) { problems.cardCode = "Enter the 3 or 4 digit security code."; }
+    return problems;
+  }
+
+  function showProblems(doc, problems) {
+    var first = null;
+    FIELDS.forEach(function (name) {
+      var input = field(doc, name), note = field(doc, name + "-error");
+      if (!input || !note) { return; }
+      note.textContent = problems[name] || "";
+      if (problems[name]) {
+        input.setAttribute("aria-invalid", "true");
+        first = first || input;
+      } else {
+        input.removeAttribute("aria-invalid");
+      }
+    });
+    var count = Object.keys(problems).length;
+    field(doc, "form-errors").textContent = count ? "Please correct " + (count === 1 ? "1 field" : count + " fields") +
+                                                    " below." : "";
+    if (first) { first.focus(); }
+  }
+
+  /* What W365.Account.directEntry needs of a form context: the account it acts on (the dialog has no form). */
+  function accountContext(accountId) {
+    return { data: { entity: { getEntityName: function () { return "account"; },
+                               getId: function () { return accountId; } },
+                     refresh: function () { return Promise.resolve(); } },   // the account form refreshes on close
+             getAttribute: function () { return null; } };
+  }
+
+  function clearCard(doc) {
+    CARD.forEach(function (name) { field(doc, name).value = ""; });
+  }
+
+  /* Tokenize the card with Accept.js and call w365_AddPaymentProfile; resolves with the outcome. */
+  function submit(doc, setup, values) {
+    return W365.Account.directEntry(accountContext(setup.accountId), doc, {
+      acceptJsUrl: setup.acceptJsUrl, authData: setup.authData, cardData: values.cardData,
+      billTo: values.billTo, contactId: values.contactId, setAsDefault: values.setAsDefault
+    });
+  }
+
+  function fillContacts(doc, setup) {
+    var select = field(doc, "contact");
+    setup.contacts.forEach(function (contact) {
+      var option = doc.createElement("option");
+      option.value = contact.id;
+      option.textContent = contact.name || contact.id;
+      select.appendChild(option);
+    });
+    var only = setup.contacts.length === 1 ? setup.contacts[0].id : null;
+    var primary = setup.contacts.some(function (c) { return c.id === setup.primaryContactId; });
+    select.value = primary ? setup.primaryContactId : (only || "");
+  }
+
+  /* Fill the empty bill-to fields from the account and the chosen contact; never overwrite what was typed. */
+  function prefill(doc, setup) {
+    var contactId = field(doc, "contact").value;
+    var contact = setup.contacts.filter(function (c) { return c.id === contactId; })[0] || {};
+    var values = Object.assign({}, setup.billTo, { firstName: contact.firstName, lastName: contact.lastName },
+                               contact.phone ? { phoneNumber: contact.phone } : {});
+    BILL_TO.forEach(function (name) {
+      var input = field(doc, name);
+      if (!input.value && values[name]) { input.value = values[name]; }
+    });
+  }
+
+  function setBusy(doc, busy, label) {
+    var button = field(doc, "submit");
+    button.disabled = busy;
+    button.textContent = label || (busy ? "Saving\u2026" : "Add card");
+    field(doc, "direct-entry").setAttribute("aria-busy", busy ? "true" : "false");
+  }
+
+  function showStatus(doc, outcome) {
+    var status = field(doc, "form-status");
+    status.textContent = outcome.message;
+    status.className = outcome.status === "Succeeded" ? "status ok" : "status failed";
+  }
+
+  /* Wire the page. win: the dialog's window; Xrm comes from the app window around the dialog. */
+  function init(win) {
+    var doc = win.document;
+    if (!globalThis.Xrm) { globalThis.Xrm = win.Xrm || (win.parent && win.parent.Xrm); }
+    var form = field(doc, "direct-entry");
+    var setup = null, busy = false;
+    setBusy(doc, true, "Loading\u2026");
+    form.addEventListener("submit", function (event) {
+      event.preventDefault();                      // the form itself is never posted
+      if (busy || !setup) { return; }
+      var values = readForm(doc);
+      var problems = validate(values);
+      showProblems(doc, problems);
+      if (Object.keys(problems).length) { return; }
+      busy = true;
+      setBusy(doc, true);
+      showStatus(doc, { status: "", message: "" });
+      submit(doc, setup, values).then(function (outcome) {
+        busy = false;
+        showStatus(doc, outcome);
+        if (outcome.status === "Succeeded") {
+          clearCard(doc);
+          field(doc, "submit").textContent = "Card added";
+          field(doc, "form-status").focus();
+          return;                                  // one card per opening: the button stays disabled
+        }
+        field(doc, "cardCode").value = "";         // a nonce is single-use: the card is sent again next time
+        setBusy(doc, false);
+      });
+    });
+    field(doc, "contact").addEventListener("change", function () { if (setup) { prefill(doc, setup); } });
+    var ready;
+    try {
+      ready = loadSetup(pageData(win.location.search));
+    } catch (error) {
+      ready = Promise.reject(error);
+    }
+    return ready.then(function (loaded) {
+      if (!loaded.contacts.length) {
+        throw new Error("This account has no active contact. Add a contact to the account first.");
+      }
+      fillContacts(doc, loaded);
+      prefill(doc, loaded);
+      setup = loaded;
+      setBusy(doc, false);
+      return setup;
+    }).catch(function (error) {
+      setBusy(doc, false);
+      field(doc, "submit").disabled = true;        // nothing can be added until the cause is fixed
+      showStatus(doc, { status: "Failed", message: (error && error.message) || String(error) });
+      return null;
+    });
+  }
+
+  return { pageData: pageData, acceptJsUrl: acceptJsUrl, readVariables: readVariables, loadSetup: loadSetup,
+           readForm: readForm, validate: validate, submit: submit, init: init, FIELDS: FIELDS, CARD: CARD,
+           BILL_TO: BILL_TO, VARIABLES: VARIABLES };
+})();
+
+if (typeof module !== "undefined") { module.exports = W365; }
+else if (typeof window !== "undefined" && window.document && window.document.getElementById("direct-entry")) {
+  W365.DirectEntry.init(window);
+}
