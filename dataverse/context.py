@@ -7,13 +7,13 @@ dates are "/Date(ms[+-zzzz])/"; Money, OptionSetValue, EntityReference and Entit
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import re
 import uuid
 from decimal import Decimal
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from core.context import EntityImage, EntityRef, PluginContext
 from core.errors import BadRequest
@@ -23,29 +23,36 @@ MAX_NESTING = 12                      # Entity -> attribute -> EntityReference i
 _DATE = re.compile(r"^/Date\((-?\d{1,15})([+-]\d{4})?\)/$")
 
 
-class _KeyValue(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-    key: str = Field(max_length=256)
-    value: Any = None
+@functools.lru_cache(maxsize=1)
+def _wire_model() -> Any:
+    """The pydantic model of the fields we read, built on first use: defining a model costs ~70 ms of pydantic
+    start-up, which the Functions host would otherwise pay while indexing functions (bench/cold_start.py)."""
+    from pydantic import BaseModel, ConfigDict, Field
 
+    class _KeyValue(BaseModel):
+        model_config = ConfigDict(extra="ignore")
+        key: str = Field(max_length=256)
+        value: Any = None
 
-class _WireContext(BaseModel):
-    """The fields we read; Dataverse sends many more (extra="ignore": vendors add fields)."""
-    model_config = ConfigDict(extra="ignore")
-    MessageName: str = Field(min_length=1, max_length=256)
-    PrimaryEntityName: str = Field(default="none", max_length=128)
-    PrimaryEntityId: str = Field(default="", max_length=64)
-    InputParameters: list[_KeyValue] = Field(default_factory=list, max_length=200)
-    PreEntityImages: list[_KeyValue] = Field(default_factory=list, max_length=20)
-    PostEntityImages: list[_KeyValue] = Field(default_factory=list, max_length=20)
-    InitiatingUserId: str = Field(default="", max_length=64)
-    UserId: str = Field(default="", max_length=64)
-    Depth: int = Field(default=1, ge=0, le=1000)
-    CorrelationId: str = Field(default="", max_length=64)
-    OperationId: str = Field(default="", max_length=64)
-    Mode: int = Field(default=1, ge=0, le=1)
-    Stage: int = Field(default=40, ge=0, le=100)
-    OrganizationName: str = Field(default="", max_length=256)
+    class _WireContext(BaseModel):
+        """Dataverse sends many more fields (extra="ignore": vendors add fields)."""
+        model_config = ConfigDict(extra="ignore")
+        MessageName: str = Field(min_length=1, max_length=256)
+        PrimaryEntityName: str = Field(default="none", max_length=128)
+        PrimaryEntityId: str = Field(default="", max_length=64)
+        InputParameters: list[_KeyValue] = Field(default_factory=list, max_length=200)
+        PreEntityImages: list[_KeyValue] = Field(default_factory=list, max_length=20)
+        PostEntityImages: list[_KeyValue] = Field(default_factory=list, max_length=20)
+        InitiatingUserId: str = Field(default="", max_length=64)
+        UserId: str = Field(default="", max_length=64)
+        Depth: int = Field(default=1, ge=0, le=1000)
+        CorrelationId: str = Field(default="", max_length=64)
+        OperationId: str = Field(default="", max_length=64)
+        Mode: int = Field(default=1, ge=0, le=1)
+        Stage: int = Field(default=40, ge=0, le=100)
+        OrganizationName: str = Field(default="", max_length=256)
+
+    return _WireContext
 
 
 def parse_context(body: bytes, *, size_exceeded: bool = False) -> PluginContext:
@@ -61,8 +68,10 @@ def parse_context(body: bytes, *, size_exceeded: bool = False) -> PluginContext:
     if not isinstance(raw, dict):
         raise BadRequest("The body must be a JSON object (a RemoteExecutionContext).")
     _check_depth(raw)
+    from pydantic import ValidationError
+
     try:
-        wire = _WireContext.model_validate(raw)
+        wire = _wire_model().model_validate(raw)
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(part) for part in first["loc"])
@@ -115,7 +124,7 @@ def _check_depth(value: Any, depth: int = 0) -> None:
             _check_depth(item, depth + 1)
 
 
-def _images(items: list[_KeyValue], field: str) -> dict[str, EntityImage]:
+def _images(items: list[Any], field: str) -> dict[str, EntityImage]:
     images = {}
     for kv in items:
         image = _convert(kv.value, f"{field}.{kv.key}")
