@@ -1,4 +1,5 @@
-"""The service's Dataverse footprint as plain data: tables, columns, choices, Custom APIs, webhook steps, web resources.
+"""The service's Dataverse footprint as plain data: tables, columns, choices, Custom APIs, webhook steps, web resources,
+environment variables.
 
 Everything of CONTRACT §3-§4 lives here once. The installer reads it to add what is ours (our tables; `w365_` columns on
 native tables), the stand-in builds its schema from it, and use cases call `choice()`/`label()` instead of writing
@@ -150,6 +151,24 @@ class WebhookStep:
     mode: int = 1                                  # asynchronous
     filtering_attributes: tuple[str, ...] = ()
     pre_image: tuple[str, ...] = ()
+
+
+# The app settings whose values may go into Dataverse environment variables: public ones only. The transaction and
+# signature keys never leave the function app's settings.
+PUBLIC_SETTINGS = frozenset({"AUTHORIZENET_CLIENT_KEY", "AUTHORIZENET_LOGIN_ID", "AUTHORIZENET_ENVIRONMENT"})
+
+
+@dataclass(frozen=True)
+class EnvironmentVariable:
+    schema_name: str
+    display_name: str
+    type: str                                      # label of environmentvariabledefinition.type
+    default_value: str | None
+    setting: str                                   # the app setting (CONTRACT §1) that supplies the current value
+
+    def __post_init__(self) -> None:
+        if self.setting not in PUBLIC_SETTINGS:
+            raise ValueError(f"{self.schema_name}: {self.setting} is not a public setting")
 
 
 @dataclass(frozen=True)
@@ -476,10 +495,27 @@ PRICELEVEL = _table("pricelevel", "pricelevelid", "name", (
     State(0, "Active", ((100001, "Active"),)), State(1, "Inactive", ((100002, "Inactive"),)),
 ))
 
+# Solution components read by the Direct Entry dialog (directentry.js: current value, else default value).
+ENVIRONMENTVARIABLEDEFINITION = _table(
+    "environmentvariabledefinition", "environmentvariabledefinitionid", "schemaname", (
+    _s("schemaname", 100),
+    _s("displayname", 100),
+    _choice("type", "String", "Number", "Boolean", "JSON", "Data source", "Secret"),    # Dataverse's own values
+    _memo("defaultvalue", 2000),
+), native=True, entity_set="environmentvariabledefinitions", states=ACTIVE_INACTIVE)
+
+ENVIRONMENTVARIABLEVALUE = _table("environmentvariablevalue", "environmentvariablevalueid", "schemaname", (
+    _s("schemaname", 100),
+    _memo("value", 2000),
+    _lookup("environmentvariabledefinitionid", "environmentvariabledefinition", "EnvironmentVariableDefinitionId",
+            "environmentvariabledefinition_environmentvariablevalue", required=True),
+), native=True, entity_set="environmentvariablevalues", states=ACTIVE_INACTIVE)
+
 OUR_TABLES = (W365_CONFIGURATION, W365_PAYMENTPROFILE, W365_SECURELINK, W365_BILLINGCONTRACT, W365_PAYMENTTRANSACTION,
               W365_SUBSCRIPTION, W365_PROVIDER, W365_OPERATION)
 NATIVE_TABLES = (ACCOUNT, CONTACT, INVOICE, INVOICEDETAIL, SALESORDER, SALESORDERDETAIL, PRODUCT, ANNOTATION, EMAIL,
-                 ACTIVITYPARTY, TASK, QUEUE, SYSTEMUSER, ROLE, TRANSACTIONCURRENCY, PRICELEVEL)
+                 ACTIVITYPARTY, TASK, QUEUE, SYSTEMUSER, ROLE, TRANSACTIONCURRENCY, PRICELEVEL,
+                 ENVIRONMENTVARIABLEDEFINITION, ENVIRONMENTVARIABLEVALUE)
 TABLES = OUR_TABLES + NATIVE_TABLES
 
 MANY_TO_MANY = (ManyToMany("systemuserroles_association", "systemuser", "role", "systemuserroles"),)
@@ -545,6 +581,15 @@ WEB_RESOURCES = tuple(WebResource(f"w365_/scripts/{n}.js", f"webresources/w365_/
                       for n in ("common", "paymentprofile", "invoice", "salesorder", "account", "amount",
                                 "paymenttransaction", "directentry")) + (
     WebResource("w365_/pages/directentry.html", "webresources/w365_/pages/directentry.html", type=1),)  # 1: HTML
+
+# What the Direct Entry dialog needs for Accept.js; the installer sets each value from its setting when present.
+ENVIRONMENT_VARIABLES = (
+    EnvironmentVariable("w365_AcceptJsClientKey", "Accept.js Client Key", "String", None, "AUTHORIZENET_CLIENT_KEY"),
+    EnvironmentVariable("w365_AuthorizeNetLoginId", "Authorize.Net API Login ID", "String", None,
+                        "AUTHORIZENET_LOGIN_ID"),
+    EnvironmentVariable("w365_AuthorizeNetEnvironment", "Authorize.Net Environment", "String", "sandbox",
+                        "AUTHORIZENET_ENVIRONMENT"),
+)
 
 CONFIGURATION_DEFAULTS: Mapping[str, object] = {
     "w365_name": "Configuration",

@@ -100,7 +100,10 @@ class FunctionsDevHost:
         self.received: list[tuple[str, str, bytes]] = []     # (method, path, body) of every /api request, for tests
         self._stop = threading.Event()
         # get_functions() may be called only once per app object (a second call raises: research/dataverse.md §4).
-        for function in app.get_functions():
+        functions = getattr(app, "_devhost_functions", None)
+        if functions is None:
+            functions = app._devhost_functions = app.get_functions()
+        for function in functions:
             trigger = function.get_trigger().get_dict_repr()
             kind, name = trigger.get("type"), function.get_function_name()
             if kind == "httpTrigger":

@@ -2,14 +2,15 @@
 
 Body shapes follow the Web API metadata docs (create-update-entity-definitions-using-web-api,
 create-update-column-definitions-using-web-api, create-update-entity-relationships-using-web-api,
-create-custom-api-with-code, register-web-hook): labels are LocalizedLabels in 1033, our schema names equal the
-logical names (CONTRACT §4), choice values are the footprint's (publisher option value prefix 10000 -> 100000000).
+create-custom-api-with-code, register-web-hook, environmentvariables): labels are LocalizedLabels in 1033, our schema
+names equal the logical names (CONTRACT §4), choice values are the footprint's (publisher option value prefix 10000 ->
+100000000).
 """
 from __future__ import annotations
 
 import base64
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 from xml.sax.saxutils import escape
 
 from core import footprint
@@ -22,6 +23,7 @@ WEBHOOK_HEADER = "x-w365-webhook-key"
 STEP_PREFIX = "W365: "
 IMAGE_ALIAS = "PreImage"                 # the key handlers read (devhost/messages.py sends the same)
 LANGUAGE = 1033
+VARIABLE_VALUES = "environmentvariabledefinition_environmentvariablevalue"    # definition -> its value rows
 
 CONTRACT_WEBHOOK, AUTH_HTTP_HEADER, CONNECTION_NORMAL, FORMAT_JSON = 8, 5, 1, 2
 PARAMETER_TYPES = {"Boolean": 0, "DateTime": 1, "Decimal": 2, "Entity": 3, "EntityCollection": 4,
@@ -229,6 +231,18 @@ def web_resource_content(root: Path, resource: footprint.WebResource) -> str | N
 def web_resource_body(resource: footprint.WebResource, content: str) -> dict[str, Any]:
     return {"name": resource.name, "displayname": resource.name, "webresourcetype": resource.type,
             "content": content, "description": "W365 Payments ribbon script"}
+
+
+def variable_body(variable: footprint.EnvironmentVariable) -> dict[str, Any]:
+    return {"schemaname": variable.schema_name, "displayname": variable.display_name,
+            "description": f"W365 Payments: from the app setting {variable.setting}",
+            "type": footprint.choice("environmentvariabledefinition", "type", variable.type),
+            "defaultvalue": variable.default_value}
+
+
+def variable_value(variable: footprint.EnvironmentVariable, settings: Mapping[str, str]) -> str | None:
+    """The current value the settings give, or None when the setting is absent (an existing value is then kept)."""
+    return (settings.get(variable.setting) or "").strip() or None
 
 
 def publish_xml(entities: list[str], web_resource_ids: list[str]) -> str:

@@ -33,6 +33,7 @@ class Inventory:
     images: dict[str, list[Record]] = field(default_factory=dict)           # step id -> image rows
     web_resources: dict[str, Record] = field(default_factory=dict)
     configuration_rows: int = 0
+    variables: dict[str, Record] = field(default_factory=dict)    # schema name -> definition, values expanded
 
 
 def _quote(text: str) -> str:
@@ -124,6 +125,11 @@ def read(dv: Dataverse, solution: str) -> Inventory:
     for row in dv.query("webresourceset", select=("webresourceid", "name", "content", "webresourcetype"),
                         filter=f"startswith(name,{_quote(footprint.PREFIX + '/')})"):
         inv.web_resources[row["name"]] = row
+    for row in dv.query("environmentvariabledefinitions",
+                        select=("environmentvariabledefinitionid", "schemaname", "displayname", "type", "defaultvalue"),
+                        filter=f"startswith(schemaname,{prefix})",
+                        expand=f"{desired.VARIABLE_VALUES}($select=environmentvariablevalueid,value)"):
+        inv.variables[row["schemaname"]] = row
     if "w365_configuration" in inv.entities:
         config = footprint.table("w365_configuration")
         inv.configuration_rows = len(dv.query(config.entity_set, select=(config.primary_id,), top=1))

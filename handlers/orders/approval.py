@@ -13,9 +13,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from core import permissions
-from core.errors import BusinessRuleViolation, RecordNotFound
+from core.errors import BusinessRuleViolation, ConflictInProgress, RecordNotFound
 from core.ports import BillTo, OpaqueData
 from core.services import Services
+from handlers.charging import attempts
 from handlers.customer_pages import links
 from handlers.orders import payment
 from handlers.orders.records import Order, add_note, iso, load_order, order_lines, status, update_order
@@ -151,8 +152,9 @@ def parse_signature(name: str | None, image: str | None) -> Signature:
 
 @dataclass(frozen=True)
 class ApprovalResult:
-    """`state`: approved (paid or not), declined (the card; the link stays usable), refused (the card or the form,
-    with `message`), or a link state (used, expired, unknown, cancelled)."""
+    """`state`: approved (paid or not), pending (the payment is held for review or being confirmed), declined (the
+    card; the link stays usable), refused (the card or the form, with `message`), or a link state (used, expired,
+    unknown, cancelled)."""
     state: str
     message: str = ""
     paid: bool = False
@@ -185,8 +187,10 @@ def approve(services: Services, token: str, signature: Signature, *, opaque: Opa
         result = payment.submit_order_payment(
             services, order.id, payment.NewCard(opaque, bill_to or BillTo(), link.get("_w365_contactid_value")),
             allowed=AWAITING_APPROVAL, via=f"the approval link ({signature.name})", order_columns=approval)
-        if not result.approved:
-            raise _NotApproved(result)
+        if result.outcome in (attempts.HELD, attempts.UNKNOWN):
+            update_order(services, order.id, approval)    # money may have moved: the link is used up
+        elif not result.approved:
+            raise _NotApproved(result)                    # nothing taken: the link stays usable for another card
         return result
 
     try:
@@ -197,10 +201,15 @@ def approve(services: Services, token: str, signature: Signature, *, opaque: Opa
         return ApprovalResult("used")
     except _NotApproved as exc:
         return ApprovalResult("declined", exc.result.customer_message)
+    except ConflictInProgress:
+        return ApprovalResult("refused", "A payment for this order is already being processed. Please wait a few "
+                                         "minutes and open the link again.")
     except BusinessRuleViolation as exc:
         return ApprovalResult("refused", str(exc))
     if result is None:
         return ApprovalResult("approved", "Thank you: the order is approved. We will be in touch about payment.")
+    if not result.approved:
+        return ApprovalResult("pending", result.customer_message)
     return ApprovalResult("approved", result.customer_message, paid=True, scheduled=result.scheduled)
 
 

@@ -107,7 +107,7 @@ def submit(services: Services, token: str, form: Mapping[str, str]) -> pages.Pag
             return render(services, token, view, values, "Please fill in: " + ", ".join(missing) + ".", 422)
         opaque = OpaqueData(descriptor, value)
     result = approval.approve(services, token, signature, opaque=opaque, bill_to=bill_to)
-    if result.state == "approved":
+    if result.state in ("approved", "pending"):
         return done_page(view.order, signature.name, result)
     if result.state in ("declined", "refused"):
         return render(services, token, view, values, result.message, 402 if result.state == "declined" else 422)
@@ -192,7 +192,7 @@ def order_summary(order: Order, lines: list[dict[str, Any]]) -> str:
 
 
 def done_page(order: Order | None, signer: str, result: approval.ApprovalResult) -> pages.Page:
-    title = "Thank you, your order is approved"
+    title = "Thank you, your order is approved" if result.state == "approved" else "Thank you, we received your approval"
     name = esc(order.name) if order else "Your order"
     return pages.layout(title, f'<div class="card ok" role="status" id="confirmation"><h1>{esc(title)}</h1>'
                                f'<p>{name} was approved and signed by {esc(signer)}.</p><p>{esc(result.message)}</p>'

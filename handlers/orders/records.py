@@ -10,9 +10,9 @@ from typing import Any, Mapping
 from core import footprint
 from core.errors import BusinessRuleViolation
 from core.services import Services
+from handlers.charging.ledger import money
 
 ORDERS = "salesorders"
-CENTS = Decimal("0.01")
 ORDER_COLUMNS = (
     "salesorderid", "name", "ordernumber", "totalamount", "totaltax", "totallineitemamount", "discountamount",
     "w365_orderstatus", "w365_paymentdeclined", "w365_activationdate", "w365_signaturename", "w365_approvedon",
@@ -29,10 +29,6 @@ def status(label: str) -> int:
 
 def status_label(value: int | None) -> str:
     return footprint.label("salesorder", "w365_orderstatus", value) if value is not None else "Draft"
-
-
-def money(value: Any) -> Decimal:
-    return Decimal(value if value is not None else 0).quantize(CENTS)
 
 
 @dataclass(frozen=True)

@@ -19,11 +19,15 @@ CARD = "4111111111111111"
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 
 
-def _new_order(live_app, name: str) -> str:
-    """A fresh order like the demo one (the live app is shared by the session, so each test pays its own)."""
+def _new_order(live_app, name: str) -> tuple[str, str]:
+    """(order, contact): a fresh order like the demo one, of its own account, since the live app is shared by the
+    session (the profile page tests expect the demo account without cards)."""
     ids, seed = live_app.ids, live_app.standin.seed
+    account = seed("account", {"name": "Fabrikam", "accountnumber": f"FAB-{name[-4:]}", "creditonhold": False})
+    contact = seed("contact", {"firstname": "Nancy", "lastname": "Davolio", "emailaddress1": "nancy@fabrikam.example",
+                               "parentcustomerid_account@odata.bind": f"/accounts({account})"})
     order_id = seed("salesorder", {
-        "name": name, "ordernumber": f"ORD-{name[-4:]}", "customerid_account@odata.bind": f"/accounts({ids['account']})",
+        "name": name, "ordernumber": f"ORD-{name[-4:]}", "customerid_account@odata.bind": f"/accounts({account})",
         "pricelevelid@odata.bind": f"/pricelevels({ids['pricelevel']})",
         "transactioncurrencyid@odata.bind": f"/transactioncurrencies({ids['currency']})",
         "totallineitemamount": Decimal("220.00"), "totaltax": Decimal("17.60"), "totalamount": Decimal("237.60"),
@@ -35,11 +39,12 @@ def _new_order(live_app, name: str) -> str:
                                   "productid@odata.bind": f"/products({ids[product]})", "quantity": Decimal(quantity),
                                   "priceperunit": Decimal(price), "baseamount": base, "tax": Decimal(tax),
                                   "extendedamount": base + Decimal(tax)})
-    return order_id
+    return order_id, contact
 
 
-def _emailed_link(live_app, order_id: str) -> str:
-    outcome = live_app.send("w365_SendOrderForApproval", "salesorder", order_id, ContactId=live_app.ids["contact"],
+def _emailed_link(live_app, order: tuple[str, str]) -> str:
+    order_id, contact = order
+    outcome = live_app.send("w365_SendOrderForApproval", "salesorder", order_id, ContactId=contact,
                             EmailSubject="Your order", EmailBody="<p>Hello Nancy,</p><p>Please approve: "
                                                                  "{Approval Link}</p>")
     assert outcome["status"] == "succeeded", outcome
@@ -47,12 +52,18 @@ def _emailed_link(live_app, order_id: str) -> str:
     return re.search(r'href="([^"]+/api/order-approvals/[A-Za-z0-9_-]{43})"', email["description"]).group(1)
 
 
+@pytest.fixture(autouse=True)
+def _leave_no_trace(live_app):
+    """The live app is shared by the session: put its Dataverse back as it was (the profile page tests count the
+    payment profiles)."""
+    before = live_app.standin.store.snapshot()
+    yield
+    live_app.standin.store.restore(before)
+
+
 @pytest.fixture
 def payments_on(live_app):
-    config = live_app.ids["configuration"]
-    live_app.standin.update("w365_configuration", config, {"w365_approvalcanacceptpayment": True})
-    yield
-    live_app.standin.update("w365_configuration", config, {"w365_approvalcanacceptpayment": False})
+    live_app.standin.update("w365_configuration", live_app.ids["configuration"], {"w365_approvalcanacceptpayment": True})
 
 
 def _sign(page) -> None:
@@ -76,8 +87,9 @@ def _fill_card(page) -> None:
 
 def test_customer_signs_pays_and_approves(live_app, browser_page, payments_on):
     page = browser_page
-    order_id = _new_order(live_app, "Fabrikam Cloud PCs 0001")
-    url = _emailed_link(live_app, order_id)
+    order = _new_order(live_app, "Fabrikam Cloud PCs 0001")
+    order_id = order[0]
+    url = _emailed_link(live_app, order)
     response = page.goto(url)
     assert response.status == 200 and response.headers["cache-control"] == "no-store"
     assert page.get_by_role("heading", name="Review and approve your order").is_visible()

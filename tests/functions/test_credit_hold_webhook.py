@@ -9,7 +9,7 @@ from wsgiref.simple_server import WSGIRequestHandler, make_server
 
 import pytest
 
-from conftest import PROVIDER_SIGNING_KEY
+from tests.conftest import PROVIDER_SIGNING_KEY
 from core.composition import LOCAL_PROVIDER_PATH, provisioning_providers
 from core.settings import LOCAL_DEFAULT_BASE_URL, Settings
 from credit_hold_provider_server import ProviderServer, refused_url

@@ -212,3 +212,14 @@ def test_convert_to_draft_withdraws_a_pending_approval(world, token):
     assert reply.body["status"] == "succeeded" and "withdrawn" in reply.message
     assert order(world)["w365_orderstatus"] == status("Draft")
     assert call("GET", token)[0] == 410
+
+
+def test_a_payment_held_for_review_uses_up_the_link_and_keeps_the_signature(world, token):
+    accept_payments(world)
+    code, body, _ = call("POST", token, paid_form(world, zip_code="46299"))
+    assert code == 200 and "we received your approval" in body and "being confirmed" in body
+    (charge,) = world.rows("w365_paymenttransaction")
+    assert charge["w365_outcome"] == outcome("Held For Review")
+    row = order(world)
+    assert row["w365_signaturename"] == "Nancy Davolio" and row["w365_orderstatus"] == status("Pending Approval")
+    assert call("GET", token)[0] == 410

@@ -24,8 +24,9 @@ W365.DirectEntry = (function () {
 
   /* location.search -> {accountId, contacts, clientKey, apiLoginID, acceptJsUrl} as far as the opener gave them. */
   function pageData(search) {
-    var raw = new URLSearchParams(search || "").get("data") || "";
-    var data = raw.trim().charAt(0) === "{" ? JSON.parse(raw) : { accountId: raw };
+    var raw = (new URLSearchParams(search || "").get("data") || "").trim();
+    var braced = /^\{[0-9a-f-]{36}\}$/i.test(raw);           // a GUID as Xrm writes it is not JSON
+    var data = raw.charAt(0) === "{" && !braced ? JSON.parse(raw) : { accountId: raw };
     data.accountId = W365.Common.cleanId(data.accountId);
     return data;
   }
@@ -203,7 +204,9 @@ W365.DirectEntry = (function () {
   /* Wire the page. win: the dialog's window; Xrm comes from the app window around the dialog. */
   function init(win) {
     var doc = win.document;
-    if (!globalThis.Xrm) { globalThis.Xrm = win.Xrm || (win.parent && win.parent.Xrm); }
+    // The dialog's own frame has no full Xrm: use the app's around it (same origin), as common.js expects a global.
+    var xrm = (win.parent && win.parent !== win && win.parent.Xrm) || win.Xrm;
+    if (xrm) { globalThis.Xrm = xrm; }
     var form = field(doc, "direct-entry");
     var setup = null, busy = false;
     setBusy(doc, true, "Loading\u2026");
