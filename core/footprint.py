@@ -502,6 +502,7 @@ ENVIRONMENTVARIABLEDEFINITION = _table(
     _s("displayname", 100),
     _choice("type", "String", "Number", "Boolean", "JSON", "Data source", "Secret"),    # Dataverse's own values
     _memo("defaultvalue", 2000),
+    _memo("description", 2000),
 ), native=True, entity_set="environmentvariabledefinitions", states=ACTIVE_INACTIVE)
 
 ENVIRONMENTVARIABLEVALUE = _table("environmentvariablevalue", "environmentvariablevalueid", "schemaname", (

@@ -2,7 +2,8 @@
 
 Settings (CONTRACT §1) come from the environment, then from local.settings.json ("Values") in the current folder or
 the repository root; the environment wins. DATAVERSE_URL + DATAVERSE_TENANT_ID/CLIENT_ID/CLIENT_SECRET reach the
-environment, W365_WEBHOOK_KEY goes into the webhook's x-w365-webhook-key header. With W365_MODE=local it talks to the
+environment, W365_WEBHOOK_KEY goes into the webhook's x-w365-webhook-key header, AUTHORIZENET_CLIENT_KEY/LOGIN_ID/
+ENVIRONMENT into the Direct Entry dialog's environment variables. With W365_MODE=local it talks to the
 dev host's stand-in instead.
 """
 from __future__ import annotations
@@ -15,6 +16,7 @@ import sys
 from pathlib import Path
 from typing import Mapping
 
+from core import footprint
 from core.errors import W365Error
 from core.settings import Settings
 from installer.run import DEFAULT_SOLUTION, ROOT, install, uninstall
@@ -29,6 +31,15 @@ def load_settings(cwd: Path | None = None, environ: Mapping[str, str] | None = N
                            if v not in (None, "")})
     values.update({k: v for k, v in (os.environ if environ is None else environ).items() if v})
     return Settings(values)
+
+
+def public_settings(settings: Settings) -> dict[str, str]:
+    """The settings the environment variables take, and only those (never a key or secret); the environment's name
+    is checked (sandbox or production) before it goes into Dataverse."""
+    found = {name: settings.get(name) for name in footprint.PUBLIC_SETTINGS if settings.get(name) is not None}
+    if "AUTHORIZENET_ENVIRONMENT" in found:
+        found["AUTHORIZENET_ENVIRONMENT"] = settings.gateway_environment
+    return found
 
 
 def build_client(settings: Settings):
@@ -66,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             key = settings.get("W365_WEBHOOK_KEY")
             result = install(dv, solution=args.solution, webhook_url=args.webhook_url, webhook_key=key,
-                             dry_run=args.dry_run or args.command == "plan")
+                             settings=public_settings(settings), dry_run=args.dry_run or args.command == "plan")
     except W365Error as exc:                 # a missing setting, no token, Dataverse down while reading
         print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 2

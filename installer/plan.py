@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 from core import footprint
 from core.footprint import Column, CustomApi, Table, WebhookStep
@@ -75,7 +75,8 @@ class Plan:
 # --- install -----------------------------------------------------------------------------------------------------
 
 def plan_install(inv: Inventory, *, solution: str, webhook_url: str | None, webhook_key: str | None,
-                 root: Path) -> Plan:
+                 root: Path, settings: Mapping[str, str] | None = None) -> Plan:
+    """`settings`: app settings by name; only those of footprint.ENVIRONMENT_VARIABLES are read."""
     plan = Plan([])
     add = plan.actions.append
     _plan_solution(inv, solution, add)
@@ -98,6 +99,8 @@ def plan_install(inv: Inventory, *, solution: str, webhook_url: str | None, webh
     for step in footprint.WEBHOOK_STEPS:
         _plan_step(inv, step, add, has_endpoint)
     _plan_web_resources(inv, root, plan)
+    for variable in footprint.ENVIRONMENT_VARIABLES:
+        _plan_variable(inv, variable, desired.variable_value(variable, settings or {}), add)
     if inv.configuration_rows == 0:
         add(Action("configuration", "w365_configuration", CREATE,
                    ", ".join(f"{k}={v}" for k, v in footprint.CONFIGURATION_DEFAULTS.items()), _create_configuration))
@@ -274,6 +277,36 @@ def _plan_web_resources(inv: Inventory, root: Path, plan: Plan) -> None:
                                        _update_web_resource(row["webresourceid"], content)))
 
 
+def _plan_variable(inv: Inventory, variable: footprint.EnvironmentVariable, value: str | None,
+                   add: Callable[[Action], None]) -> None:
+    name = variable.schema_name
+    source = f"value from {variable.setting}" if value is not None else f"no value ({variable.setting} is not set)"
+    row = inv.variables.get(name)
+    if row is None:
+        default = f", default {variable.default_value}" if variable.default_value is not None else ""
+        add(Action("environment variable", name, CREATE, variable.type + default, _create_variable(variable)))
+        if value is not None:
+            add(Action("environment variable value", name, CREATE, source, _create_variable_value(variable, value)))
+        return
+    wanted = desired.variable_body(variable)
+    if row.get("type") != wanted["type"]:
+        add(Action("environment variable", name, DRIFT,
+                   f"type is {row.get('type')!r}, not {wanted['type']}: delete the variable and re-run"))
+    changed = {k: wanted[k] for k in ("displayname", "defaultvalue") if row.get(k) != wanted[k]}
+    if changed:
+        add(Action("environment variable", name, UPDATE, ", ".join(changed),
+                   _update_row("environmentvariabledefinitions", row["environmentvariabledefinitionid"], changed)))
+    if value is None:
+        return                                   # keep whatever an administrator set in the environment
+    current = (row.get(desired.VARIABLE_VALUES) or [None])[0]
+    if current is None:
+        add(Action("environment variable value", name, CREATE, source,
+                   _create_variable_value(variable, value, row["environmentvariabledefinitionid"])))
+    elif current.get("value") != value:
+        add(Action("environment variable value", name, UPDATE, source,
+                   _update_row("environmentvariablevalues", current["environmentvariablevalueid"], {"value": value})))
+
+
 # --- the actions' work ---------------------------------------------------------------------------------------------
 
 def _create_publisher(t: Target) -> None:
@@ -411,6 +444,23 @@ def _update_web_resource(resource_id: str, content: str) -> Callable[[Target], N
     def run(t: Target) -> None:
         t.dv.update("webresourceset", resource_id, {"content": content})
         t.published_web_resources.append(resource_id)
+    return run
+
+
+def _create_variable(variable: footprint.EnvironmentVariable) -> Callable[[Target], None]:
+    def run(t: Target) -> None:
+        body = {k: v for k, v in desired.variable_body(variable).items() if v is not None}
+        t.ids[f"variable:{variable.schema_name}"] = t.in_solution.create("environmentvariabledefinitions", body)
+    return run
+
+
+def _create_variable_value(variable: footprint.EnvironmentVariable, value: str,
+                           definition_id: str | None = None) -> Callable[[Target], None]:
+    def run(t: Target) -> None:
+        owner = definition_id or t.ids[f"variable:{variable.schema_name}"]
+        t.in_solution.create("environmentvariablevalues", {
+            "schemaname": variable.schema_name, "value": value,
+            "EnvironmentVariableDefinitionId@odata.bind": f"/environmentvariabledefinitions({owner})"})
     return run
 
 

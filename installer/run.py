@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Mapping
 
 from core.errors import W365Error
 from core.ports import Dataverse
@@ -84,17 +84,20 @@ def _target(dv: Dataverse, inv: inventory.Inventory, solution: str) -> Target:
 
 
 def plan(dv: Dataverse, *, solution: str = DEFAULT_SOLUTION, webhook_url: str | None = None,
-         webhook_key: str | None = None, root: Path = ROOT) -> Plan:
+         webhook_key: str | None = None, root: Path = ROOT, settings: Mapping[str, str] | None = None) -> Plan:
     return plan_install(inventory.read(dv, solution), solution=solution, webhook_url=webhook_url,
-                        webhook_key=webhook_key, root=root)
+                        webhook_key=webhook_key, root=root, settings=settings)
 
 
 def install(dv: Dataverse, *, solution: str = DEFAULT_SOLUTION, webhook_url: str | None = None,
-            webhook_key: str | None = None, root: Path = ROOT, dry_run: bool = False, out: Out = print) -> RunResult:
-    """Read what exists, plan what is missing or different, and (unless dry_run) do it."""
+            webhook_key: str | None = None, root: Path = ROOT, settings: Mapping[str, str] | None = None,
+            dry_run: bool = False, out: Out = print) -> RunResult:
+    """Read what exists, plan what is missing or different, and (unless dry_run) do it. `settings` (app settings by
+    name) give the environment variables' values."""
     out(f"Reading the environment (solution {solution}) ...")
     inv = inventory.read(dv, solution)
-    the_plan = plan_install(inv, solution=solution, webhook_url=webhook_url, webhook_key=webhook_key, root=root)
+    the_plan = plan_install(inv, solution=solution, webhook_url=webhook_url, webhook_key=webhook_key, root=root,
+                            settings=settings)
     return _carry_out(the_plan, dv, inv, solution, dry_run, out)
 
 

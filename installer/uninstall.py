@@ -26,6 +26,9 @@ def plan_uninstall(inv: Inventory, *, include_data: bool = False) -> Plan:
         add(Action("custom api", name, DELETE, "with its parameters", _delete("customapis", row["customapiid"])))
     for name, row in inv.web_resources.items():
         add(Action("web resource", name, DELETE, "", _delete("webresourceset", row["webresourceid"])))
+    for name, row in inv.variables.items():          # configuration, not customer data: always removed
+        add(Action("environment variable", name, DELETE, "with its value",
+                   _delete("environmentvariabledefinitions", row["environmentvariabledefinitionid"])))
 
     ours = [t for t in footprint.OUR_TABLES if t.logical_name in inv.entities]
     if include_data:

@@ -29,7 +29,8 @@ API = "/api/data/v9.2/"
 JSON = "application/json; odata.metadata=minimal"
 READ_ONLY = {"createdon", "modifiedon"}
 COMPUTED = {"contact": {"fullname"}, "systemuser": {"fullname"}}
-PARENTAL = {"invoicedetail", "salesorderdetail", "activityparty", "annotation"}   # deleted with their parent
+PARENTAL = {"invoicedetail", "salesorderdetail", "activityparty", "annotation",     # deleted with their parent
+            "environmentvariablevalue"}
 QUERY_OPTIONS = {"$select", "$filter", "$orderby", "$top", "$expand", "$count", "$skiptoken"}
 APP_USER = "W365 Service"
 
@@ -208,7 +209,9 @@ class DataverseStandIn:
             if method == "GET":
                 return self._query(ctx, table)
             if method == "POST":
-                return self._create(ctx, table, _json_body(body))
+                data = _json_body(body)
+                return metadata.create_component_row(self, table, headers, data,
+                                                     lambda: self._create(ctx, table, data))
             raise ODataError(405, "0x80060888", f"The HTTP method '{method}' is not allowed on '{name}'.")
         lookup = self._parse_key(table, key)
         row = self.store.find(table, lookup) if isinstance(lookup, str) else self.store.find_by_key(table, lookup)

@@ -6,7 +6,8 @@
 - the solution-aware rows: `publishers`, `solutions`, `customapis` (deep insert of `CustomAPIRequestParameters`;
   creating one adds its `sdkmessage` and `sdkmessagefilter`), `customapirequestparameters`, `serviceendpoints`,
   `sdkmessages`, `sdkmessagefilters`, `sdkmessageprocessingsteps`, `sdkmessageprocessingstepimages`,
-  `webresourceset`.
+  `webresourceset`; and, on the data side, the solution header of `environmentvariabledefinitions` and
+  `environmentvariablevalues` creates (COMPONENT_ROWS).
 
 A new environment (`attach(standin)`) has the native tables of core/footprint.py with their native columns, the
 Create/Update/Delete messages, and none of ours. `MSCRM.SolutionUniqueName` on a component create must name an
@@ -119,6 +120,8 @@ _BY_SET = {t.entity_set: t for t in SYSTEM_TABLES}
 COMPONENT_SETS = {"customapis", "customapirequestparameters", "serviceendpoints", "sdkmessageprocessingsteps",
                   "sdkmessageprocessingstepimages", "webresourceset"}
 DEEP_INSERTS = {("customapis", "CustomAPIRequestParameters"): ("customapirequestparameters", "customapiid")}
+# Native tables of the footprint whose rows are solution components (created through the data side): -> name column.
+COMPONENT_ROWS = {"environmentvariabledefinition": "schemaname", "environmentvariablevalue": "schemaname"}
 
 
 def _label_of(value: Any) -> dict[str, Any]:
@@ -196,6 +199,21 @@ def attach(standin: Any, *, installed: bool = False, enforce: bool = True) -> Ca
 def catalog(standin: Any) -> Catalog:
     found = getattr(standin, "_metadata_catalog", None)
     return found if found is not None else attach(standin, enforce=False)
+
+
+def create_component_row(standin: Any, table: Table, headers: Mapping[str, str], data: dict, create):
+    """`create()` of a data-side row; a row of COMPONENT_ROWS is checked against the solution header and recorded in
+    it as the metadata-side components are. Without an attached catalog, just `create()`."""
+    cat = getattr(standin, "_metadata_catalog", None)
+    column = COMPONENT_ROWS.get(table.logical_name)
+    if cat is None or column is None:
+        return create()
+    solution = _solution(cat, headers.get("mscrm.solutionuniquename"))
+    name = str(data.get(column) or "")
+    _check_prefix(cat, solution, name)
+    response = create()
+    cat.component(solution and solution["uniquename"], table.logical_name, name)
+    return response
 
 
 # --- dispatch (called by DataverseStandIn._dispatch under its lock) ---------------------------------------------------

@@ -117,6 +117,14 @@ def ref_id_for(ref_key: str, attempt_number: int) -> str:
     return f"{hashlib.sha256(ref_key.encode()).hexdigest()[:12].upper()}-{attempt_number}"
 
 
+def gateway_invoice_number(number: str, ref_id: str) -> str:
+    """order.invoiceNumber (at most 20): the invoice's number with the attempt's, `INV-1001-2`. Authorize.Net's
+    duplicate window compares it, so a resend of the same attempt is caught while a second partial payment of the
+    same amount is not refused; the reconciler looks candidates up by the same value."""
+    suffix = "-" + ref_id.rsplit("-", 1)[-1]
+    return (number or "")[:20 - len(suffix)] + suffix
+
+
 def next_attempt_number(transactions: Iterable[Record]) -> int:
     """1 + the charges already made for the thing (any outcome), from the same read that checked nothing is open."""
     return 1 + sum(1 for t in transactions if type_label(t.get("w365_type")) == CHARGE)
@@ -170,6 +178,7 @@ def collect_payment(services: Services, *, account_id: str, profile: Record, amo
     if salesorder_id:
         body["w365_salesorderid@odata.bind"] = f"/salesorders({salesorder_id})"
     transaction_id = start_attempt(acting or services, body, "A charge of this is in progress")
+    invoice_number = gateway_invoice_number(invoice_number, ref_id)
     attempt = OpenAttempt(transaction_id, ref_id, amount, CHARGE, invoice=invoice, invoice_number=invoice_number,
                           customer_profile_id=profile["w365_customerprofileid"],
                           payment_profile_id=profile["w365_paymentprofileidgateway"])
@@ -326,7 +335,8 @@ def read_open_attempt(services: Services, transaction_id: str) -> OpenAttempt | 
         kind=type_label(row.get("w365_type")), outcome=outcome, invoice=invoice or None, etag=row.get("@odata.etag"),
         gateway_transaction_id=row.get("w365_gatewaytransactionid") or "",
         created=dt.datetime.fromisoformat(created.replace("Z", "+00:00")) if created else None,
-        invoice_number=(invoice or {}).get("invoicenumber") or "",
+        invoice_number=gateway_invoice_number((invoice or {}).get("invoicenumber") or "", row["w365_refid"])
+        if invoice else "",
         customer_profile_id=profile.get("w365_customerprofileid") or "",
         payment_profile_id=profile.get("w365_paymentprofileidgateway") or "",
         result_text=row.get("w365_transactionresult") or "")

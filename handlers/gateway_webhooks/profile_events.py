@@ -2,7 +2,7 @@
 profiles capability's own sync (handlers/payment_profiles/profiles.py), never a second one.
 
 - created / updated, row known: refresh it from the gateway (`sync_profile`, without reactivating a profile a person
-  deactivated). A Pending Sync row becomes Active + Synced: the gateway has just confirmed the card.
+  deactivated). A Pending Sync row is left alone: a new profile becomes usable only when a person Syncs it.
 - created / updated, no row: if the customer profile is an account's, import it as Sync all does (`sync_account`),
   after IMPORT_DELAY: a card added from Dynamics fires this webhook before Dynamics has written its own row, and an
   import in between would make a second row for the same card.
@@ -15,6 +15,7 @@ import datetime as dt
 import logging
 from typing import TYPE_CHECKING, Any, Mapping
 
+from core import footprint
 from core.errors import GatewayNotFound
 from core.ports import Record
 from core.queue import work_handler
@@ -29,6 +30,7 @@ log = logging.getLogger(__name__)
 
 IMPORT_WORK = "gateway_webhooks.import_profile"
 IMPORT_DELAY = dt.timedelta(minutes=2)
+PENDING_SYNC = footprint.choice("w365_paymentprofile", "w365_syncstatus", "Pending Sync")
 
 
 def created(services: Services, note: "Notification") -> Outcome:
@@ -58,7 +60,11 @@ def deleted(services: Services, note: "Notification") -> Outcome:
 def _refresh_or_import(services: Services, note: "Notification") -> Outcome:
     rows = _rows(services, note.entity_id)
     if rows:
-        messages = [profiles.sync_profile(services, r["w365_paymentprofileid"], reactivate=False)[1] for r in rows]
+        waiting = [r for r in rows if r.get("w365_syncstatus") == PENDING_SYNC]
+        messages = [profiles.sync_profile(services, r["w365_paymentprofileid"], reactivate=False)[1]
+                    for r in rows if r not in waiting]
+        if waiting:
+            messages.append("A payment profile waiting for its Sync is left as it is.")
         return _about(rows[0], " ".join(messages))
     if not note.customer_profile_id:
         return Outcome.succeeded(f"Payment profile {note.entity_id}: no customer profile in the notification and no "
@@ -81,12 +87,13 @@ def _refresh_or_import(services: Services, note: "Notification") -> Outcome:
 @work_handler(IMPORT_WORK)
 def import_profiles(payload: Mapping[str, Any], services: Services) -> None:
     """Sync all of the account: imports the new card unless Dynamics wrote its row meanwhile (then refreshes it)."""
-    ok, message = profiles.sync_account(services, str(payload["account_id"]))
+    ok, message = profiles.sync_account(services, str(payload["account_id"]), import_only=True)
     log.info("gateway webhook: imported payment profile %s: %s", payload.get("payment_profile_id"), message)
 
 
 def _rows(services: Services, payment_profile_id: str) -> list[Record]:
-    return services.dataverse.query(profiles.PROFILES, select=("w365_paymentprofileid", "_w365_accountid_value"),
+    return services.dataverse.query(profiles.PROFILES, select=("w365_paymentprofileid", "_w365_accountid_value",
+                                                               "w365_syncstatus"),
                                     filter=f"w365_paymentprofileidgateway eq '{payment_profile_id}'")
 
 

@@ -10,6 +10,7 @@ Interface, or by another system on the account's customer profile) is recorded a
 from __future__ import annotations
 
 import logging
+import re
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -141,9 +142,16 @@ def _links_for(services: Services, details: TransactionDetails) -> dict[str, str
                                    filter=f"w365_gatewaycustomerprofileid eq '{_quote(details.customer_profile_id)}'")
         account_id = accounts[0]["accountid"] if accounts else ""
     invoice_id = ""
-    if details.invoice_number:
+    # Our own charges send `INV-1001-<attempt>` (attempts.gateway_invoice_number); one made at the gateway for an
+    # invoice sends its plain number. A refund or void carries its charge's.
+    numbers = [details.invoice_number, re.sub(r"-\d+$", "", details.invoice_number)] if details.invoice_number else []
+    invoices: list = []
+    for number in dict.fromkeys(numbers):
         invoices = dataverse.query(ledger.INVOICES, select=("invoiceid", "_customerid_value"), top=2,
-                                   filter=f"invoicenumber eq '{_quote(details.invoice_number)}'")
+                                   filter=f"invoicenumber eq '{_quote(number)}'")
+        if invoices:
+            break
+    if invoices:
         # Only an unambiguous invoice of the same customer: paying the wrong invoice is worse than paying none.
         if len(invoices) == 1 and (not account_id or invoices[0].get("_customerid_value") == account_id):
             invoice_id = invoices[0]["invoiceid"]

@@ -290,9 +290,10 @@ def sync_profile(services: Services, profile_id: str, *, reactivate: bool = True
     return True, f"{name} is synced and active" + (" (the default card)." if card.is_default else ".")
 
 
-def sync_account(services: Services, account_id: str) -> tuple[bool, str]:
+def sync_account(services: Services, account_id: str, *, import_only: bool = False) -> tuple[bool, str]:
     """Import the gateway's payment profiles Dataverse lacks; refresh the rest; mark those gone Sync Failed.
-    One changeset, so the default flags never pass through a state with two defaults."""
+    One changeset, so the default flags never pass through a state with two defaults. `import_only` (a gateway
+    webhook, not a person) only adds what is missing: a row waiting for its Sync stays as it is."""
     account = services.dataverse.retrieve("accounts", account_id, select=("accountid", "w365_gatewaycustomerprofileid"))
     customer_profile_id = account.get("w365_gatewaycustomerprofileid")
     if not customer_profile_id:
@@ -315,12 +316,14 @@ def sync_account(services: Services, account_id: str) -> tuple[bool, str]:
             ops.append(BatchOperation.create(PROFILES, body, content_id=str(len(ops) + 1)))
             imported += 1
             continue
+        if import_only:
+            continue
         activate = not _was_deactivated(row)
         body = _synced_columns(services, card, active=activate)
         body["w365_isdefault"] = bool(card.is_default and (activate or row.get("statecode") == ACTIVE[0]))
         ops.append(BatchOperation.update(PROFILES, row["w365_paymentprofileid"], body, etag=row.get("@odata.etag")))
         refreshed += 1
-    gone = [r for r in by_gateway_id.values() if r.get("w365_paymentprofileidgateway")]
+    gone = [] if import_only else [r for r in by_gateway_id.values() if r.get("w365_paymentprofileidgateway")]
     for row in gone:
         ops.append(BatchOperation.update(PROFILES, row["w365_paymentprofileid"],
                                          {"w365_syncstatus": sync_status("Sync Failed"), "w365_isdefault": False},

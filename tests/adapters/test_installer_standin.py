@@ -20,6 +20,10 @@ URL = "https://contoso.crm.dynamics.com"
 WEBHOOK = "https://w365.example.test/api/dataverse?code=function-key"
 KEY = "webhook-key-<&\">"
 SOLUTION = "W365Payments"
+# What the function app's settings hold; the installer may only take the public ones.
+SETTINGS = {"AUTHORIZENET_CLIENT_KEY": "public-client-key", "AUTHORIZENET_LOGIN_ID": "login-id",
+            "AUTHORIZENET_ENVIRONMENT": "production", "AUTHORIZENET_TRANSACTION_KEY": "secret-transaction-key",
+            "AUTHORIZENET_SIGNATURE_KEY": "secret-signature-key"}
 
 
 @dataclasses.dataclass
@@ -32,7 +36,7 @@ class Env:
 
     def install(self, **kw):
         return installer.install(self.dv, webhook_url=WEBHOOK, webhook_key=KEY, root=self.root,
-                                 out=kw.pop("out", lambda line: None), **kw)
+                                 settings=kw.pop("settings", SETTINGS), out=kw.pop("out", lambda line: None), **kw)
 
 
 def _scripts(root: Path) -> None:
@@ -81,7 +85,16 @@ def end_state(env: Env) -> dict:
             for t in cat.rows.rows}
     config = [{k: r[k] for k in footprint.CONFIGURATION_DEFAULTS} for r in env.standin.rows("w365_configuration")]
     return {"entities": entities, "keys": keys, "relationships": relationships, "rows": rows, "config": config,
-            "components": sorted(cat.components.get(SOLUTION, []))}
+            "variables": variables(env), "components": sorted(cat.components.get(SOLUTION, []))}
+
+
+def variables(env: Env) -> dict:
+    """schema name -> (display name, type, default value, [current values]) of the environment variables."""
+    values = env.standin.rows("environmentvariablevalue")
+    return {d["schemaname"]: (d["displayname"], d["type"], d["defaultvalue"],
+                              [v["value"] for v in values
+                               if v["environmentvariabledefinitionid"]["id"] == d["environmentvariabledefinitionid"]])
+            for d in env.standin.rows("environmentvariabledefinition")}
 
 
 def test_full_install_creates_the_footprint(env):
@@ -140,7 +153,8 @@ def test_every_component_create_carries_the_solution_header(env):
     assert "Default" not in env.catalog.components          # nothing landed outside the solution
     kinds = {kind for kind, _ in env.catalog.components[SOLUTION]}
     assert kinds == {"table", "column", "relationship", "key", "customapi", "customapirequestparameter",
-                     "serviceendpoint", "sdkmessageprocessingstep", "sdkmessageprocessingstepimage", "webresource"}
+                     "serviceendpoint", "sdkmessageprocessingstep", "sdkmessageprocessingstepimage", "webresource",
+                     "environmentvariabledefinition", "environmentvariablevalue"}
 
 
 def test_second_run_changes_nothing_and_says_so(env):
@@ -178,7 +192,8 @@ def test_run_cut_by_503_reports_and_rerun_finishes_with_the_same_end_state(env, 
         clean_catalog = metadata.attach(clean)
         clean.register_with_responses(rsps, URL)
         dv = DataverseClient(URL, StaticTokenProvider("t"), sleep=lambda s: None)
-        installer.install(dv, webhook_url=WEBHOOK, webhook_key=KEY, root=env.root, out=lambda line: None)
+        installer.install(dv, webhook_url=WEBHOOK, webhook_key=KEY, root=env.root, settings=SETTINGS,
+                          out=lambda line: None)
         assert end_state(Env(clean, clean_catalog, dv, env.root, [])) == end_state(env)
 
 
@@ -207,6 +222,58 @@ def test_a_changed_footprint_adds_only_what_is_new(env, monkeypatch):
     assert attributes["w365_secretname"]["MaxLength"] == 80
     assert attributes["w365_type"]["OptionSet"]["Options"][-1]["Value"] == 100000002
     assert env.install().done == []
+
+
+def _dialog_reads(env: Env) -> dict:
+    """What directentry.js reads: each variable's current value, else its default value."""
+    names = [v.schema_name for v in footprint.ENVIRONMENT_VARIABLES]
+    rows = env.dv.query("environmentvariabledefinitions", select=("schemaname", "defaultvalue"),
+                        filter=" or ".join(f"schemaname eq '{n}'" for n in names),
+                        expand="environmentvariabledefinition_environmentvariablevalue($select=value)")
+    return {r["schemaname"]: ([v["value"] for v in r["environmentvariabledefinition_environmentvariablevalue"]]
+                              or [r["defaultvalue"]])[0] for r in rows}
+
+
+def test_install_creates_the_environment_variables_from_the_public_settings_only(env):
+    assert env.install().ok
+    assert variables(env) == {
+        "w365_AcceptJsClientKey": ("Accept.js Client Key", 100000000, None, ["public-client-key"]),
+        "w365_AuthorizeNetLoginId": ("Authorize.Net API Login ID", 100000000, None, ["login-id"]),
+        "w365_AuthorizeNetEnvironment": ("Authorize.Net Environment", 100000000, "sandbox", ["production"])}
+    assert _dialog_reads(env) == {"w365_AcceptJsClientKey": "public-client-key",
+                                  "w365_AuthorizeNetLoginId": "login-id", "w365_AuthorizeNetEnvironment": "production"}
+    posts = [h for m, path, h in env.sent if m == "POST" and path.startswith("environmentvariable")]
+    assert len(posts) == 6 and all(h.get("MSCRM.SolutionUniqueName") == SOLUTION for h in posts)
+    assert sorted(n for kind, n in env.catalog.components[SOLUTION] if kind.startswith("environmentvariable")) == \
+        sorted([v.schema_name for v in footprint.ENVIRONMENT_VARIABLES] * 2)
+    stored = str([env.standin.rows(t.logical_name) for t in footprint.TABLES]) + str(env.catalog.rows.rows)
+    assert "secret-" not in stored                 # the transaction and signature keys went nowhere
+    assert env.install().done == []
+
+
+def test_without_the_settings_the_definitions_come_with_defaults_only(env):
+    assert env.install(settings={}).ok
+    assert _dialog_reads(env) == {"w365_AcceptJsClientKey": None, "w365_AuthorizeNetLoginId": None,
+                                  "w365_AuthorizeNetEnvironment": "sandbox"}
+    assert env.standin.rows("environmentvariablevalue") == []
+    result = env.install(settings={"AUTHORIZENET_LOGIN_ID": "login-id"})      # a setting added later
+    assert [(a.change, a.component, a.name) for a in result.done] == [
+        ("create", "environment variable value", "w365_AuthorizeNetLoginId"), ("create", "publish", "PublishXml")]
+    assert _dialog_reads(env)["w365_AuthorizeNetLoginId"] == "login-id"
+
+
+def test_a_changed_setting_updates_the_value_and_an_absent_one_keeps_it(env):
+    env.install()
+    lines = []
+    result = env.install(settings={**SETTINGS, "AUTHORIZENET_CLIENT_KEY": "rotated-client-key"}, out=lines.append)
+    assert [(a.change, a.component, a.name) for a in result.done] == [
+        ("update", "environment variable value", "w365_AcceptJsClientKey"), ("create", "publish", "PublishXml")]
+    assert "value from AUTHORIZENET_CLIENT_KEY" in env.install(settings={**SETTINGS, "AUTHORIZENET_CLIENT_KEY": "x"},
+                                                               dry_run=True).plan.table()
+    assert variables(env)["w365_AcceptJsClientKey"][3] == ["rotated-client-key"]
+    assert len(env.standin.rows("environmentvariablevalue")) == 3
+    assert env.install(settings={}).done == []     # a value set earlier (or by an administrator) stays
+    assert _dialog_reads(env)["w365_AcceptJsClientKey"] == "rotated-client-key"
 
 
 def test_drift_that_cannot_be_changed_in_place_is_reported_not_touched(env):
@@ -258,6 +325,7 @@ def test_uninstall_keeps_customer_data_unless_asked(env):
     assert "w365_gatewaycustomerprofileid" in cat.entities["account"]["_attributes"]
     assert len(env.standin.rows("w365_paymentprofile")) == 1
     assert any("w365_provider is kept" in w for w in result.plan.warnings)
+    assert env.standin.rows("environmentvariabledefinition") == [] == env.standin.rows("environmentvariablevalue")
 
     everything = installer.uninstall(env.dv, include_data=True, out=lambda line: None)
     assert everything.ok

@@ -53,7 +53,8 @@ def gateway_net(world, invoice_number: str = "INV-1001") -> Decimal:
     net = Decimal("0.00")
     by_id = {t["trans_id"]: t for t in world.simulator.transactions()}
     for t in by_id.values():
-        if t["invoice_number"] != invoice_number:
+        number = t["invoice_number"] or ""
+        if number != invoice_number and not number.startswith(invoice_number + "-"):   # INV-1001-2: attempt 2
             continue
         if t["type"] == "authCaptureTransaction" and t["status"] in PAID_AT_GATEWAY:
             net += t["amount"]

@@ -50,6 +50,18 @@ def test_part_then_the_rest_reactivates_the_partly_paid_invoice_in_one_changeset
     assert assert_books_agree(world) == Decimal("120.00")
 
 
+def test_two_partial_payments_of_the_same_amount_in_a_row_are_both_charged(books):
+    """Authorize.Net's duplicate window compares the invoice number: each attempt sends its own (INV-1001-1,
+    INV-1001-2), so a deliberate second payment of the same amount is not refused as a duplicate."""
+    world = books
+    assert charge(world, "40.00").body["status"] == "succeeded"
+    second = charge(world, "40.00")
+    assert second.body["status"] == "succeeded", second.body
+    charges = world.simulator.charges()
+    assert len(charges) == 2
+    assert assert_books_agree(world) == Decimal("80.00")
+
+
 @pytest.mark.parametrize("amount, says", [
     ("0", "more than zero"), ("-5", "more than zero"), ("10.005", "two decimal places"),
     ("120.01", "more than the balance")])

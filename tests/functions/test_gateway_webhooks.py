@@ -351,7 +351,8 @@ def test_a_card_of_no_account_is_not_imported(world, sink):
     assert _profile_rows(world) == []
 
 
-def test_created_for_a_card_added_from_dynamics_syncs_its_row_and_makes_no_second_one(world, sink):
+def test_created_for_a_card_added_from_dynamics_leaves_it_waiting_for_sync_and_makes_no_second_one(world, sink):
+    """A new profile is usable only once a person Syncs it (CONTRACT §4); the gateway's webhook must not do it."""
     opaque = world.simulator.issue_nonce(VISA, 12, 2030, "123")
     reply = world.send("w365_AddPaymentProfile", "account", world.ids["account"], ContactId=world.ids["contact"],
                        Method="DirectEntry", OpaqueDataDescriptor=opaque.descriptor, OpaqueDataValue=opaque.value,
@@ -361,6 +362,11 @@ def test_created_for_a_card_added_from_dynamics_syncs_its_row_and_makes_no_secon
     world.queue.drain(include_delayed=True)
     [row] = _profile_rows(world)
     assert row["w365_paymentprofileid"] == reply.body["paymentProfileId"]
+    pending = world.choice("w365_paymentprofile", "w365_syncstatus", "Pending Sync")
+    assert (row["statecode"], row["w365_syncstatus"]) == (1, pending)
+    assert world.send("w365_SyncPaymentProfile", "w365_paymentprofile", row["w365_paymentprofileid"]).body[
+        "status"] == "succeeded"
+    [row] = _profile_rows(world)
     assert (row["statecode"], row["w365_syncstatus"]) == (0, world.choice("w365_paymentprofile", "w365_syncstatus",
                                                                           "Synced"))
 

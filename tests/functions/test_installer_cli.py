@@ -61,3 +61,19 @@ def test_a_missing_setting_is_named(monkeypatch, tmp_path, capsys):
     monkeypatch.setattr(cli, "load_settings", lambda: cli.Settings({"W365_MODE": "real"}))
     assert cli.main(["plan"]) == 2
     assert "DATAVERSE_URL" in capsys.readouterr().err
+
+
+def test_install_takes_the_public_authorize_net_settings_into_environment_variables(standin, monkeypatch, capsys):
+    for name, value in {"AUTHORIZENET_CLIENT_KEY": "client-key", "AUTHORIZENET_LOGIN_ID": "login-id",
+                        "AUTHORIZENET_ENVIRONMENT": " Production ", "AUTHORIZENET_TRANSACTION_KEY": "secret-tx",
+                        "AUTHORIZENET_SIGNATURE_KEY": "secret-sig"}.items():
+        monkeypatch.setenv(name, value)
+    assert cli.main(["install"]) == 0
+    values = {v["schemaname"]: v["value"] for v in standin.rows("environmentvariablevalue")}
+    assert values == {"w365_AcceptJsClientKey": "client-key", "w365_AuthorizeNetLoginId": "login-id",
+                      "w365_AuthorizeNetEnvironment": "production"}
+    assert "secret-" not in capsys.readouterr().out + str(standin.rows("environmentvariabledefinition"))
+
+    monkeypatch.setenv("AUTHORIZENET_ENVIRONMENT", "live")
+    assert cli.main(["install"]) == 2
+    assert "AUTHORIZENET_ENVIRONMENT" in capsys.readouterr().err

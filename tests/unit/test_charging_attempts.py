@@ -91,7 +91,7 @@ def test_approved_writes_the_pending_attempt_first_then_one_changeset():
     created = services.dataverse.log[0][2]
     assert created["w365_outcome"] == attempts.outcome_value("Pending") and created["w365_amount"] == Decimal("40.00")
     assert len(created["w365_refid"]) <= 20 and "req-1" in created["w365_name"]
-    assert services.gateway.calls == [("500", "600", Decimal("40.00"), created["w365_refid"], "INV-1001")]
+    assert services.gateway.calls == [("500", "600", Decimal("40.00"), created["w365_refid"], "INV-1001-1")]
     tx, *invoice_ops = services.dataverse.log[1][1]
     assert tx.body["w365_outcome"] == attempts.outcome_value("Approved")
     assert tx.body["w365_gatewaytransactionid"] == "1201"

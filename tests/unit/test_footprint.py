@@ -1,4 +1,7 @@
 """The footprint matches CONTRACT §3-§4: every table and column, choice values in CONTRACT order from 100000000."""
+import re
+from pathlib import Path
+
 import pytest
 
 from core import footprint as fp
@@ -113,3 +116,13 @@ def test_custom_apis_and_steps_cover_contract_messages():
     assert ("Create", "w365_subscription") in steps
     assert fp.CONFIGURATION_DEFAULTS["w365_linkexpiryhours"] == 72
     assert {w.name for w in fp.WEB_RESOURCES} >= {"w365_/scripts/common.js", "w365_/scripts/invoice.js"}
+
+
+def test_environment_variables_are_the_dialogs_and_take_public_settings_only():
+    script = (Path(__file__).resolve().parents[2] / "webresources/w365_/scripts/directentry.js").read_text()
+    variables = re.search(r"var VARIABLES = \{(.*?)\};", script, re.S).group(1)
+    assert {v.schema_name for v in fp.ENVIRONMENT_VARIABLES} == set(re.findall(r'"(w365_\w+)"', variables))
+    assert {v.setting for v in fp.ENVIRONMENT_VARIABLES} == fp.PUBLIC_SETTINGS
+    assert fp.choice("environmentvariabledefinition", "type", "String") == 100000000
+    with pytest.raises(ValueError):
+        fp.EnvironmentVariable("w365_TransactionKey", "Key", "String", None, "AUTHORIZENET_TRANSACTION_KEY")
