@@ -284,7 +284,8 @@ def _plan_variable(inv: Inventory, variable: footprint.EnvironmentVariable, valu
     row = inv.variables.get(name)
     if row is None:
         default = f", default {variable.default_value}" if variable.default_value is not None else ""
-        add(Action("environment variable", name, CREATE, variable.type + default, _create_variable(variable)))
+        add(Action("environment variable", name, CREATE, variable.type + default + ("" if value else f"; {source}"),
+                   _create_variable(variable)))
         if value is not None:
             add(Action("environment variable value", name, CREATE, source, _create_variable_value(variable, value)))
         return

@@ -252,6 +252,7 @@ def test_install_creates_the_environment_variables_from_the_public_settings_only
 
 
 def test_without_the_settings_the_definitions_come_with_defaults_only(env):
+    assert "no value (AUTHORIZENET_CLIENT_KEY is not set)" in env.install(settings={}, dry_run=True).plan.table()
     assert env.install(settings={}).ok
     assert _dialog_reads(env) == {"w365_AcceptJsClientKey": None, "w365_AuthorizeNetLoginId": None,
                                   "w365_AuthorizeNetEnvironment": "sandbox"}
