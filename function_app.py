@@ -2,11 +2,11 @@
 import azure.functions as func
 
 from handlers import platform
-from handlers import payment_profiles
-from handlers import credit_hold
-from handlers import gateway_webhooks
-from handlers import charging
-from handlers import orders
+from handlers.charging import triggers as charging
+from handlers.credit_hold import triggers as credit_hold
+from handlers.gateway_webhooks import triggers as gateway_webhooks
+from handlers.orders import triggers as orders
+from handlers.payment_profiles import triggers as payment_profiles
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
 for blueprint in (platform.bp, payment_profiles.bp, credit_hold.bp, charging.bp, orders.bp, gateway_webhooks.bp):

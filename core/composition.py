@@ -68,6 +68,14 @@ def signature_key(settings: Settings) -> str:
     return settings.require("AUTHORIZENET_SIGNATURE_KEY")
 
 
+def accept_js_auth(services: Services) -> tuple[str, str]:
+    """(clientKey, apiLoginID) for Accept.js authData on the customer pages: the settings in real mode, the
+    simulator's in local mode. Both are public values; the transaction key never reaches a page."""
+    if services.settings.is_local:
+        return services.gateway.public_client_key(), LOCAL_GATEWAY_LOGIN
+    return services.settings.require("AUTHORIZENET_CLIENT_KEY"), services.settings.require("AUTHORIZENET_LOGIN_ID")
+
+
 def provider_signing_key(settings: Settings) -> str:
     """Key of the X-W365-Signature (HMAC-SHA256) on provisioning webhooks: app setting W365_PROVIDER_SIGNING_KEY."""
     if settings.is_local:

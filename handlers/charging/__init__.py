@@ -1,22 +1,5 @@
 """Charging (issue 5): w365_ChargeInvoice (invoices.py) and w365_RefundTransaction (refunds.py) on the exactly-once
 core (attempts.py, reused by orders), and the reconciler (reconciler.py): a timer sweep here plus queued per-attempt
-checks (`charging.reconcile`, `charging.record`)."""
-import logging
+checks (`charging.reconcile`, `charging.record`).
 
-import azure.functions as func
-
-from core.composition import get_services
-
-bp = func.Blueprint()
-log = logging.getLogger(__name__)
-
-from handlers.charging import invoices, reconciler, refunds  # noqa: E402,F401 - registers @step and @work_handler
-
-
-@bp.function_name("charging_reconciler")
-@bp.timer_trigger(arg_name="timer", schedule="0 */5 * * * *", run_on_startup=False, use_monitor=True)
-def charging_reconciler(timer: func.TimerRequest) -> None:
-    """Every 5 minutes (reconciler.SWEEP_EVERY): settle open attempts whose back-off step has come."""
-    settled = reconciler.reconcile_due(get_services())
-    if settled:
-        log.info("charging reconciler: settled %d attempt(s)", settled)
+The Blueprint is in triggers.py, so that the use cases here can be imported without azure.functions."""

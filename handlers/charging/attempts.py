@@ -187,6 +187,22 @@ def collect_payment(services: Services, *, account_id: str, profile: Record, amo
         invoice_number=invoice_number[:20], description=description[:255]))
 
 
+def record_refused_attempt(acting: Services, *, account_id: str, amount: Decimal, ref_key: str, attempt_number: int,
+                           what: str, reason: str, salesorder_id: str | None = None,
+                           request_id: str | None = None) -> str:
+    """A payment that ended before any charge was sent (the gateway refused the new card when it was checked):
+    recorded all the same, Inactive and Declined with the reason, so the history shows every attempt."""
+    body: dict[str, Any] = {
+        "w365_name": attempt_name(CHARGE, what, attempt_number, request_id)[:100],
+        "w365_refid": ref_id_for(ref_key, attempt_number), "w365_amount": amount, "w365_type": type_value(CHARGE),
+        "w365_outcome": outcome_value(DECLINED), "w365_transactionresult": reason[:2000],
+        "w365_accountid@odata.bind": f"/accounts({account_id})", "statecode": 1, "statuscode": 2,
+    }
+    if salesorder_id:
+        body["w365_salesorderid@odata.bind"] = f"/salesorders({salesorder_id})"
+    return start_attempt(acting, body, "A payment of this is in progress")
+
+
 def start_attempt(acting: Services, body: Mapping[str, Any], conflict: str) -> str:
     try:
         return acting.dataverse.create(TRANSACTIONS, body)

@@ -1,8 +1,5 @@
 """Credit hold and provisioning (issue 6). No HTTP routes of its own: table events reach it through
 handlers/platform.py, provisioning runs as queued work. Use cases: rules.py; providers: manual_provider.py (Dataverse
-task), webhook_provider.py (signed HTTP POST, an adapter), demo_provider.py (local-mode endpoint)."""
-import azure.functions as func
+task), webhook_provider.py (signed HTTP POST, an adapter), demo_provider.py (local-mode endpoint).
 
-from handlers.credit_hold import steps  # noqa: F401 - registers the @step and @work_handler entries
-
-bp = func.Blueprint()
+The Blueprint is in triggers.py."""

@@ -25,7 +25,7 @@ from core.errors import ConfigurationError, RecordNotFound
 from core.ports import Record
 from core.services import Services
 from core.steps import Outcome
-from handlers.customer_pages.links import configuration
+from core.configuration import configuration
 
 log = logging.getLogger(__name__)
 

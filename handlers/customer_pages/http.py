@@ -27,15 +27,6 @@ def read_form(req: func.HttpRequest) -> dict[str, str] | None:
         return None
 
 
-def accept_js_auth(services) -> tuple[str, str]:
-    """(clientKey, apiLoginID) for Accept.js authData: the settings in real mode, the simulator's in local mode."""
-    from core.composition import LOCAL_GATEWAY_LOGIN
-
-    if services.settings.is_local:
-        return services.gateway.public_client_key(), LOCAL_GATEWAY_LOGIN
-    return (services.settings.require("AUTHORIZENET_CLIENT_KEY"), services.settings.require("AUTHORIZENET_LOGIN_ID"))
-
-
 def unavailable_page(retry_after: int = 30) -> func.HttpResponse:
     from handlers.customer_pages.html import message_page
 

@@ -15,6 +15,7 @@ from typing import Any, Callable, TypeVar
 
 from core import footprint
 from core.errors import BusinessRuleViolation, ConcurrencyConflict, RecordNotFound
+from core.configuration import configuration
 from core.services import Services
 
 log = logging.getLogger(__name__)
@@ -44,13 +45,6 @@ class SentLink:
     url: str
     email_id: str
     expires_on: dt.datetime
-
-
-def configuration(services: Services) -> dict[str, Any]:
-    rows = services.dataverse.query("w365_configurations", select=(
-        "w365_configurationid", "_w365_emailfromqueueid_value", "w365_linkexpiryhours", "w365_salescansendforapproval",
-        "w365_approvalcanacceptpayment", "w365_enablecredithold"), filter="statecode eq 0", top=1)
-    return rows[0] if rows else {}
 
 
 def send_secure_link(services: Services, *, purpose_label: str, route: str, account_id: str, contact_id: str,

@@ -9,11 +9,11 @@ import secrets
 from decimal import Decimal
 from typing import Any, Mapping
 
+from core.composition import accept_js_auth
 from core.ports import OpaqueData
 from core.services import Services
 from handlers.customer_pages import html as pages
 from handlers.customer_pages.html import esc
-from handlers.customer_pages.http import accept_js_auth
 from handlers.orders import approval
 from handlers.orders.records import Order, format_money, money
 

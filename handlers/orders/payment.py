@@ -92,6 +92,7 @@ def submit_order_payment(services: Services, order_id: str, card: CardOnFile | N
         raise ConflictInProgress("A payment of this order is in progress: wait until its transaction shows Approved, "
                                  "Declined or Error.")
     amount = order.total
+    number = (order.row.get("ordernumber") or order.name)[:20]
     if amount <= 0:
         raise BusinessRuleViolation("The order total is zero; there is nothing to charge.")
     if isinstance(card, CardOnFile):
@@ -105,10 +106,13 @@ def submit_order_payment(services: Services, order_id: str, card: CardOnFile | N
             raise BusinessRuleViolation(profiles.refusal_text(exc)) from None
         except GatewayError as exc:
             text = profiles.refusal_text(exc)
+            transaction_id = attempts.record_refused_attempt(
+                acting, account_id=order.account_id, amount=amount, ref_key=f"salesorder:{order.id}",
+                attempt_number=attempts.next_attempt_number(transactions), what=number, reason=text,
+                salesorder_id=order.id, request_id=request_id)
             decline_order(services, order, text, via=via)
             return PaymentResult(REFUSED, f"{text} The order is marked Declined.",
-                                 f"Your card was not accepted: {exc.text} Please try another card.")
-    number = (order.row.get("ordernumber") or order.name)[:20]
+                                 f"Your card was not accepted: {exc.text} Please try another card.", transaction_id)
     try:
         attempt = attempts.collect_payment(
             services, acting=acting, account_id=order.account_id, profile=profile, amount=amount,

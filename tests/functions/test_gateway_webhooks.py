@@ -28,7 +28,7 @@ HELD_ZIP = "46299"
 # --- helpers -----------------------------------------------------------------------------------------------------
 
 def post(world, body: bytes, headers: dict | None = None):
-    from handlers.gateway_webhooks.route import authorizenet_webhook
+    from handlers.gateway_webhooks.triggers import authorizenet_webhook
 
     request = func.HttpRequest("POST", "http://localhost:7071/api/authorizenet/webhook", body=body,
                                headers=headers or {})

@@ -143,6 +143,10 @@ def test_a_new_card_refused_by_the_gateway_declines_the_order_without_a_charge(w
     assert reply.body["status"] == "failed" and "refused" in reply.message
     assert order(world)["w365_orderstatus"] == status("Declined")
     assert world.simulator.charges() == [] and world.rows("w365_paymentprofile") == []
+    [attempt] = world.rows("w365_paymenttransaction")          # the decline is recorded, Inactive, with its reason
+    assert attempt["statecode"] == 1 and "declined" in attempt["w365_transactionresult"].lower()
+    assert attempt["w365_outcome"] == world.choice("w365_paymenttransaction", "w365_outcome", "Declined")
+    assert attempt["w365_salesorderid"]["id"] == world.ids["order"]
 
 
 def test_future_activation_date_schedules_the_order_and_the_timer_activates_it(world):

@@ -11,7 +11,7 @@ import azure.functions as func
 
 from core import footprint
 import handlers.payment_profiles  # noqa: F401 - registers the steps and routes
-from handlers.payment_profiles.routes import profile_request_page
+from handlers.payment_profiles.triggers import profile_request_page
 
 DIGITS = re.compile(r"(?<!\d)\d{13,19}(?!\d)")
 BILL_TO = json.dumps({"firstName": "Nancy", "lastName": "Davolio", "address": "1 Main St", "city": "Springfield",

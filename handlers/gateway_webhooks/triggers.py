@@ -14,10 +14,11 @@ import azure.functions as func
 from core.composition import get_services, signature_key
 from core.errors import BadRequest, ConfigurationError
 from gateway.signature import verify_signature
-from handlers.gateway_webhooks import bp
+from handlers.gateway_webhooks import profile_events  # noqa: F401 - registers the queued import
 from handlers.gateway_webhooks.notifications import handle_notification, parse_notification
 
 log = logging.getLogger(__name__)
+bp = func.Blueprint()
 
 # Authorize.Net notifications are a few hundred bytes; anything near this is not one of them.
 MAX_BODY_BYTES = 16 * 1024

@@ -6,16 +6,17 @@ from typing import Any, Mapping
 
 import azure.functions as func
 
-from core.composition import get_services
+from core.composition import accept_js_auth, get_services
 from core.errors import ConfigurationError, GatewayAuthError, GatewayUnavailable, PlatformUnavailable
 from core.ports import OpaqueData
 from core.services import Services
 from handlers.customer_pages import html as pages
-from handlers.customer_pages.http import accept_js_auth, page_response, read_form, unavailable_page
-from handlers.payment_profiles import bp
+from handlers.customer_pages.http import page_response, read_form, unavailable_page
+from handlers.payment_profiles import steps  # noqa: F401 - registers the @step handlers
 from handlers.payment_profiles.profile_request import RequestView, open_profile_request, submit_profile_request
 
 log = logging.getLogger(__name__)
+bp = func.Blueprint()
 TITLE = "Add a payment card"
 
 
