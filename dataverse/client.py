@@ -15,11 +15,11 @@ from typing import Any, Callable, Mapping, Sequence
 from urllib.parse import quote, urlsplit
 
 import requests
-from urllib3.exceptions import ConnectTimeoutError, MaxRetryError
 
 from core import jsonutil
 from core.errors import (AccessDenied, ConcurrencyConflict, DataverseAuthError, DataverseError, DuplicateRecord,
                          PlatformUnavailable, RecordNotFound)
+from core.transport import never_sent
 from core.ports import BatchOperation, BatchResult, Record
 from dataverse import batch as batch_format
 
@@ -203,7 +203,7 @@ class DataverseClient:
                 response = self._session.request(method, url, data=body, headers=headers, timeout=self._timeout,
                                                  allow_redirects=False)
             except (requests.ConnectionError, requests.Timeout) as exc:
-                resendable = method in IDEMPOTENT_METHODS or _never_sent(exc)
+                resendable = method in IDEMPOTENT_METHODS or never_sent(exc)
                 if resendable and attempt < self._max_retries:
                     delay = self._backoff(attempt, None)
                     log.warning("dataverse %s %s failed (%s), retry %d in %.2fs", method, where,
@@ -312,17 +312,6 @@ def _retry_after(headers: Mapping[str, str]) -> float | None:
     except (TypeError, ValueError):
         return None
     return max(0.0, when.timestamp() - time.time())
-
-
-def _never_sent(exc: Exception) -> bool:
-    """True when the connection was never made, so the server cannot have seen the request."""
-    if isinstance(exc, requests.ConnectTimeout):
-        return True
-    reason = exc.args[0] if exc.args else None
-    if isinstance(reason, MaxRetryError):
-        reason = reason.reason
-    # urllib3's NewConnectionError and NameResolutionError are ConnectTimeoutErrors: refused, unresolvable, no route.
-    return isinstance(reason, ConnectTimeoutError)
 
 
 def _loggable(url: str) -> str:

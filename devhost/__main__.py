@@ -10,12 +10,10 @@
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import signal
 import sys
-import time
 import uuid
 from decimal import Decimal, InvalidOperation
 from pathlib import Path

@@ -17,10 +17,10 @@ from decimal import Decimal
 from typing import Any
 
 import requests
-from urllib3.exceptions import MaxRetryError, NewConnectionError
 
 from core.errors import (BadRequest, ConfigurationError, GatewayAuthError, GatewayError, GatewayNotFound,
                          GatewayUnavailable, InvalidNonce, OutcomeUnknown)
+from core.transport import never_sent
 from core.ports import (BillTo, ChargeOutcome, ChargeResult, GatewayPaymentProfile, OpaqueData, TransactionDetails,
                         TransactionSummary)
 
@@ -317,7 +317,7 @@ class AuthorizeNetGateway:
             response = self._session.post(self.endpoint, data=body, timeout=self._timeout,
                                           headers={"Content-Type": "application/json"})
         except requests.ConnectionError as exc:
-            if _nothing_sent(exc):
+            if never_sent(exc):
                 raise _NoAnswer("could not connect", sent=False) from None
             raise _NoAnswer("connection failed after sending") from None
         except requests.Timeout:
@@ -379,16 +379,6 @@ def _opaque(opaque: OpaqueData) -> dict[str, Any]:
 
 def _drop_empty(fields: dict[str, Any]) -> dict[str, Any]:
     return {key: value for key, value in fields.items() if value not in ("", None, {}, [])}
-
-
-def _nothing_sent(exc: requests.ConnectionError) -> bool:
-    """Refused, unresolvable or connect timeout: the request never left this machine."""
-    if isinstance(exc, requests.ConnectTimeout):
-        return True
-    reason = exc.args[0] if exc.args else None
-    if isinstance(reason, MaxRetryError):
-        reason = reason.reason
-    return isinstance(reason, NewConnectionError)
 
 
 def _redact(text: str, secrets: tuple[str, ...]) -> str:

@@ -142,7 +142,7 @@ class _Card:
         return (self.exp_year, self.exp_month) < (now.year, now.month)
 
 
-def _luhn_ok(number: str) -> bool:
+def luhn_valid(number: str) -> bool:
     total = 0
     for position, digit in enumerate(reversed(number)):
         value = int(digit) * (2 if position % 2 else 1)
@@ -178,7 +178,7 @@ class AuthorizeNetSimulator:
                     zip: str = "", full_name: str = "") -> OpaqueData:
         """What Accept.js does in the browser: validate the card and turn it into a single-use, 15-minute nonce."""
         number = str(card_number).replace(" ", "").replace("-", "")
-        if not number.isdigit() or not 13 <= len(number) <= 16 or not _luhn_ok(number):
+        if not number.isdigit() or not 13 <= len(number) <= 16 or not luhn_valid(number):
             raise AcceptError("E_WC_05", "Please provide valid credit card number.")
         month = str(exp_month).strip()
         if not month.isdigit() or not 1 <= int(month) <= 12:

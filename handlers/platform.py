@@ -16,7 +16,7 @@ import azure.functions as func
 from core import footprint
 from core.composition import get_services, webhook_key
 from core.context import EntityRef, PluginContext
-from core.errors import (AccessDenied, BadRequest, BusinessRuleViolation, ConfigurationError, ConflictInProgress, DataverseError,
+from core.errors import (AccessDenied, BadRequest, BusinessRuleViolation, ConfigurationError, ConflictInProgress,
                          DuplicateRecord, GatewayAuthError, GatewayUnavailable, PlatformUnavailable, RecordNotFound)
 from core.operations import OPERATIONS, OperationRecorder, status_value
 from core.queue import decode_work, run_work, work_handler

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping
 from urllib.parse import urlsplit
 
-from core.ports import BillTo
+from core.ports import BillTo, OpaqueData
 
 # (form field, BillTo attribute, label, autocomplete, max length): CONTRACT §2 names, Authorize.Net limits.
 BILL_TO_FORM = (
@@ -221,6 +221,26 @@ def bill_to_from_form(form: Mapping[str, str]) -> tuple[BillTo, list[str]]:
     values = {attr: (form.get(name) or "").strip()[:limit] for name, attr, _, _, limit in BILL_TO_FORM}
     missing = [label for name, attr, label, _, _ in BILL_TO_FORM if name in REQUIRED_BILL_TO and not values[attr]]
     return BillTo(**values), missing
+
+
+@dataclass(frozen=True)
+class CardForm:
+    """A posted card form: the Accept.js nonce and the bill-to, or the problem to show (with its HTTP status)."""
+    opaque: OpaqueData | None
+    bill_to: BillTo
+    problem: str = ""
+    status: int = 200
+
+
+def read_card_form(form: Mapping[str, str]) -> CardForm:
+    bill_to, missing = bill_to_from_form(form)
+    descriptor, value = form.get("dataDescriptor", ""), form.get("dataValue", "")
+    if not descriptor or not value:
+        return CardForm(None, bill_to, "The card details did not reach the payment service. Please enter the card "
+                                       "again (JavaScript must be on).", 400)
+    if missing:
+        return CardForm(None, bill_to, "Please fill in: " + ", ".join(missing) + ".", 422)
+    return CardForm(OpaqueData(descriptor, value), bill_to)
 
 
 def form_values(bill_to: BillTo) -> dict[str, str]:

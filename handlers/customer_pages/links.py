@@ -15,6 +15,7 @@ from typing import Any, Callable, TypeVar
 
 from core import footprint
 from core.errors import BusinessRuleViolation, ConcurrencyConflict, RecordNotFound
+from core import dates
 from core.configuration import configuration
 from core.services import Services
 
@@ -76,7 +77,7 @@ def send_secure_link(services: Services, *, purpose_label: str, route: str, acco
         "w365_accountid@odata.bind": f"/accounts({account_id})",
         "w365_contactid@odata.bind": f"/contacts({contact_id})",
         "w365_tokenhash": hash_token(token),
-        "w365_expireson": _iso(expires_on),
+        "w365_expireson": dates.iso(expires_on),
         "w365_status": status("Sent"),
     }
     if salesorder_id:
@@ -129,7 +130,7 @@ def check_link(services: Services, token: str, purpose_label: str) -> LinkCheck:
         return LinkCheck("cancelled", row)
     if current == status("Expired"):
         return LinkCheck("expired", row)
-    expires_on = _parse(row.get("w365_expireson"))
+    expires_on = dates.parse(row.get("w365_expireson"))
     if expires_on is None or expires_on <= services.clock.now():
         try:
             services.dataverse.update(LINKS, row["w365_securelinkid"], {"w365_status": status("Expired")},
@@ -155,7 +156,7 @@ def complete_once(services: Services, link: dict[str, Any], work: Callable[[], T
     link_id = link["w365_securelinkid"]
     try:
         services.dataverse.update(LINKS, link_id, {"w365_status": status("Completed"),
-                                                   "w365_completedon": _iso(services.clock.now())},
+                                                   "w365_completedon": dates.iso(services.clock.now())},
                                   etag=link.get("@odata.etag"))
     except (ConcurrencyConflict, RecordNotFound):
         raise LinkTaken() from None
@@ -172,16 +173,3 @@ def complete_once(services: Services, link: dict[str, Any], work: Callable[[], T
         if extra:
             services.dataverse.update(LINKS, link_id, extra)
     return result
-
-
-def _iso(moment: dt.datetime) -> str:
-    return moment.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _parse(value: Any) -> dt.datetime | None:
-    if isinstance(value, dt.datetime):
-        return value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)
-    if not value:
-        return None
-    moment = dt.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    return moment if moment.tzinfo else moment.replace(tzinfo=dt.timezone.utc)

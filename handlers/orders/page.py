@@ -10,7 +10,6 @@ from decimal import Decimal
 from typing import Any, Mapping
 
 from core.composition import accept_js_auth
-from core.ports import OpaqueData
 from core.services import Services
 from handlers.customer_pages import html as pages
 from handlers.customer_pages.html import esc
@@ -98,14 +97,10 @@ def submit(services: Services, token: str, form: Mapping[str, str]) -> pages.Pag
         return render(services, token, view, values, str(exc), 400)
     opaque = bill_to = None
     if view.accepts_payment:
-        bill_to, missing = pages.bill_to_from_form(form)
-        descriptor, value = form.get("dataDescriptor", ""), form.get("dataValue", "")
-        if not descriptor or not value:
-            return render(services, token, view, values, "The card details did not reach the payment service. "
-                                                         "Please enter the card again (JavaScript must be on).", 400)
-        if missing:
-            return render(services, token, view, values, "Please fill in: " + ", ".join(missing) + ".", 422)
-        opaque = OpaqueData(descriptor, value)
+        card = pages.read_card_form(form)
+        if card.problem:
+            return render(services, token, view, values, card.problem, card.status)
+        opaque, bill_to = card.opaque, card.bill_to
     result = approval.approve(services, token, signature, opaque=opaque, bill_to=bill_to)
     if result.state in ("approved", "pending"):
         return done_page(view.order, signature.name, result)

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Mapping
 
+from core import dates
 from core import footprint
 from core.errors import BusinessRuleViolation
 from core.services import Services
@@ -108,14 +109,4 @@ def format_money(amount: Decimal, order: Order) -> str:
     return f"{order.currency_symbol}{money(amount):,.2f} {order.currency_code}".strip()
 
 
-def iso(moment: dt.datetime) -> str:
-    return moment.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def parse_datetime(value: Any) -> dt.datetime | None:
-    if isinstance(value, dt.datetime):
-        return value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)
-    if not value:
-        return None
-    moment = dt.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    return moment if moment.tzinfo else moment.replace(tzinfo=dt.timezone.utc)
+iso, parse_datetime = dates.iso, dates.parse            # the order's modules read them from here

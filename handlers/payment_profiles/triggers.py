@@ -8,7 +8,6 @@ import azure.functions as func
 
 from core.composition import accept_js_auth, get_services
 from core.errors import ConfigurationError, GatewayAuthError, GatewayUnavailable, PlatformUnavailable
-from core.ports import OpaqueData
 from core.services import Services
 from handlers.customer_pages import html as pages
 from handlers.customer_pages.http import page_response, read_form, unavailable_page
@@ -45,15 +44,11 @@ def _submit(services: Services, token: str, req: func.HttpRequest) -> pages.Page
     view = open_profile_request(services, token)
     if view.state != "usable":
         return pages.link_problem_page(view.state)
-    bill_to, missing = pages.bill_to_from_form(form)
-    values = pages.form_values(bill_to)
-    descriptor, value = form.get("dataDescriptor", ""), form.get("dataValue", "")
-    if not descriptor or not value:
-        return _form_page(services, token, view, values, "The card details did not reach the payment service. "
-                                                         "Please enter the card again (JavaScript must be on).", 400)
-    if missing:
-        return _form_page(services, token, view, values, "Please fill in: " + ", ".join(missing) + ".", 422)
-    result = submit_profile_request(services, token, OpaqueData(descriptor, value), bill_to)
+    card = pages.read_card_form(form)
+    values = pages.form_values(card.bill_to)
+    if card.problem:
+        return _form_page(services, token, view, values, card.problem, card.status)
+    result = submit_profile_request(services, token, card.opaque, card.bill_to)
     if result.state == "done":
         return pages.message_page("Thank you, your card is saved",
                                   "Your card was saved securely with our payment processor. You can close this page.",

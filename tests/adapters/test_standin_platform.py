@@ -14,17 +14,6 @@ from dataverse.standin.demo import seed_demo
 API = "https://contoso.crm.dynamics.com/api/data/v9.2/"
 
 
-@pytest.fixture
-def dv():
-    standin = DataverseStandIn()
-    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
-        standin.register_with_responses(rsps)
-        yield standin
-
-
-@pytest.fixture
-def ids(dv):
-    return seed_demo(dv)
 
 
 def test_who_am_i_is_the_app_user_or_the_impersonated_one(dv, ids):

@@ -4,29 +4,15 @@ from decimal import Decimal
 
 import pytest
 import requests
-import responses
 from hypothesis import given, settings, strategies as st
 
 from core import footprint
-from dataverse.standin import DataverseStandIn
 from dataverse.standin.query import parse_filter
 from dataverse.standin.store import ODataError
-from dataverse.standin.demo import seed_demo
 
 API = "https://contoso.crm.dynamics.com/api/data/v9.2/"
 
 
-@pytest.fixture
-def dv():
-    standin = DataverseStandIn()
-    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
-        standin.register_with_responses(rsps)
-        yield standin
-
-
-@pytest.fixture
-def ids(dv):
-    return seed_demo(dv)
 
 
 def get(path, **headers):

@@ -4,25 +4,11 @@ import uuid
 
 import pytest
 import requests
-import responses
 
-from dataverse.standin import DataverseStandIn
-from dataverse.standin.demo import seed_demo
 
 API = "https://contoso.crm.dynamics.com/api/data/v9.2/"
 
 
-@pytest.fixture
-def dv():
-    standin = DataverseStandIn()
-    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
-        standin.register_with_responses(rsps)
-        yield standin
-
-
-@pytest.fixture
-def ids(dv):
-    return seed_demo(dv)
 
 
 def post(path, body, **headers):

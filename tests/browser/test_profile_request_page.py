@@ -2,7 +2,6 @@
 link, the Accept.js stand-in, the success page, a used link, an expired link; the card never reaches our /api."""
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 

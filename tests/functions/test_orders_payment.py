@@ -7,7 +7,6 @@ import json
 from decimal import Decimal
 
 from core import footprint
-import handlers.orders  # noqa: F401 - registers the order steps
 from handlers.orders import activation, payment
 from tests.functions.charging_world import VISA, card_on_file, outcome
 

@@ -8,7 +8,6 @@ import re
 import pytest
 
 from core.ports import BillTo
-import handlers.payment_profiles  # noqa: F401 - registers the steps and routes
 
 VISA = "4111111111111111"
 BILL_TO = {"firstName": "Nancy", "lastName": "Davolio", "company": "Fabrikam", "address": "1 Main St",

@@ -10,7 +10,7 @@ from urllib.parse import urlencode
 import azure.functions as func
 
 from core import footprint
-import handlers.payment_profiles  # noqa: F401 - registers the steps and routes
+from gateway.simulator import luhn_valid
 from handlers.payment_profiles.triggers import profile_request_page
 
 DIGITS = re.compile(r"(?<!\d)\d{13,19}(?!\d)")
@@ -18,12 +18,6 @@ BILL_TO = json.dumps({"firstName": "Nancy", "lastName": "Davolio", "address": "1
                       "zip": "62701", "country": "US"})
 
 
-def luhn_valid(number: str) -> bool:
-    total = 0
-    for index, digit in enumerate(reversed(number)):
-        value = int(digit) * (2 if index % 2 else 1)
-        total += value - 9 if value > 9 else value
-    return total % 10 == 0
 
 
 def card_numbers_in(text: str) -> list[str]:

@@ -13,7 +13,7 @@ import pytest
 
 from core.errors import (BadRequest, BusinessRuleViolation, ConcurrencyConflict, DataverseError, GatewayError,
                          GatewayNotFound)
-from core.ports import BatchOperation, BatchResult, BillTo, GatewayPaymentProfile, OpaqueData
+from core.ports import BatchResult, BillTo, GatewayPaymentProfile, OpaqueData
 from core.services import Services
 from core.settings import Settings
 from handlers.customer_pages import links
