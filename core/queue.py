@@ -139,19 +139,26 @@ class ServiceBusQueue:
     """Azure Service Bus sender for W365_WORK_QUEUE. The queue should have duplicate detection on; sessions are used
     only when the queue is session-enabled (then every message needs a session id: we default to the kind)."""
 
-    def __init__(self, connection_string: str, queue_name: str, *, sessions: bool = False):
+    def __init__(self, connection_string: str, queue_name: str, *, sessions: bool = False,
+                 client_factory: Callable[[str], Any] | None = None):
         self._connection_string = connection_string
         self._queue_name = queue_name
         self._sessions = sessions
+        self._client_factory = client_factory
         self._client = None
         self._lock = threading.Lock()
 
     def _sender(self):
-        from azure.servicebus import ServiceBusClient  # imported on first send: keeps cold start small
-
         with self._lock:
             if self._client is None:
-                self._client = ServiceBusClient.from_connection_string(self._connection_string, retry_total=3)
+                factory = self._client_factory
+                if factory is None:
+                    from azure.servicebus import ServiceBusClient  # on first send: keeps cold start small
+
+                    def factory(connection: str) -> Any:
+                        return ServiceBusClient.from_connection_string(connection, retry_total=3)
+                # One long-lived client per worker (it pools the AMQP connection), made on first use.
+                self._client = factory(self._connection_string)
         return self._client.get_queue_sender(self._queue_name)
 
     def send(self, kind: str, payload: Mapping[str, Any], *, message_id: str, session_id: str | None = None,

@@ -1,0 +1,65 @@
+"""The W365_WORK_QUEUE trigger: a Dataverse Service Bus step (RemoteExecutionContext, JSON format) goes to the same
+handlers as the webhook; our own queued work goes to its work handler; a failure raises so that Service Bus
+redelivers the message (and dead-letters it after MaxDeliveryCount)."""
+import uuid
+
+import pytest
+from azure.functions.servicebus import ServiceBusMessage
+
+from core.errors import PlatformUnavailable
+from core.queue import encode_work, work_handler
+from core.steps import Outcome, step
+from devhost import messages
+from handlers.platform import work_queue
+
+done: list = []
+
+
+@work_handler("test.queue_trigger")
+def _work(payload, services):
+    if payload.get("fail"):
+        raise RuntimeError("try again")
+    done.append(payload)
+
+
+@step("w365_TestQueued", "invoice")
+def _queued_step(context, services):
+    done.append(context.message_name)
+    return Outcome.succeeded("Queued step ran.")
+
+
+def _deliver(body: bytes, **properties):
+    message = ServiceBusMessage(body=body, message_id=str(uuid.uuid4()), content_type="application/json",
+                                application_properties=properties, user_properties=properties, delivery_count=1)
+    return work_queue.build().get_user_function()(message)
+
+
+@pytest.fixture(autouse=True)
+def _clear():
+    done.clear()
+
+
+def test_our_queued_work_runs_its_handler(world):
+    _deliver(encode_work("test.queue_trigger", {"n": 1}))
+    assert done == [{"n": 1}]
+
+
+def test_a_failing_work_handler_raises_so_service_bus_redelivers(world):
+    with pytest.raises(RuntimeError):
+        _deliver(encode_work("test.queue_trigger", {"fail": True}))
+
+
+def test_a_dataverse_context_from_a_service_bus_step_is_dispatched_and_writes_its_operation_row(world):
+    request_id = str(uuid.uuid4())
+    body = messages.custom_api("w365_TestQueued", "invoice", world.ids["invoice1"], {}, request_id=request_id,
+                               user_id=world.ids["admin"])
+    _deliver(messages.dumps(body), **{"http://schemas.microsoft.com/xrm/2011/Claims/RequestName": "w365_TestQueued"})
+    assert done == ["w365_TestQueued"]
+    assert world.operation(request_id)["w365_message"] == "Queued step ran."
+
+
+def test_dataverse_throttling_abandons_the_message_for_a_later_delivery(world):
+    world.standin.fail_next(20, status=503, retry_after=1)
+    body = messages.custom_api("w365_TestQueued", "invoice", world.ids["invoice1"], {})
+    with pytest.raises(PlatformUnavailable):
+        _deliver(messages.dumps(body))

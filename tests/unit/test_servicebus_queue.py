@@ -1,0 +1,68 @@
+"""The Service Bus sender sets what the broker needs for at-least-once work without duplicates: the deterministic
+message id (duplicate detection), the session id on a session queue, the scheduled time for back-off, and a body the
+queue trigger tells apart from Dataverse's own messages."""
+import datetime as dt
+import json
+
+from core.queue import WORK_KIND_KEY, ServiceBusQueue, decode_work
+
+
+class FakeSender:
+    def __init__(self, sent):
+        self.sent = sent
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def send_messages(self, message):
+        self.sent.append(message)
+
+
+class FakeClient:
+    def __init__(self):
+        self.sent, self.queues = [], []
+
+    def get_queue_sender(self, queue_name):
+        self.queues.append(queue_name)
+        return FakeSender(self.sent)
+
+
+def _queue(**kw):
+    clients = []
+
+    def factory(connection):
+        assert connection == "Endpoint=sb://example/;SharedAccessKeyName=k;SharedAccessKey=v"
+        clients.append(FakeClient())
+        return clients[-1]
+    queue = ServiceBusQueue("Endpoint=sb://example/;SharedAccessKeyName=k;SharedAccessKey=v", "w365-work",
+                            client_factory=factory, **kw)
+    return queue, clients
+
+
+def test_a_message_carries_its_kind_payload_and_deterministic_id():
+    queue, clients = _queue()
+    queue.send("charging.record", {"transaction_id": "t1"}, message_id="charging.record:t1")
+    queue.send("charging.record", {"transaction_id": "t2"}, message_id="charging.record:t2")
+    [client] = clients                              # one long-lived client for every send
+    first = client.sent[0]
+    assert client.queues == ["w365-work", "w365-work"]
+    assert first.message_id == "charging.record:t1"
+    assert decode_work(json.loads(b"".join(first.body))) == ("charging.record", {"transaction_id": "t1"})
+    assert first.application_properties[WORK_KIND_KEY] == "charging.record"
+    assert first.session_id is None and first.scheduled_enqueue_time_utc is None
+
+
+def test_a_delay_schedules_the_message_and_a_session_queue_gets_session_ids():
+    queue, clients = _queue(sessions=True)
+    before = dt.datetime.now(dt.timezone.utc)
+    queue.send("credit_hold.provision", {"subscription_id": "s"}, message_id="p:s:2", session_id="account-1",
+               delay=dt.timedelta(minutes=5))
+    queue.send("credit_hold.provision", {"subscription_id": "s"}, message_id="p:s:3")
+    scheduled, default_session = clients[0].sent
+    assert scheduled.session_id == "account-1"
+    assert before + dt.timedelta(minutes=5) <= scheduled.scheduled_enqueue_time_utc
+    assert scheduled.scheduled_enqueue_time_utc <= dt.datetime.now(dt.timezone.utc) + dt.timedelta(minutes=5)
+    assert default_session.session_id == "credit_hold.provision"
