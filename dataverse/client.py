@@ -8,6 +8,7 @@ from __future__ import annotations
 import copy
 import email.utils
 import logging
+import math
 import random
 import re
 import time
@@ -217,9 +218,13 @@ class DataverseClient:
                                           is_transient=True) from None
             request_id = _request_id(response)
             status = response.status_code
+            retry_after = _retry_after(response.headers)
+            # A Retry-After past max_backoff is surfaced (503 + Retry-After upstream): an earlier retry only meets
+            # another 429 and spends the webhook's 60 s.
             if status in RETRYABLE_STATUSES and attempt < self._max_retries and (
-                    method in IDEMPOTENT_METHODS or status in REJECTED_UNPROCESSED):
-                delay = self._backoff(attempt, _retry_after(response.headers))
+                    method in IDEMPOTENT_METHODS or status in REJECTED_UNPROCESSED) and (
+                    retry_after is None or retry_after <= self._max_backoff):
+                delay = self._backoff(attempt, retry_after)
                 log.warning("dataverse %s %s -> %d (request id %s), retry %d in %.2fs", method, where, status,
                             request_id, attempt + 1, delay)
                 self._sleep(delay)
@@ -231,7 +236,7 @@ class DataverseClient:
 
     def _backoff(self, attempt: int, retry_after: float | None) -> float:
         if retry_after is not None:
-            return min(retry_after, self._max_backoff)
+            return retry_after
         ceiling = min(self._max_backoff, FIRST_BACKOFF * 2 ** attempt)
         return random.uniform(ceiling / 2, ceiling)
 
@@ -304,7 +309,8 @@ def _retry_after(headers: Mapping[str, str]) -> float | None:
     if not value:
         return None
     try:
-        return max(0.0, float(value))
+        seconds = float(value)
+        return max(0.0, seconds) if math.isfinite(seconds) else None
     except ValueError:
         pass
     try:                                               # the HTTP-date form

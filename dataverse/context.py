@@ -139,7 +139,10 @@ def _convert(value: Any, where: str) -> Any:
     if isinstance(value, str):
         match = _DATE.match(value)
         if match:
-            return dt.datetime.fromtimestamp(int(match.group(1)) / 1000, tz=dt.timezone.utc)
+            try:
+                return dt.datetime.fromtimestamp(int(match.group(1)) / 1000, tz=dt.timezone.utc)
+            except (OverflowError, OSError, ValueError):      # 15 digits reach past datetime's year 9999
+                raise BadRequest(f"Field {where} is a date out of range.") from None
         return value
     if isinstance(value, list):
         return [_convert(item, where) for item in value]

@@ -45,6 +45,7 @@ _ERROR_TYPES = {"E00007": GatewayAuthError, "E00008": GatewayAuthError, "E00124"
                 "E00040": GatewayNotFound, "E00114": InvalidNonce}
 _OUTCOMES = {"1": ChargeOutcome.APPROVED, "2": ChargeOutcome.DECLINED, "3": ChargeOutcome.ERROR,
              "4": ChargeOutcome.HELD_FOR_REVIEW}
+_SYSTEM_ERROR = "E00001"                # "An error occurred during processing. Please try again."
 _DUPLICATE_ID = re.compile(r"ID (\d+)")
 _CENT = Decimal("0.01")
 _PAGE_LIMIT = 1000                      # Paging.limit's XSD maximum
@@ -310,6 +311,10 @@ class AuthorizeNetGateway:
             return answer
         if money and isinstance(answer.get("transactionResponse"), dict):
             return answer               # a decline or a transaction error: data for the caller
+        if money and codes[:1] == [_SYSTEM_ERROR]:
+            # A failure inside the gateway, not a refusal of the request: the charge may have been made.
+            raise OutcomeUnknown(f"Authorize.Net {operation} refId={ref_id}: {_SYSTEM_ERROR} system error; it may "
+                                 "have been carried out. Not resent.")
         raise self._error(operation, answer, secrets)
 
     def _round_trip(self, body: bytes) -> dict[str, Any]:

@@ -16,7 +16,7 @@ import azure.functions as func
 from core import footprint
 from core.composition import get_services, webhook_key
 from core.context import EntityRef, PluginContext
-from core.errors import (AccessDenied, BadRequest, BusinessRuleViolation, ConfigurationError, ConflictInProgress,
+from core.errors import (AccessDenied, BadRequest, BusinessRuleViolation, ConfigurationError, ConflictInProgress, DataverseError,
                          DuplicateRecord, GatewayAuthError, GatewayUnavailable, PlatformUnavailable, RecordNotFound)
 from core.operations import OPERATIONS, OperationRecorder, status_value
 from core.queue import decode_work, run_work, work_handler
@@ -30,6 +30,7 @@ bp = func.Blueprint()
 MAX_DEPTH = 2               # our own chains are one deep; deeper means a loop through someone's plug-ins
 DEFAULT_RETRY_AFTER = 30
 RECORD_OPERATION = "platform.record_operation"
+UNAVAILABLE = (PlatformUnavailable, GatewayUnavailable)
 
 
 @dataclass(frozen=True)
@@ -130,8 +131,12 @@ def _dispatch_event(step: Step, context: PluginContext, services: Services) -> D
         outcome = Outcome.failed(str(exc))
     except RecordNotFound:
         outcome = Outcome.failed("The record of this event no longer exists.")
-    except (PlatformUnavailable, GatewayUnavailable) as exc:
+    except UNAVAILABLE as exc:
         return _unavailable(exc)
+    except DataverseError as exc:
+        if exc.is_transient:            # e.g. the identity platform unreachable: Dataverse retries a 503
+            return _unavailable(exc)
+        raise
     return Dispatched(200, {"status": outcome.status, "message": outcome.message, **outcome.data})
 
 
@@ -166,8 +171,12 @@ def _dispatch_custom_api(step: Step, context: PluginContext, services: Services)
                                 **outcome.data})
     except BadRequest as exc:
         return Dispatched(400, {"status": "failed", "message": str(exc)})
-    except (PlatformUnavailable, GatewayUnavailable) as exc:
+    except UNAVAILABLE as exc:
         return _unavailable(exc)
+    except DataverseError as exc:
+        if exc.is_transient:            # e.g. the identity platform unreachable: Dataverse retries a 503
+            return _unavailable(exc)
+        raise
 
 
 def _validate_custom_api_inputs(context: PluginContext) -> str:

@@ -169,7 +169,10 @@ class FilterParser:
         if token.kind == "number":
             return Literal("decimal", Decimal(token.text)) if "." in token.text else Literal("int", int(token.text))
         if token.kind == "datetime":
-            return Literal("datetime", parse_datetime(token.text))
+            moment = parse_datetime(token.text)
+            if moment is None:                       # e.g. 2024-13-45; None would pose as the null literal
+                raise self._error("Not a valid date", token)
+            return Literal("datetime", moment)
         if token.kind == "name" and token.text in ("null", "true", "false"):
             return Literal("null", None) if token.text == "null" else Literal("bool", token.text == "true")
         raise self._error("A literal was expected", token)

@@ -148,7 +148,10 @@ def gateway_reference(attempt: PaymentAttempt) -> str:
 
 
 def attempt_name(kind: str, what: str, attempt_number: int, request_id: str | None) -> str:
-    return f"{kind} {what} #{attempt_number}" + (f" (request {request_id})" if request_id else "")
+    """At most 100 characters (the column's length). `what` is cut, never the RequestId: a redelivery finds its
+    earlier attempt by it (`attempt_for_request`), so a lost one would be charged again."""
+    suffix = f" #{attempt_number}" + (f" (request {request_id})" if request_id else "")
+    return f"{kind} {what}"[:100 - len(suffix)] + suffix
 
 
 # --- the attempt ------------------------------------------------------------------------------------------------
@@ -167,7 +170,7 @@ def collect_payment(services: Services, *, account_id: str, profile: Record, amo
     attempt with the same number exists (a simultaneous request won); a decline is an outcome, not an exception."""
     ref_id = ref_id_for(ref_key, attempt_number)
     body: dict[str, Any] = {
-        "w365_name": attempt_name(CHARGE, invoice_number, attempt_number, request_id)[:100],
+        "w365_name": attempt_name(CHARGE, invoice_number, attempt_number, request_id),
         "w365_refid": ref_id, "w365_amount": amount, "w365_type": type_value(CHARGE),
         "w365_outcome": outcome_value(PENDING), "w365_transactionresult": WAITING,
         "w365_accountid@odata.bind": f"/accounts({account_id})",
@@ -193,7 +196,7 @@ def record_refused_attempt(acting: Services, *, account_id: str, amount: Decimal
     """A payment that ended before any charge was sent (the gateway refused the new card when it was checked):
     recorded all the same, Inactive and Declined with the reason, so the history shows every attempt."""
     body: dict[str, Any] = {
-        "w365_name": attempt_name(CHARGE, what, attempt_number, request_id)[:100],
+        "w365_name": attempt_name(CHARGE, what, attempt_number, request_id),
         "w365_refid": ref_id_for(ref_key, attempt_number), "w365_amount": amount, "w365_type": type_value(CHARGE),
         "w365_outcome": outcome_value(DECLINED), "w365_transactionresult": reason[:2000],
         "w365_accountid@odata.bind": f"/accounts({account_id})", "statecode": 1, "statuscode": 2,

@@ -10,7 +10,8 @@ from __future__ import annotations
 from decimal import Decimal
 
 from core.context import PluginContext
-from core.errors import BusinessRuleViolation, ConflictInProgress
+from core.errors import (BusinessRuleViolation, ConflictInProgress, GatewayAuthError, GatewayError, GatewayNotFound,
+                         GatewayUnavailable)
 from core.ports import Record
 from core.services import Services
 from core.steps import Outcome, step
@@ -68,7 +69,17 @@ def refund_transaction(services: Services, transaction_id: str, amount: Decimal 
         raise BusinessRuleViolation(f"{format_money(amount)} is more than what is left to refund of this charge "
                                     f"({format_money(remaining)} of {format_money(charged)}).")
     trans_id = charge["w365_gatewaytransactionid"]
-    status = services.gateway.get_transaction_details(trans_id).status
+    try:
+        charged_there = services.gateway.get_transaction_details(trans_id)
+    except GatewayNotFound:
+        raise BusinessRuleViolation(f"Authorize.Net has no record of charge {trans_id}. Nothing was "
+                                    "refunded.") from None
+    except (GatewayAuthError, GatewayUnavailable):
+        raise
+    except GatewayError as exc:          # e.g. E00011: the Transaction Details API is off for this merchant
+        raise BusinessRuleViolation(f"Authorize.Net could not show charge {trans_id}: {exc.code} {exc.text} "
+                                    "Nothing was refunded.") from None
+    status = charged_there.status
     if status in UNSETTLED:
         if amount != charged:
             raise BusinessRuleViolation(
@@ -86,7 +97,7 @@ def refund_transaction(services: Services, transaction_id: str, amount: Decimal 
     invoice: Record | None = charge.get("w365_invoiceid")
     profile = charge.get("w365_paymentprofileid") or {}
     body = {
-        "w365_name": attempts.attempt_name(kind, charge_ref, len(earlier) + 1, request_id)[:100],
+        "w365_name": attempts.attempt_name(kind, charge_ref, len(earlier) + 1, request_id),
         "w365_refid": ref_id, "w365_amount": amount, "w365_type": attempts.type_value(kind),
         "w365_outcome": attempts.outcome_value(attempts.PENDING),
         "w365_transactionresult": attempts.WAITING,
@@ -107,8 +118,10 @@ def refund_transaction(services: Services, transaction_id: str, amount: Decimal 
     if kind == VOID:
         result = attempts.send_attempt(services, attempt, lambda: gateway.void(trans_id, ref_id=ref_id))
     else:
+        # The card charged, not the profile's current one: a card update changes the profile's last four digits.
+        card = charged_there.account_number or profile.get("w365_cardlast4") or "XXXX"
         result = attempts.send_attempt(services, attempt, lambda: gateway.refund(
-            trans_id, amount, card_number_masked=profile.get("w365_cardlast4") or "XXXX",
+            trans_id, amount, card_number_masked=card,
             ref_id=ref_id, customer_profile_id=attempt.customer_profile_id,
             payment_profile_id=attempt.payment_profile_id))
     data = {"transactionId": result.transaction_id, "outcome": result.outcome, "type": kind}

@@ -11,6 +11,7 @@ Submit never charges again: an approved charge of the order is completed instead
 """
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from dataclasses import dataclass
 from decimal import Decimal
@@ -18,14 +19,14 @@ from typing import Any, Mapping
 
 from core import permissions
 from core.errors import (AccessDenied, BusinessRuleViolation, ConflictInProgress, DataverseError, GatewayAuthError,
-                         GatewayError, GatewayUnavailable, InvalidNonce, RecordNotFound)
+                         GatewayError, GatewayUnavailable, InvalidNonce, RecordNotFound, W365Error)
 from core.ports import BatchOperation, BillTo, OpaqueData, Record
 from core.services import Services
 from handlers.charging import attempts, ledger
 from handlers.charging.attempts import PROFILE_COLUMNS, TRANSACTION_COLUMNS, TRANSACTIONS
 from handlers.charging.invoices import SYNCED
 from handlers.orders import activation
-from handlers.orders.records import (Order, add_note, format_money, load_order, money, status,
+from handlers.orders.records import (Order, add_note, format_money, iso, load_order, money, status,
                                      update_order)
 from handlers.payment_profiles import profiles
 
@@ -33,6 +34,7 @@ log = logging.getLogger(__name__)
 
 PAYABLE = ("Draft",)
 REFUSED = "Refused"                  # the gateway refused a new card before any charge (no transaction)
+COMPLETION_GRACE = dt.timedelta(minutes=5)
 
 
 @dataclass(frozen=True)
@@ -127,12 +129,15 @@ def submit_order_payment(services: Services, order_id: str, card: CardOnFile | N
                 "w365_paymenttransactionid": attempt.transaction_id, "w365_amount": attempt.amount,
                 "_w365_paymentprofileid_value": profile["w365_paymentprofileid"],
                 "w365_transactionresult": attempt.message}, via=via, order_columns=order_columns)
-        except DataverseError as exc:
-            # The money moved: say so now; the timer's complete_paid_orders finishes the order.
+        except W365Error as exc:
+            # The money moved: say so now, whatever stopped the rest (a refusal here must not read as "not charged",
+            # nor give an approval link back); the timer's complete_paid_orders finishes the order.
             log.warning("order %s: completion after the approved charge failed (%s); the timer finishes it",
                         order.id, type(exc).__name__)
-            return PaymentResult(attempt.outcome, f"{attempt.message} Dynamics 365 was busy, so the invoice and the "
-                                                  "order's activation will follow within a few minutes.",
+            cause = "Dynamics 365 was busy" if isinstance(exc, DataverseError) else \
+                f"The rest is not done yet ({str(exc).rstrip('.')})"
+            return PaymentResult(attempt.outcome, f"{attempt.message} {cause}, so the invoice and the order's "
+                                                  "activation will follow within a few minutes.",
                                  "Thank you: your payment was approved. We will confirm your order shortly.",
                                  attempt.transaction_id, profile["w365_paymentprofileid"])
     if attempt.outcome == attempts.DECLINED:
@@ -281,11 +286,14 @@ def _make_default_if_none(services: Services, account_id: str, profile_id: str |
 
 
 def complete_paid_orders(services: Services) -> list[str]:
-    """The timer's sweep: approved order charges not yet linked to their invoice get their completion finished."""
+    """The timer's sweep: approved order charges not yet linked to their invoice get their completion finished.
+    A charge approved less than COMPLETION_GRACE ago is left alone: the submit that made it may still be completing
+    it, and two completions at once would both convert the order to an invoice and both create its subscriptions."""
+    settled_before = iso(services.clock.now() - COMPLETION_GRACE)
     rows = services.dataverse.query(TRANSACTIONS, select=TRANSACTION_COLUMNS, filter=(
         f"_w365_salesorderid_value ne null and _w365_invoiceid_value eq null and "
         f"w365_type eq {attempts.type_value(attempts.CHARGE)} and "
-        f"w365_outcome eq {attempts.outcome_value(attempts.APPROVED)}"))
+        f"w365_outcome eq {attempts.outcome_value(attempts.APPROVED)} and modifiedon le {settled_before}"))
     done = []
     for row in rows:
         order_id = row["_w365_salesorderid_value"]

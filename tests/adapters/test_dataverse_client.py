@@ -142,13 +142,14 @@ def test_429_honours_retry_after(rsps, client, sleeps):
     assert sleeps == [7.0, 2.0]
 
 
-def test_429_retry_after_is_capped_and_surfaces_after_the_last_retry(rsps, client, sleeps):
+def test_a_retry_after_beyond_max_backoff_surfaces_at_once_instead_of_retrying_early(rsps, client, sleeps):
+    # Retrying after max_backoff when Dataverse said 300 s only meets another 429 and spends the webhook's 60 s.
     rsps.get(f"{API}accounts({ACCOUNT})", status=429, body=THROTTLED, content_type=JSON,
              headers={"Retry-After": "300", "x-ms-service-request-id": REQ_ID})
     with pytest.raises(PlatformUnavailable) as caught:
         client.retrieve("accounts", ACCOUNT)
-    assert sleeps == [30, 30, 30]                       # max_backoff, max_retries=3
-    assert len(rsps.calls) == 4
+    assert sleeps == []
+    assert len(rsps.calls) == 1
     error = caught.value
     assert (error.status, error.code, error.retry_after, error.is_transient, error.request_id) == (
         429, "0x80072322", 300.0, True, REQ_ID)
@@ -392,3 +393,11 @@ def test_logs_name_method_path_status_and_request_id_never_values_or_token(rsps,
     text = caplog.text
     assert "GET /api/data/v9.2/contacts?$filter -> 403" in text and REQ_ID in text
     assert "jane" not in text and "tok-123" not in text
+
+
+@pytest.mark.parametrize("value", ["inf", "nan", "-inf"])
+def test_a_non_finite_retry_after_is_ignored(rsps, client, sleeps, value):
+    rsps.get(f"{API}accounts({ACCOUNT})", status=429, body=THROTTLED, content_type=JSON, headers={"Retry-After": value})
+    rsps.get(f"{API}accounts({ACCOUNT})", body='{"name":"a"}', content_type=JSON)
+    assert client.retrieve("accounts", ACCOUNT) == {"name": "a"}
+    assert len(sleeps) == 1 and 0.25 <= sleeps[0] <= 0.5      # the ordinary back-off

@@ -370,3 +370,18 @@ def test_no_key_nonce_card_or_cvv_in_logs_or_errors(gw, sim, rsps, caplog):
     assert "createCustomerPaymentProfile" in caplog.text          # the log does say what happened
     for secret in (TRANSACTION_KEY, "wrongKey99999999", nonce.value, CARD, "1111111111", '"900"'):
         assert secret not in everything
+
+
+def test_a_charge_answered_with_a_system_error_is_outcome_unknown_not_a_refusal():
+    """E00001 "An error occurred during processing" says nothing about whether the charge went through; closing the
+    attempt as refused would let the invoice be charged again."""
+    answer = b"\xef\xbb\xbf" + json.dumps({"refId": "R-1", "messages": {"resultCode": "Error", "message": [
+        {"code": "E00001", "text": "An error occurred during processing. Please try again."}]}}).encode()
+    with responses.RequestsMock() as mock:
+        mock.add("POST", SANDBOX_URL, body=answer, status=200, content_type="application/json")
+        gateway = AuthorizeNetGateway(LOGIN_ID, TRANSACTION_KEY, session=requests.Session())
+        with pytest.raises(OutcomeUnknown):
+            gateway.charge_profile("1", "2", Decimal("5.00"), ref_id="R-1", invoice_number="INV-1")
+        with pytest.raises(GatewayError) as refused:                 # a read keeps it a plain gateway error
+            gateway.get_transaction_details("120000000001")
+    assert not isinstance(refused.value, OutcomeUnknown)

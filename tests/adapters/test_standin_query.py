@@ -142,3 +142,10 @@ def test_filter_parser_never_crashes(text):
         assert e.status == 400
         return
     predicate({"statecode": 0, "name": "A", "totalamount": None, "customerid": None})
+
+
+def test_an_impossible_date_in_filter_is_400_not_a_null_test():
+    # 2024-13-45 must not silently become `eq null` (Dataverse refuses the literal).
+    with pytest.raises(ODataError) as caught:
+        parse_filter(footprint.table("invoice"), "createdon eq 2024-13-45")
+    assert caught.value.status == 400

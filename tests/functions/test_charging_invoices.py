@@ -374,3 +374,16 @@ def test_a_fraud_webhook_settles_a_held_charge_by_its_ref_id(world):
     row = world.row("w365_paymenttransaction", row["w365_paymenttransactionid"])
     assert (row["w365_outcome"], row["statecode"]) == (outcome("Declined"), 1)
     assert assert_books_agree(world) == 0
+
+
+def test_the_same_request_id_twice_charges_once_even_when_the_invoice_number_is_long(books):
+    """The RequestId must survive the 100-character w365_name, or a redelivery charges a second time."""
+    world = books
+    world.standin.update("invoice", world.ids["invoice1"], {"invoicenumber": "INV-" + "7" * 70})
+    request_id = str(uuid.uuid4())
+    first = charge(world, "40.00", request_id=request_id)
+    again = charge(world, "40.00", request_id=request_id)
+    assert first.body["status"] == again.body["status"] == "succeeded" and again.body.get("replayed"), again.body
+    assert len(world.simulator.charges()) == 1
+    [row] = transactions(world)
+    assert request_id in row["w365_name"] and len(row["w365_name"]) <= 100

@@ -7,6 +7,7 @@ from decimal import Decimal
 
 import pytest
 
+from core.ports import BillTo
 from tests.functions.charging_world import assert_books_agree, card_on_file, charge, outcome, transactions
 
 
@@ -79,3 +80,37 @@ def test_a_refund_whose_answer_is_lost_is_settled_by_the_reconciler(charged):
     world.clock.advance(dt.timedelta(minutes=6))
     world.queue.drain()
     assert assert_books_agree(world) == Decimal("90.00")
+
+
+def test_a_refund_goes_to_the_card_charged_even_after_the_profile_got_a_new_card(charged):
+    world, charge_id = charged
+    world.simulator.settle()
+    row = world.row("w365_paymenttransaction", charge_id)
+    profile = world.row("w365_paymentprofile", row["w365_paymentprofileid"]["id"])
+    nonce = world.simulator.issue_nonce("5424000000000015", 12, 2031, "123")
+    world.services.gateway.update_payment_profile(
+        profile["w365_customerprofileid"], profile["w365_paymentprofileidgateway"],
+        BillTo(first_name="Nancy", last_name="Davolio", zip="98052"), opaque=nonce)
+    world.standin.update("w365_paymentprofile", profile["w365_paymentprofileid"],
+                         {"w365_cardlast4": "XXXX0015", "w365_name": "MasterCard XXXX0015"})
+    reply = refund(world, charge_id, "20.00")
+    assert reply.body["status"] == "succeeded", reply.body
+    assert assert_books_agree(world) == Decimal("100.00")
+
+
+@pytest.mark.parametrize("code, says", [("E00040", "no record"), ("E00011", "E00011")])
+def test_a_gateway_that_cannot_show_the_charge_is_a_failed_outcome_not_a_500(charged, monkeypatch, code, says):
+    from gateway import simulator
+
+    world, charge_id = charged
+
+    def refuse(self, request):
+        raise simulator._ApiError(code, "Access denied. You do not have permissions to call the Transaction "
+                                        "Details API." if code == "E00011" else "The record cannot be found.")
+
+    monkeypatch.setattr(simulator.AuthorizeNetSimulator, "_op_getTransactionDetails", refuse)
+    reply = refund(world, charge_id, "20.00")
+    assert reply.status == 200 and reply.body["status"] == "failed", reply.body
+    assert says in reply.message and "Nothing was refunded" in reply.message
+    assert world.simulator.transactions()[-1]["type"] == "authCaptureTransaction"
+    assert assert_books_agree(world) == Decimal("120.00")

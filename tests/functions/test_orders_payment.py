@@ -192,6 +192,7 @@ def test_a_completion_cut_short_is_finished_by_the_timer_without_charging_again(
     assert "approved" in reply.message and "within a few minutes" in reply.message
     assert len(world.simulator.charges()) == 1 and order(world)["w365_orderstatus"] == status("Draft")
     down["now"] = False
+    world.clock.advance(payment.COMPLETION_GRACE)
     assert payment.complete_paid_orders(world.services) == [world.ids["order"]]
     world.queue.drain()
     assert order(world)["w365_orderstatus"] == status("Activated")
@@ -241,3 +242,31 @@ def test_a_charge_in_progress_blocks_a_second_one(world):
     reply = world.send("w365_SubmitOrderPayment", "salesorder", world.ids["order"], PaymentProfileId=profile_id)
     assert reply.status == 409 and "in progress" in reply.message
     assert world.simulator.charges() == []
+
+
+def _no_active_provider(world):
+    for key in ("provider_manual", "provider_webhook"):
+        world.standin.update("w365_provider", world.ids[key], {"statecode": 1, "statuscode": 2})
+
+
+def test_an_approved_charge_whose_activation_is_refused_still_says_the_money_moved(world):
+    profile_id = card_on_file(world, on_contract=False)
+    _no_active_provider(world)
+    reply = submit(world, PaymentProfileId=profile_id)
+    assert len(world.simulator.charges()) == 1
+    assert reply.body["status"] == "succeeded", reply.body
+    assert "approved" in reply.message and "No active provider" in reply.message
+
+
+def test_the_timer_leaves_a_charge_just_approved_to_the_submit_that_is_completing_it(world):
+    profile_id = card_on_file(world, on_contract=False)
+    down = {"now": True}
+    world.standin.fail_next(count=50, status=503,
+                            match=lambda method, path: down["now"] and "ConvertSalesOrderToInvoice" in path)
+    assert world.send("w365_SubmitOrderPayment", "salesorder", world.ids["order"],
+                      PaymentProfileId=profile_id).body["status"] == "succeeded"
+    down["now"] = False
+    # The same moment: the submit may still be converting and activating; a second completion would duplicate both.
+    assert payment.complete_paid_orders(world.services) == []
+    world.clock.advance(payment.COMPLETION_GRACE + dt.timedelta(seconds=1))
+    assert payment.complete_paid_orders(world.services) == [world.ids["order"]]

@@ -62,3 +62,22 @@ def test_arbitrary_bytes_are_400(world, raw):
     reply = world.post(raw)
     assert reply.status in (400, 404), reply.body
     assert world.standin.rows("w365_operation") == []
+
+
+def test_a_date_outside_pythons_range_is_400_not_500(world):
+    # "/Date(ms)/" takes up to 15 digits; 999999999999999 ms is the year 33658, past datetime's year 9999.
+    body = messages.custom_api("w365_ChargeInvoice", "invoice", str(uuid.uuid4()),
+                               {"Amount": "/Date(999999999999999)/"}, request_id=str(uuid.uuid4()))
+    reply = world.post(messages.dumps(body))
+    assert reply.status == 400 and "Amount" in reply.message
+    assert world.standin.rows("w365_operation") == []
+
+
+def test_an_amount_with_a_huge_exponent_is_refused_without_a_5xx(world):
+    from decimal import Decimal
+
+    import handlers.charging.triggers  # noqa: F401 - registers w365_ChargeInvoice
+    for amount in (Decimal("1E+999999"), Decimal("1E-999999")):
+        reply = world.send("w365_ChargeInvoice", "invoice", world.ids["invoice1"], Amount=amount)
+        assert reply.status < 500, reply.body
+    assert world.simulator.charges() == []

@@ -134,3 +134,14 @@ def test_health_names_missing_settings_but_never_values(world):
     body = json.loads(response.get_body())
     assert body["status"] == "degraded" and "W365_WEBHOOK_KEY" in body["missingSettings"]
     assert "DATAVERSE_URL" not in body["missingSettings"] and "secret-org" not in response.get_body().decode()
+
+
+def test_the_identity_platform_unreachable_is_503_not_500(world):
+    from core.errors import DataverseAuthError
+
+    def unreachable():
+        raise DataverseAuthError("Could not reach login.microsoftonline.com (ConnectionError).", is_transient=True)
+    world.services.dataverse._tokens = unreachable
+    reply = _custom(world)
+    assert reply.status == 503 and reply.headers["Retry-After"]
+    assert calls == []

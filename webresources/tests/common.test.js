@@ -87,3 +87,14 @@ test("Accept.js is loaded once into the dialog's document and tokenizes the card
   const refusing = { dispatchData(data, handler) { handler({ messages: { resultCode: "Error", message: [{ code: "E_WC_05", text: "Please provide valid credit card number." }] } }); } };
   await assert.rejects(W365.Common.tokenizeCard(refusing, {}, {}), /valid credit card number/);
 });
+
+test("a request that cannot even be built is shown as an error, closes the progress indicator and never rejects",
+     async () => {
+  global.Xrm = fakeXrm();
+  const outcome = await W365.Common.runButton(formContext("invoice", ID), "w365_ChargeInvoice", { Amount: ["Money", 1] });
+  assert.equal(outcome.status, "Failed");
+  assert.match(outcome.message, /Unknown parameter type Money/);
+  assert.deepEqual(Xrm.alerts.map((a) => a.title), ["Something went wrong"]);
+  assert.deepEqual(Xrm.progress.slice(-1), ["closed"]);
+  assert.equal(Xrm.executed.length, 0);
+});

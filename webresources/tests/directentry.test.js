@@ -125,10 +125,23 @@ test("setup reads the account's contacts, its address and the Accept.js keys fro
 test("what the opener passes is not read again", async () => {
   global.Xrm = dialogXrm();
   const setup = await W365.DirectEntry.loadSetup({ accountId: ACCOUNT, contacts: [{ id: "{" + NANCY + "}", name: "N" }],
-                                                  clientKey: "k", apiLoginID: "l", acceptJsUrl: "https://x/Accept.js" });
+                                                  clientKey: "k", apiLoginID: "l",
+                                                  acceptJsUrl: "https://js.authorize.net/v1/Accept.js" });
   assert.deepEqual(Xrm.reads.map((r) => r.table), ["account"]);
   assert.equal(setup.contacts[0].id, NANCY);
-  assert.equal(setup.acceptJsUrl, "https://x/Accept.js");
+  assert.equal(setup.acceptJsUrl, "https://js.authorize.net/v1/Accept.js");
+});
+
+test("a script address in the dialog's URL is used only when it is Accept.js (or the local stand-in)", async () => {
+  // Anyone can send a user a link to this web resource with their own `data`: it must not choose what script runs
+  // inside Dynamics 365 next to the card fields.
+  global.Xrm = dialogXrm();
+  for (const url of ["https://evil.example/Accept.js", "javascript:alert(1)", "https://js.authorize.net.evil.example/v1/Accept.js"]) {
+    await assert.rejects(W365.DirectEntry.loadSetup({ accountId: ACCOUNT, clientKey: "k", apiLoginID: "l", acceptJsUrl: url }),
+                         /not Authorize\.Net's Accept\.js/);
+  }
+  const local = await W365.DirectEntry.loadSetup({ accountId: ACCOUNT, acceptJsUrl: "http://127.0.0.1:7071/Accept.js" });
+  assert.equal(local.acceptJsUrl, "http://127.0.0.1:7071/Accept.js");
 });
 
 test("missing Accept.js keys name the environment variables to set", async () => {

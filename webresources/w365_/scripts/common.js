@@ -88,7 +88,9 @@ W365.Common = (function () {
     var progress = Xrm.Utility && Xrm.Utility.showProgressIndicator;
     if (progress) { Xrm.Utility.showProgressIndicator(opts.progressText || "Working\u2026"); }
     function done() { if (progress) { Xrm.Utility.closeProgressIndicator(); } }
-    return Xrm.WebApi.online.execute(buildRequest(message, table, id, requestId, parameters))
+    // Started inside a promise: a request that cannot be built (or an execute that throws) is shown like any error.
+    return Promise.resolve()
+      .then(function () { return Xrm.WebApi.online.execute(buildRequest(message, table, id, requestId, parameters)); })
       .then(function (response) {
         if (response && response.ok === false) { throw new Error("The request was refused (HTTP " + response.status + ")."); }
         return waitForOperation(requestId);

@@ -53,10 +53,20 @@ W365.DirectEntry = (function () {
     });
   }
 
+  /* `data` comes from the page's URL, which anyone can write into a link: it may name only Authorize.Net's Accept.js
+     or the local dev host's stand-in, never another script to run inside Dynamics 365 next to the card fields. */
+  function trustedAcceptJs(url) {
+    return Object.keys(ACCEPT_JS).some(function (key) { return ACCEPT_JS[key] === url; }) ||
+           /^http:\/\/(127\.0\.0\.1|localhost)(:\d+)?\//.test(url);
+  }
+
   /* Everything the form needs besides what the person types. Rejects with a message naming a missing setting. */
   function loadSetup(data) {
     if (!/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/.test(data.accountId)) {
       return Promise.reject(new Error("Open this dialog from a saved account."));
+    }
+    if (data.acceptJsUrl && !trustedAcceptJs(data.acceptJsUrl)) {
+      return Promise.reject(new Error("The card script address given to this dialog is not Authorize.Net's Accept.js."));
     }
     var id = data.accountId;
     var account = Xrm.WebApi.retrieveRecord("account", id, "?$select=name,_primarycontactid_value,address1_line1," +
