@@ -84,6 +84,8 @@ class InProcessQueue:
              delay: dt.timedelta | None = None) -> None:
         now = self._clock.now()
         with self._lock:
+            if len(self._seen) > 10_000:        # keep only the duplicate-detection window, as the broker does
+                self._seen = {k: t for k, t in self._seen.items() if now - t < self._duplicate_window}
             seen_at = self._seen.get(message_id)
             if seen_at is not None and now - seen_at < self._duplicate_window:
                 log.info("queue: dropped duplicate message %s", message_id)

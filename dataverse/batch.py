@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 from core import jsonutil
+from core.errors import PlatformUnavailable
 from core.ports import BatchOperation
 
 MAX_OPERATIONS = 1000                                # Dataverse's limit per $batch
@@ -100,7 +101,19 @@ def _content_ids(operations: Sequence[BatchOperation]) -> tuple[str, ...]:
 
 
 def parse_batch_response(content_type: str, body: bytes | str) -> list[ResponsePart]:
-    """Every `application/http` part, in order, nested changeset responses flattened."""
+    """Every `application/http` part, in order, nested changeset responses flattened.
+
+    An answer that cannot be read raises PlatformUnavailable (transient): it came after the changeset was sent, so
+    the changeset may or may not have committed, and callers must treat it as an unknown write (re-read, never
+    assume it failed), exactly as for a 5xx."""
+    try:
+        return _parse(content_type, body)
+    except ValueError as exc:                          # UnicodeDecodeError included
+        raise PlatformUnavailable(f"Dataverse's answer to a $batch could not be read ({exc}); the changeset may "
+                                  "have been applied", is_transient=True) from None
+
+
+def _parse(content_type: str, body: bytes | str) -> list[ResponsePart]:
     boundary = _boundary(content_type)
     if boundary is None:
         raise ValueError("the $batch answer is not multipart/mixed")
@@ -110,7 +123,7 @@ def parse_batch_response(content_type: str, body: bytes | str) -> list[ResponseP
         headers, payload = _headers_and_rest(raw)
         inner = headers.get("content-type", "")
         if inner.lower().startswith("multipart/"):
-            parts.extend(parse_batch_response(inner, payload))
+            parts.extend(_parse(inner, payload))
         elif inner.lower().startswith("application/http"):
             parts.append(_http_response(payload, headers.get("content-id")))
     return parts

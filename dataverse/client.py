@@ -132,8 +132,11 @@ class DataverseClient:
         content_type = response.headers.get("Content-Type", "")
         if not content_type.lower().startswith("multipart/"):
             if response.status_code == 200:
-                raise DataverseError("Dataverse answered a $batch without a multipart body",
-                                     status=200, request_id=_request_id(response))
+                # Sent and answered with something unreadable: the changeset may have been applied, so callers treat
+                # it like any write whose outcome is unknown (re-read, never assume it failed).
+                raise PlatformUnavailable("Dataverse answered a $batch without a multipart body; the changeset may "
+                                          "have been applied", status=200, request_id=_request_id(response),
+                                          is_transient=True)
             raise _error_from(response.status_code, response.json_body, response.headers, "POST")
         parts = batch_format.parse_batch_response(content_type, response.content)
         methods = {cid: op.method.upper() for cid, op in zip(request.content_ids, changeset)}
@@ -144,9 +147,10 @@ class DataverseClient:
                                                                 if len(parts) == len(changeset) else None)
                 raise _error_from(part.status, part.body, part.headers, method)
         if response.status_code >= 400 or len(parts) != len(changeset):
-            raise DataverseError(f"Dataverse answered a $batch of {len(changeset)} operations with HTTP "
-                                 f"{response.status_code} and {len(parts)} parts", status=response.status_code,
-                                 request_id=_request_id(response))
+            raise PlatformUnavailable(f"Dataverse answered a $batch of {len(changeset)} operations with HTTP "
+                                      f"{response.status_code} and {len(parts)} parts; the changeset may have been "
+                                      "applied", status=response.status_code, request_id=_request_id(response),
+                                      is_transient=True)
         by_id = {part.content_id: part for part in parts if part.content_id}
         ordered = [by_id.get(cid, parts[i]) for i, cid in enumerate(request.content_ids)]
         return [BatchResult(part.status, _id_from_entity_url(part.headers.get("odata-entityid")),

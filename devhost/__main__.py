@@ -15,7 +15,7 @@ import os
 import signal
 import sys
 import uuid
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -96,27 +96,41 @@ def _demo_ids(standin: Any) -> dict[str, str]:
     return ids
 
 
-def _parse_value(text: str) -> Any:
-    """Name=Value on the command line: true/false, GUIDs and text stay as typed; numbers become exact decimals."""
-    if text in ("true", "false"):
+def _typed(kind: str, text: str) -> Any:
+    """A Name=Value from the command line as the footprint types it (a Custom API parameter type or a column type):
+    exact decimals for money, never floats; text, GUIDs and JSON (BillTo) stay strings."""
+    kind = kind.lower()
+    if kind in ("decimal", "money"):
+        return Decimal(text)
+    if kind in ("integer", "choice", "state", "status"):
+        return int(text)
+    if kind == "boolean":
+        if text not in ("true", "false"):
+            raise SystemExit(f"expected true or false, got {text!r}")
         return text == "true"
-    if text.startswith("{") or text.startswith("["):
-        return text                                  # JSON parameters (BillTo) travel as strings
-    try:
-        number = Decimal(text)
-    except InvalidOperation:
-        return text
-    return number if number.is_finite() and any(c.isdigit() for c in text) and "-" not in text[1:] else text
+    return text
 
 
-def _pairs(items: list[str]) -> dict[str, Any]:
+def _pairs(items: list[str], types: dict[str, str]) -> dict[str, Any]:
     result = {}
     for item in items:
         name, sep, value = item.partition("=")
         if not sep:
             raise SystemExit(f"expected Name=Value, got {item!r}")
-        result[name] = _parse_value(value)
+        try:
+            result[name] = _typed(types.get(name, "string"), value)
+        except (ValueError, ArithmeticError):
+            raise SystemExit(f"{name}={value!r} is not a valid {types.get(name)}") from None
     return result
+
+
+def _parameter_types(message: str) -> dict[str, str]:
+    api = next((a for a in footprint.CUSTOM_APIS if a.unique_name.lower() == message.lower()), None)
+    return {p.name: p.type for p in api.parameters} if api else {}
+
+
+def _column_types(table: Any) -> dict[str, str]:
+    return {c.name: c.type for c in table.columns}
 
 
 def _post(body: dict) -> requests.Response:
@@ -129,7 +143,8 @@ def _post(body: dict) -> requests.Response:
 
 def send(args: argparse.Namespace) -> int:
     request_id = str(uuid.uuid4())
-    body = messages.custom_api(args.message, args.table, args.id, _pairs(args.params), request_id=request_id,
+    parameters = _pairs(args.params, _parameter_types(args.message))
+    body = messages.custom_api(args.message, args.table, args.id, parameters, request_id=request_id,
                                user_id=args.user or _admin_user())
     response = _post(body)
     print(f"HTTP {response.status_code}: {response.text}")
@@ -148,7 +163,7 @@ def write(args: argparse.Namespace) -> int:
     WEBHOOK_STEPS, filtering attributes and pre-image included), as Dataverse does after the change."""
     table = footprint.table(args.table)
     user = args.user or _admin_user()
-    values = _pairs(args.attributes)
+    values = _pairs(args.attributes, _column_types(table))
     body = _bind_lookups(table, values)
     headers = {"Accept": "application/json", "Content-Type": "application/json", "Authorization": "Bearer local",
                "MSCRMCallerID": user}

@@ -9,6 +9,10 @@ names equal the logical names (CONTRACT §4), choice values are the footprint's 
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
+import re
+import secrets
 from pathlib import Path
 from typing import Any, Mapping
 from xml.sax.saxutils import escape
@@ -197,8 +201,25 @@ def auth_value(webhook_key: str) -> str:
     return f'<settings><setting name="{WEBHOOK_HEADER}" value="{value}" /></settings>'
 
 
+_KEY_CHECK = re.compile(r"key check ([0-9a-f]{16}):([0-9a-f]{16})")
+
+
+def key_check(webhook_key: str, salt: str | None = None) -> str:
+    """Dataverse never returns serviceendpoint.authvalue (IsValidForRead False), so the endpoint's description
+    carries a salted, slow hash of the key: a re-run tells a rotated key without the key being readable anywhere."""
+    salt = salt or secrets.token_hex(8)
+    digest = hashlib.pbkdf2_hmac("sha256", webhook_key.encode(), bytes.fromhex(salt), 100_000)[:8].hex()
+    return f"key check {salt}:{digest}"
+
+
+def key_matches(description: str | None, webhook_key: str) -> bool:
+    found = _KEY_CHECK.search(description or "")
+    return found is not None and hmac.compare_digest(key_check(webhook_key, found.group(1)), found.group(0))
+
+
 def endpoint_body(url: str, webhook_key: str) -> dict[str, Any]:
-    return {"name": ENDPOINT_NAME, "description": "W365 Payments function app (POST /api/dataverse)",
+    return {"name": ENDPOINT_NAME,
+            "description": f"W365 Payments function app (POST /api/dataverse); {key_check(webhook_key)}",
             "contract": CONTRACT_WEBHOOK, "connectionmode": CONNECTION_NORMAL, "authtype": AUTH_HTTP_HEADER,
             "messageformat": FORMAT_JSON, "url": url, "authvalue": auth_value(webhook_key)}
 

@@ -208,15 +208,16 @@ def _plan_endpoint(inv: Inventory, url: str | None, key: str | None, plan: Plan)
         return
     body = desired.endpoint_body(url, key)
     changed = {k: body[k] for k in ("url", "contract", "authtype") if inv.endpoint.get(k) != body[k]}
-    # Dataverse may not return authvalue; when it does and it differs, the key was rotated.
-    if inv.endpoint.get("authvalue") not in (None, body["authvalue"]):
+    # Dataverse never returns authvalue: the key check in the description tells whether the key was rotated.
+    if not desired.key_matches(inv.endpoint.get("description"), key):
         changed["authvalue"] = body["authvalue"]
     if changed:
         what = ", ".join("webhook key" if k == "authvalue" else k for k in changed)
         plan.actions.append(Action("webhook endpoint", desired.ENDPOINT_NAME, UPDATE, what,
                                    _update_row("serviceendpoints", inv.endpoint["serviceendpointid"],
                                                {**changed, "authtype": body["authtype"],
-                                                "authvalue": body["authvalue"]}, key="endpoint")))
+                                                "authvalue": body["authvalue"],
+                                                "description": body["description"]}, key="endpoint")))
 
 
 def _redacted(url: str) -> str:

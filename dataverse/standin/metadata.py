@@ -629,12 +629,18 @@ def _rows(cat: Catalog, method: str, root: str, table: Table, key: str | None, r
     raise ODataError(405, "0x80060888", f"The HTTP method '{method}' is not allowed here.")
 
 
+# Write-only columns (IsValidForRead False in Microsoft's table reference): selectable, always read back as null.
+_WRITE_ONLY = {("serviceendpoint", "authvalue")}
+
+
 def _shape(table: Table, row: dict, select: list[Column] | None) -> dict[str, Any]:
     columns = select if select is not None else list(table.columns)
     out = {"@odata.etag": f'W/"{row["_version"]}"', table.primary_id: row[table.primary_id]}
     for column in columns:
         value = row.get(column.name)
-        if column.type == "lookup":
+        if (table.logical_name, column.name) in _WRITE_ONLY:
+            out[column.name] = None
+        elif column.type == "lookup":
             out[column.value_property] = value["id"] if value else None
         else:
             out[column.name] = value

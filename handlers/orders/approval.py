@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import datetime as dt
 import logging
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,7 +21,7 @@ from core.services import Services
 from handlers.charging import attempts
 from handlers.customer_pages import links
 from handlers.orders import payment
-from handlers.orders.records import Order, add_note, iso, load_order, order_lines, status, update_order
+from handlers.orders.records import NOTES, Order, add_note, iso, load_order, order_lines, status, update_order
 from handlers.payment_profiles.profiles import require_contact
 
 log = logging.getLogger(__name__)
@@ -175,10 +176,19 @@ def approve(services: Services, token: str, signature: Signature, *, opaque: Opa
 
     def record_and_pay() -> payment.PaymentResult | None:
         now = services.clock.now()
-        add_note(services, order.id, "Customer signature",
-                 f"Signed by {signature.name} on {iso(now)} through the approval link sent to "
-                 f"{view.contact.get('emailaddress1')}.", attachment=("signature.png", "image/png",
-                                                                      signature.png_base64))
+        # Written before any charge (a charge never lacks its signature) and withdrawn when this try does not approve
+        # the order, so the next try's signature is the only one.
+        signed = add_note(services, order.id, "Customer signature",
+                          f"Signed by {signature.name} on {iso(now)} through the approval link sent to "
+                          f"{view.contact.get('emailaddress1')}.", attachment=("signature.png", "image/png",
+                                                                               signature.png_base64))
+        try:
+            return approve_and_pay(now)
+        except BaseException:
+            _withdraw_note(services, signed)
+            raise
+
+    def approve_and_pay(now: dt.datetime) -> payment.PaymentResult | None:
         approval = {"w365_signaturename": signature.name, "w365_approvedon": iso(now)}
         if not view.accepts_payment:
             update_order(services, order.id, {**approval, "w365_orderstatus": status("Draft")})
@@ -212,6 +222,13 @@ def approve(services: Services, token: str, signature: Signature, *, opaque: Opa
     if not result.approved:
         return ApprovalResult("pending", result.customer_message)
     return ApprovalResult("approved", result.customer_message, paid=True, scheduled=result.scheduled)
+
+
+def _withdraw_note(services: Services, note_id: str) -> None:
+    try:
+        services.dataverse.delete(NOTES, note_id)
+    except Exception:  # noqa: BLE001 - the failure that stopped the approval is the one to report
+        log.exception("order signature note %s of an approval that did not complete could not be removed", note_id)
 
 
 class _NotApproved(Exception):

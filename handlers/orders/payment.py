@@ -26,7 +26,7 @@ from handlers.charging import attempts, ledger
 from handlers.charging.attempts import PROFILE_COLUMNS, TRANSACTION_COLUMNS, TRANSACTIONS
 from handlers.charging.invoices import SYNCED
 from handlers.orders import activation
-from handlers.orders.records import (Order, add_note, format_money, iso, load_order, money, status,
+from handlers.orders.records import (Order, add_note, format_money, iso, load_order, money, note_operation, status,
                                      update_order)
 from handlers.payment_profiles import profiles
 
@@ -98,7 +98,7 @@ def submit_order_payment(services: Services, order_id: str, card: CardOnFile | N
     if amount <= 0:
         raise BusinessRuleViolation("The order total is zero; there is nothing to charge.")
     if isinstance(card, CardOnFile):
-        profile = _card_on_file(services, order, card.profile_id)
+        profile = _card_on_file(acting, order, card.profile_id)
     else:
         try:
             profile = _new_card(services, order, card)
@@ -178,10 +178,14 @@ def _require_payable(order: Order, allowed: tuple[str, ...]) -> None:
     raise BusinessRuleViolation(f"An order in status {current} cannot be paid.")
 
 
-def _card_on_file(services: Services, order: Order, profile_id: str) -> Record:
+def _card_on_file(acting: Services, order: Order, profile_id: str) -> Record:
+    """The chosen card, read as the person who asked (`acting`): no one charges a card they may not see."""
     try:
-        profile = services.dataverse.retrieve(profiles.PROFILES, profile_id,
-                                              select=PROFILE_COLUMNS + ("_w365_accountid_value",))
+        profile = acting.dataverse.retrieve(profiles.PROFILES, profile_id,
+                                            select=PROFILE_COLUMNS + ("_w365_accountid_value",))
+    except AccessDenied:
+        raise BusinessRuleViolation("You do not have permission to read this payment profile in Dynamics 365, so it "
+                                    "cannot be charged.") from None
     except RecordNotFound:
         raise BusinessRuleViolation("The payment profile was not found.") from None
     name = profile.get("w365_name") or "The payment profile"
@@ -240,9 +244,10 @@ def complete_paid_order(services: Services, order: Order, transaction: Mapping[s
         done = activation.activate(services, order, reason=f"Paid ({via})")
         what = f"the order is Activated: {done.describe()}"
     number = invoice.get("invoicenumber") or invoice.get("name") or "from the order"
-    add_note(services, order.id, "Payment approved",
-             f"{via}: {charged} Invoice {number} generated and paid; {what}.{default_note}")
-    _settle_invoice(services, invoice, transaction_id, amount)
+    # The note goes in the changeset that marks the completion finished: a run cut short before it wrote no note, so
+    # the run that finishes the order writes the only one.
+    _settle_invoice(services, invoice, transaction_id, amount, note=note_operation(
+        order.id, "Payment approved", f"{via}: {charged} Invoice {number} generated and paid; {what}.{default_note}"))
     log.info("order %s paid (transaction %s): %s", order.id, transaction_id, what)
     return PaymentResult(attempts.APPROVED, f"{charged} Invoice {number} is paid; {what}.{default_note}",
                          f"Thank you: your payment of {format_money(amount, order)} was approved and the order is "
@@ -262,9 +267,10 @@ def _invoice_of(services: Services, order: Order) -> Record:
     return services.dataverse.retrieve(ledger.INVOICES, made["invoiceid"], select=ledger.INVOICE_COLUMNS)
 
 
-def _settle_invoice(services: Services, invoice: Record, transaction_id: str, amount: Decimal) -> None:
+def _settle_invoice(services: Services, invoice: Record, transaction_id: str, amount: Decimal,
+                    note: BatchOperation) -> None:
     ops = [BatchOperation.update(TRANSACTIONS, transaction_id,
-                                 {"w365_invoiceid@odata.bind": f"/{ledger.INVOICES}({invoice['invoiceid']})"})]
+                                 {"w365_invoiceid@odata.bind": f"/{ledger.INVOICES}({invoice['invoiceid']})"}), note]
     _, paid, _ = ledger.totals(invoice)
     if paid < amount:                    # not applied by an earlier run
         ops = ledger.invoice_payment_ops(invoice, amount - paid, f"Order payment of {amount} approved") + ops

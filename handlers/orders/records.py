@@ -10,10 +10,12 @@ from typing import Any, Mapping
 from core import dates
 from core import footprint
 from core.errors import BusinessRuleViolation
+from core.ports import BatchOperation
 from core.services import Services
 from handlers.charging.ledger import money
 
 ORDERS = "salesorders"
+NOTES = "annotations"
 ORDER_COLUMNS = (
     "salesorderid", "name", "ordernumber", "totalamount", "totaltax", "totallineitemamount", "discountamount",
     "w365_orderstatus", "w365_paymentdeclined", "w365_activationdate", "w365_signaturename", "w365_approvedon",
@@ -98,11 +100,20 @@ def update_order(services: Services, order_id: str, values: Mapping[str, Any], *
 def add_note(services: Services, order_id: str, subject: str, text: str, *,
              attachment: tuple[str, str, str] | None = None) -> str:
     """A history note on the order. `attachment` is (file name, mime type, base64 body)."""
+    return services.dataverse.create(NOTES, _note(order_id, subject, text, attachment))
+
+
+def note_operation(order_id: str, subject: str, text: str) -> BatchOperation:
+    """The same note as part of a changeset, so it is written exactly when the change it tells of is."""
+    return BatchOperation.create(NOTES, _note(order_id, subject, text, None))
+
+
+def _note(order_id: str, subject: str, text: str, attachment: tuple[str, str, str] | None) -> dict[str, Any]:
     note: dict[str, Any] = {"subject": subject[:500], "notetext": text,
                             "objectid_salesorder@odata.bind": f"/{ORDERS}({order_id})"}
     if attachment is not None:
         note.update(isdocument=True, filename=attachment[0], mimetype=attachment[1], documentbody=attachment[2])
-    return services.dataverse.create("annotations", note)
+    return note
 
 
 def format_money(amount: Decimal, order: Order) -> str:

@@ -13,8 +13,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from core import footprint
-from core.errors import (BadRequest, BusinessRuleViolation, ConcurrencyConflict, ConflictInProgress, GatewayAuthError,
-                         GatewayError, GatewayNotFound, GatewayUnavailable, InvalidNonce, RecordNotFound)
+from core.errors import (AccessDenied, BadRequest, BusinessRuleViolation, ConcurrencyConflict, ConflictInProgress,
+                         GatewayAuthError, GatewayError, GatewayNotFound, GatewayUnavailable, InvalidNonce,
+                         RecordNotFound)
 from core.ports import BatchOperation, BillTo, GatewayPaymentProfile, OpaqueData
 from core.services import Services
 
@@ -226,9 +227,13 @@ def _profile(services: Services, profile_id: str) -> dict[str, Any]:
         raise BusinessRuleViolation("The payment profile was not found.") from None
 
 
-def _clear_other_defaults(services: Services, account_id: str, keep: str | None) -> list[BatchOperation]:
+def _clear_other_defaults(services: Services, account_id: str, keep: str | None,
+                          rows: list[dict[str, Any]] | None = None) -> list[BatchOperation]:
+    """`rows`: the account's default rows when the caller has read them already."""
+    if rows is None:
+        rows = _rows(services, f"_w365_accountid_value eq {account_id} and w365_isdefault eq true")
     ops = []
-    for row in _rows(services, f"_w365_accountid_value eq {account_id} and w365_isdefault eq true"):
+    for row in rows:
         if row["w365_paymentprofileid"] != keep:
             ops.append(BatchOperation.update(PROFILES, row["w365_paymentprofileid"], {"w365_isdefault": False},
                                              etag=row.get("@odata.etag")))
@@ -345,7 +350,10 @@ def _require_usable(row: dict[str, Any], action: str) -> None:
         raise BusinessRuleViolation(f"Cannot {action}: the payment profile is not synced; sync it first.")
 
 
-def set_default(services: Services, profile_id: str) -> str:
+def set_default(services: Services, profile_id: str, *, user_id: str | None = None) -> str:
+    """Make the profile the account's default, here and at the gateway. `user_id`: the person who asked; the changeset
+    that also clears the other profiles' flag is made as them, so Dataverse applies their rights to every row it
+    touches (the caller checked the profile itself before the gateway is changed)."""
     row = _profile(services, profile_id)
     _require_usable(row, "make it the default")
     name = row.get("w365_name") or "The payment profile"
@@ -363,10 +371,29 @@ def set_default(services: Services, profile_id: str) -> str:
     except GatewayError as exc:
         raise BusinessRuleViolation(f"Authorize.Net refused the change: {exc.text}") from None
     account_id = row["_w365_accountid_value"]
-    ops = _clear_other_defaults(services, account_id, keep=profile_id)
+    others = _rows(services, f"_w365_accountid_value eq {account_id} and w365_isdefault eq true")
+    ops = _clear_other_defaults(services, account_id, keep=profile_id, rows=others)
     ops.append(BatchOperation.update(PROFILES, profile_id, {"w365_isdefault": True}, etag=row.get("@odata.etag")))
-    _commit(services, ops)
+    try:
+        _commit(services.for_user(user_id) if user_id else services, ops)
+    except AccessDenied:
+        previous = [r for r in others if r["w365_paymentprofileid"] != profile_id]
+        if previous:
+            _restore_gateway_default(services, previous[0])
+        raise BusinessRuleViolation("You do not have permission to change the account's current default payment "
+                                    "profile, so this one cannot replace it. Nothing was changed.") from None
     return f"{name} is now the default payment profile."
+
+
+def _restore_gateway_default(services: Services, row: dict[str, Any]) -> None:
+    """Undo set_default's gateway change when Dataverse refused the person the rest: the old default is again the
+    gateway's default."""
+    try:
+        services.gateway.update_payment_profile(row["w365_customerprofileid"], row["w365_paymentprofileidgateway"],
+                                                bill_to_of(row), default=True)
+    except GatewayError:
+        log.exception("payment profile %s: could not make it the gateway's default again; Sync all restores it",
+                      row["w365_paymentprofileid"])
 
 
 def update_profile(services: Services, profile_id: str, bill_to: BillTo, opaque: OpaqueData | None) -> tuple[bool, str]:

@@ -66,7 +66,8 @@ def sync_payment_profiles(ctx: PluginContext, services: Services) -> Outcome:
 
 @step("w365_SetDefaultPaymentProfile", "w365_paymentprofile")
 def set_default_payment_profile(ctx: PluginContext, services: Services) -> Outcome:
-    return Outcome.succeeded(profiles.set_default(services, _profile_step(ctx, services, "make it the default")))
+    profile_id = _profile_step(ctx, services, "make it the default")
+    return Outcome.succeeded(profiles.set_default(services, profile_id, user_id=ctx.initiating_user_id))
 
 
 @step("w365_UpdatePaymentProfile", "w365_paymentprofile")

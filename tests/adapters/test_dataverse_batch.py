@@ -3,6 +3,7 @@ from decimal import Decimal
 
 import pytest
 
+from core.errors import PlatformUnavailable
 from core.ports import BatchOperation
 from dataverse.batch import build_changeset_request, parse_batch_response
 
@@ -156,9 +157,34 @@ def test_lf_only_answers_and_non_json_bodies_are_read():
     assert (part.status, part.body, part.content_id) == (500, "boom", None)
 
 
-def test_non_multipart_answer_is_refused():
-    with pytest.raises(ValueError):
-        parse_batch_response("application/json", b"{}")
+# An answer that cannot be read arrived after the changeset was sent: it may have committed. It is a transient
+# Dataverse failure (503 to Dataverse, queue + reconciler in charging), never a bare ValueError that escapes as a 500.
+@pytest.mark.parametrize("content_type, body", [
+    ("application/json", b"{}"),                                                       # not multipart at all
+    ("multipart/mixed; boundary=b", "--b\r\nContent-Type: application/http\r\n\r\nHTTP/1.1 OK\r\n\r\n--b--"),
+    ("multipart/mixed; boundary=b", "--b\r\nContent-Type: application/http\r\n\r\n\r\n--b--"),   # no status line
+    ("multipart/mixed; boundary=b", b"--b\r\nContent-Type: application/http\r\n\r\nHTTP/1.1 200 OK\r\n\r\n\xff\xfe"),
+])
+def test_an_unreadable_answer_is_a_transient_dataverse_failure_that_may_have_been_applied(content_type, body):
+    with pytest.raises(PlatformUnavailable) as caught:
+        parse_batch_response(content_type, body)
+    assert caught.value.is_transient and "may have been applied" in caught.value.message
+
+
+def test_the_client_turns_an_unreadable_200_answer_into_platform_unavailable():
+    import responses
+    from dataverse.auth import StaticTokenProvider
+    from dataverse.client import DataverseClient
+
+    api = "https://contoso.crm.dynamics.com/api/data/v9.2/"
+    client = DataverseClient("https://contoso.crm.dynamics.com", StaticTokenProvider("t"), sleep=lambda s: None)
+    with responses.RequestsMock() as rsps:
+        rsps.post(api + "$batch", status=200, content_type="multipart/mixed; boundary=batchresponse_1",
+                  body="--batchresponse_1\r\nContent-Type: application/http\r\n\r\nHTTP/1.1 garbled\r\n"
+                       "--batchresponse_1--\r\n")
+        with pytest.raises(PlatformUnavailable) as caught:
+            client.batch([BatchOperation.update("invoices", INVOICE, {"statecode": 2}, etag='W/"1"')])
+    assert caught.value.is_transient
 
 
 def test_json_bodies_keep_decimals_exact_and_write_dates_and_guids_as_text():

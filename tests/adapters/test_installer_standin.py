@@ -295,6 +295,24 @@ def test_rotated_webhook_key_and_new_url_update_the_endpoint(env):
     assert endpoint["url"] == WEBHOOK + "2" and 'value="new-key"' in endpoint["authvalue"]
 
 
+def test_a_rotated_webhook_key_alone_is_set_although_dataverse_never_returns_authvalue(env):
+    """serviceendpoint.authvalue is IsValidForRead False: the installer must notice a new key without reading it."""
+    env.install()
+    (endpoint,) = env.dv.query("serviceendpoints", select=("authvalue", "description"))
+    assert endpoint["authvalue"] is None and KEY not in endpoint["description"]
+    lines = []
+    result = installer.install(env.dv, webhook_url=WEBHOOK, webhook_key="new-key", root=env.root,
+                               settings=SETTINGS, out=lines.append)
+    assert [(a.change, a.component, a.detail) for a in result.done] == [
+        ("update", "webhook endpoint", "webhook key"), ("create", "publish", "our tables and web resources")]
+    (row,) = env.catalog.rows.rows["serviceendpoint"].values()
+    assert 'value="new-key"' in row["authvalue"]
+    assert not any("new-key" in line for line in lines)
+    again = installer.install(env.dv, webhook_url=WEBHOOK, webhook_key="new-key", root=env.root, settings=SETTINGS,
+                              out=lambda line: None)
+    assert again.plan.actions == []
+
+
 def test_dry_run_changes_nothing_and_missing_script_is_reported(env):
     (env.root / footprint.WEB_RESOURCES[1].path).unlink()
     lines = []

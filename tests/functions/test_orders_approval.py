@@ -194,6 +194,19 @@ def test_a_refused_card_on_the_page_keeps_the_link_for_another_card(world, token
     assert len(world.simulator.charges()) == 1
 
 
+def test_refused_cards_leave_one_signature_note_with_the_approval(world, token):
+    accept_payments(world)
+    for refused in (paid_form(world, zip_code="46282"), {**paid_form(world), "dataValue": "stale-nonce"}):
+        assert call("POST", token, refused)[0] in (402, 422)
+        assert not [n for n in notes(world) if n.get("isdocument")]
+        assert not order(world)["w365_signaturename"]
+    assert call("POST", token, paid_form(world, name="Nancy D. Davolio"))[0] == 200
+    (image,) = [n for n in notes(world) if n.get("isdocument")]
+    assert "Nancy D. Davolio" in image["notetext"] and base64.b64decode(image["documentbody"]) == png()
+    row = order(world)
+    assert row["w365_signaturename"] == "Nancy D. Davolio" and row["w365_approvedon"]
+
+
 def test_an_expired_link_is_refused(world, token):
     world.clock.advance(dt.timedelta(hours=73))
     code, body, _ = call("GET", token)

@@ -201,6 +201,24 @@ def test_a_completion_cut_short_is_finished_by_the_timer_without_charging_again(
     assert len(world.simulator.charges()) == 1
 
 
+def test_a_completion_finished_by_the_timer_writes_each_history_note_once(world):
+    profile_id = card_on_file(world, on_contract=False)
+    # The crash comes after the order is activated, at the completion's last write (invoice paid + link).
+    down = {"now": True}
+    world.standin.fail_next(count=50, status=503, match=lambda method, path: down["now"] and path == "$batch" and any(
+        n.get("subject") == "Order activated" for n in notes(world)))
+    reply = world.send("w365_SubmitOrderPayment", "salesorder", world.ids["order"], PaymentProfileId=profile_id)
+    assert reply.body["status"] == "succeeded" and "within a few minutes" in reply.message, reply.body
+    assert order(world)["w365_orderstatus"] == status("Activated")
+    down["now"] = False
+    world.clock.advance(payment.COMPLETION_GRACE)
+    assert payment.complete_paid_orders(world.services) == [world.ids["order"]]
+    assert invoice_of_order(world)["w365_balance"] == 0
+    subjects = [n["subject"] for n in notes(world)]
+    assert subjects.count("Payment approved") == 1 and subjects.count("Order activated") == 1, subjects
+    assert len(world.simulator.charges()) == 1
+
+
 def test_a_card_of_another_account_or_not_synced_is_refused_before_any_charge(world):
     other = world.standin.seed("account", {"name": "Contoso"})
     foreign = world.standin.seed("w365_paymentprofile", {
@@ -230,6 +248,22 @@ def test_a_person_without_the_privilege_cannot_collect_payment(world):
                              user=world.ids["salesperson"], PaymentProfileId=profile_id)
     assert salesperson.body["status"] == "failed" and "permission" in salesperson.message
     assert world.simulator.charges() == []
+
+
+def test_a_person_who_cannot_read_the_card_cannot_charge_it(world, monkeypatch):
+    from dataverse.standin import security
+    profile_id = card_on_file(world, on_contract=False)
+    # Everything a charge of the order needs, but no read on payment profiles.
+    tables = [t for t in world.standin.store.tables if t != "w365_paymentprofile"]
+    monkeypatch.setitem(security.ROLE_PRIVILEGES, "Order Clerk", {("read", t) for t in tables} | {
+        (a, security.ALL) for a in security.ACCESS if a != "read"})
+    world.standin.seed("role", {"name": "Order Clerk"})
+    clerk = world.standin.add_user("Olga Orders", roles=("Order Clerk",))
+    reply = world.send("w365_SubmitOrderPayment", "salesorder", world.ids["order"], user=clerk,
+                       PaymentProfileId=profile_id)
+    assert reply.status == 200 and reply.body["status"] == "failed", reply.body
+    assert "permission" in reply.message and "payment profile" in reply.message
+    assert world.simulator.charges() == [] and order_rows(world, "w365_paymenttransaction") == []
 
 
 def test_a_charge_in_progress_blocks_a_second_one(world):

@@ -140,6 +140,30 @@ def test_set_default_keeps_exactly_one_default_in_step_with_the_gateway(world):
     assert [c.payment_profile_id for c in cards if c.is_default] == [row["w365_paymentprofileidgateway"]]
 
 
+def test_set_default_needs_write_on_the_default_it_clears(world, monkeypatch):
+    first = _synced_profile(world, set_default=True)
+    second = _synced_profile(world, number="5424000000000015")
+    # Record-level security the stand-in's organization-wide roles cannot express: Sam may write the profile he asks
+    # about (as its owner could) but Dataverse refuses him the change to the account's current default.
+    from dataverse.standin import actions
+    checked = actions.retrieve_principal_access
+
+    def owner_of_second(ctx, user, segment):
+        if user["systemuserid"] == world.ids["salesperson"] and any(second in v for v in ctx.query.values()):
+            return actions._ok(ctx, "Microsoft.Dynamics.CRM.RetrievePrincipalAccessResponse",
+                               {"AccessRights": "ReadAccess, WriteAccess"})
+        return checked(ctx, user, segment)
+
+    monkeypatch.setattr(actions, "retrieve_principal_access", owner_of_second)
+    reply = world.send("w365_SetDefaultPaymentProfile", "w365_paymentprofile", second, user=world.ids["salesperson"])
+    assert reply.body["status"] == "failed" and "permission" in reply.message, reply.body
+    assert world.row("w365_paymentprofile", first)["w365_isdefault"] is True
+    assert world.row("w365_paymentprofile", second)["w365_isdefault"] is False
+    first_row = world.row("w365_paymentprofile", first)
+    cards = world.services.gateway.get_customer_profile(first_row["w365_customerprofileid"])
+    assert [c.payment_profile_id for c in cards if c.is_default] == [first_row["w365_paymentprofileidgateway"]]
+
+
 def test_set_default_refuses_a_profile_that_is_not_synced(world):
     pending = _direct_entry(world).body["paymentProfileId"]
     reply = world.send("w365_SetDefaultPaymentProfile", "w365_paymentprofile", pending)

@@ -35,6 +35,7 @@ function dialogXrm(options) {
   };
   xrm.WebApi.retrieveRecord = (table, id, query) => {
     xrm.reads.push({ table, id, query });
+    if (table === "salesorder") { return Promise.resolve(opts.order); }
     return Promise.resolve({ name: "Contoso", _primarycontactid_value: opts.primary, address1_line1: "1 Main St",
                              address1_city: "Springfield", address1_stateorprovince: "IL",
                              address1_postalcode: "62701", address1_country: "US", telephone1: "555-0199" });
@@ -272,4 +273,93 @@ test("an account without contacts, or missing keys, leaves the dialog disabled w
   assert.equal(win.document.el.submit.disabled, true);
   win.document.submit();
   assert.equal(win.document.appended.length, 0);
+});
+
+const ORDER = "88888888-9999-4aaa-8bbb-cccccccccccc";
+const ORDER_ROW = { name: "ORD-01001", totalamount: 237.6, "totalamount@OData.Community.Display.V1.FormattedValue": "$237.60",
+                    billto_name: "Contoso", billto_line1: "1 Main St", billto_city: "Springfield",
+                    billto_stateorprovince: "IL", billto_postalcode: "62701", billto_country: "US" };
+const ORDER_PAGE = "?data=" + encodeURIComponent(JSON.stringify({ mode: "order", orderId: "{" + ORDER.toUpperCase() + "}" }));
+
+test("order mode: a saved order is required and the card script must still be Accept.js", async () => {
+  assert.deepEqual(W365.DirectEntry.pageData(ORDER_PAGE), { mode: "order", orderId: ORDER });
+  global.Xrm = dialogXrm({ order: ORDER_ROW });
+  await assert.rejects(W365.DirectEntry.loadSetup({ mode: "order", orderId: "" }), /saved order/);
+  await assert.rejects(W365.DirectEntry.loadSetup({ mode: "order", orderId: ORDER, clientKey: "k", apiLoginID: "l",
+                                                    acceptJsUrl: "https://evil.example/Accept.js" }),
+                       /not Authorize\.Net's Accept\.js/);
+});
+
+test("order mode: shows the order's total, no contact or default, and submits the order payment with the nonce only", async () => {
+  delete global.Xrm;
+  const xrm = dialogXrm({ order: ORDER_ROW, message: "Charge of $237.60 approved." });
+  const win = dialogWindow(ORDER_PAGE, xrm, OK);
+  const doc = win.document;
+  assert.ok(await W365.DirectEntry.init(win));
+  assert.deepEqual(xrm.reads.map((r) => r.table).sort(), ["environmentvariabledefinition", "salesorder"]);
+  assert.equal(xrm.reads.find((r) => r.table === "salesorder").id, ORDER);
+  assert.equal(doc.el["contact-section"].hidden, true);
+  assert.equal(doc.el["options-section"].hidden, true);
+  assert.equal(doc.el["order-total"].hidden, false);
+  assert.equal(doc.el["order-total"].textContent, "Total to charge: $237.60 (order ORD-01001)");
+  assert.equal(doc.el.submit.textContent, "Submit payment");
+  assert.equal(doc.el.address.value, "1 Main St");         // prefilled from the order's bill-to address
+  doc.el.firstName.value = "Nancy";
+  doc.el.lastName.value = "Davolio";
+  typeCard(doc);
+
+  assert.equal(doc.submit(), true);
+  await until(() => doc.el["form-status"].textContent);
+
+  assert.equal(doc.appended[0].src, "https://jstest.authorize.net/v1/Accept.js");
+  assert.equal(doc.accepted[0].cardData.cardNumber, CARD);
+  assert.equal(xrm.executed.length, 1);
+  const { request, metadata } = xrm.executed[0];
+  assert.equal(metadata.operationName, "w365_SubmitOrderPayment");
+  assert.deepEqual(request.entity, { entityType: "salesorder", id: ORDER });
+  assert.equal(request.OpaqueDataDescriptor, "COMMON.ACCEPT.INAPP.PAYMENT");
+  assert.equal(request.OpaqueDataValue, "nonce-1");
+  assert.equal(metadata.parameterTypes.BillTo.typeName, "Edm.String");
+  assert.deepEqual(JSON.parse(request.BillTo), { firstName: "Nancy", lastName: "Davolio", company: "Contoso",
+    address: "1 Main St", city: "Springfield", state: "IL", zip: "62701", country: "US", phoneNumber: "" });
+  for (const absent of ["ContactId", "SetAsDefault", "Method", "PaymentProfileId"]) {
+    assert.equal(request[absent], undefined, absent);
+  }
+  const sent = JSON.stringify(request);
+  assert.equal(sent.includes(CARD) || sent.includes("2030") || sent.includes('"123"'), false);
+
+  assert.equal(doc.el["form-status"].textContent, "Charge of $237.60 approved.");
+  assert.equal(doc.el["form-status"].className, "status ok");
+  assert.deepEqual(["cardNumber", "expMonth", "expYear", "cardCode"].map((id) => doc.el[id].value), ["", "", "", ""]);
+  assert.equal(doc.el.submit.disabled, true);
+  assert.equal(doc.el.submit.textContent, "Payment submitted");
+});
+
+test("order mode: a decline can be retried with the card again, a payment still pending cannot", async () => {
+  delete global.Xrm;
+  let xrm = dialogXrm({ order: ORDER_ROW, status: 100000001, message: "The card was declined." });
+  let win = dialogWindow(ORDER_PAGE, xrm, OK);
+  await W365.DirectEntry.init(win);
+  Object.assign(win.document.el.firstName, { value: "N" });
+  Object.assign(win.document.el.lastName, { value: "D" });
+  typeCard(win.document);
+  win.document.submit();
+  await until(() => win.document.el["form-status"].textContent);
+  assert.equal(win.document.el["form-status"].className, "status failed");
+  assert.equal(win.document.el.cardCode.value, "");
+  assert.equal(win.document.el.submit.disabled, false);
+  assert.equal(win.document.el.submit.textContent, "Submit payment");
+
+  delete global.Xrm;
+  xrm = dialogXrm({ order: ORDER_ROW, neverAnswers: true });
+  win = dialogWindow(ORDER_PAGE, xrm, OK);
+  await W365.DirectEntry.init(win);
+  Object.assign(win.document.el.firstName, { value: "N" });
+  Object.assign(win.document.el.lastName, { value: "D" });
+  typeCard(win.document);
+  win.document.submit();
+  await until(() => win.document.el["form-status"].textContent);
+  assert.match(win.document.el["form-status"].textContent, /still being processed/);
+  assert.equal(win.document.el.submit.disabled, true);
+  assert.equal(win.document.el.cardNumber.value, "");
 });

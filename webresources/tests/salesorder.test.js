@@ -3,6 +3,7 @@ const test = require("node:test");
 const assert = require("node:assert/strict");
 const { fakeXrm, formContext } = require("./fake_xrm.js");
 const W365 = require("../w365_/scripts/salesorder.js");
+require("../w365_/scripts/directentry.js");               // the page the Pay with New Card button opens
 
 W365.Common.settings.sleep = () => Promise.resolve();
 const ORDER = "11111111-2222-4333-8444-555555555555";
@@ -65,6 +66,29 @@ test("a new card is tokenized by Accept.js and only the nonce and bill-to are se
   assert.deepEqual(JSON.parse(request.BillTo), { firstName: "Nancy", zip: "98052" });
   assert.equal(request.PaymentProfileId, undefined);
   assert.equal(JSON.stringify(request).includes("4111111111111111"), false);
+});
+
+test("Pay with New Card opens the Direct Entry dialog in order mode for this order, then refreshes the form", async () => {
+  global.Xrm = fakeXrm();
+  const form = orderForm();
+  await W365.SalesOrder.openPayWithNewCard(form);
+  const { page, options } = Xrm.navigations[0];
+  assert.equal(page.pageType, "webresource");
+  assert.equal(page.webresourceName, "w365_/pages/directentry.html");
+  assert.deepEqual(JSON.parse(page.data), { mode: "order", orderId: ORDER });
+  assert.deepEqual(W365.DirectEntry.pageData("?data=" + encodeURIComponent(page.data)), { mode: "order", orderId: ORDER });
+  assert.equal(options.target, 2);
+  assert.deepEqual(form.refreshed, [false]);
+  assert.equal(Xrm.executed.length, 0);                   // the dialog sends the payment, not the opener
+});
+
+test("Pay with New Card on an unsaved order asks to save it first", async () => {
+  global.Xrm = fakeXrm();
+  const form = formContext("salesorder", "", {});
+  const outcome = await W365.SalesOrder.openPayWithNewCard(form);
+  assert.equal(outcome.status, "Failed");
+  assert.equal(Xrm.navigations.length, 0);
+  assert.match(Xrm.alerts[0].text, /Save the order/);
 });
 
 test("send for approval lets the user pick the contact and sends the template", async () => {

@@ -5,6 +5,7 @@ W365.SalesOrder = (function () {
   "use strict";
 
   var STATUS = { draft: 100000000, pendingApproval: 100000001, declined: 100000002 };   // w365_orderstatus
+  var DIRECT_ENTRY_PAGE = "w365_/pages/directentry.html";   // in order mode: Pay with New Card
   var PLACEHOLDER = "{Approval Link}";
   var DEFAULT_SUBJECT = "Please review and approve your order";
   var DEFAULT_BODY = "<p>Hello,</p><p>Please review your order, sign it and approve it here: " + PLACEHOLDER +
@@ -24,8 +25,8 @@ W365.SalesOrder = (function () {
   function submitOrderPayment(primaryControl) {
     var card = value(primaryControl, "w365_paymentprofileid");
     if (!card || !card[0]) {
-      return alert("Choose a card", "Choose a card of the account in Payment Profile (or enter a new card), then " +
-                   "submit the payment.");
+      return alert("Choose a card", "Choose a card of the account in Payment Profile (or use Pay with New Card), " +
+                   "then submit the payment.");
     }
     var total = value(primaryControl, "totalamount");
     return Xrm.Navigation.openConfirmDialog({
@@ -52,6 +53,19 @@ W365.SalesOrder = (function () {
           BillTo: ["String", JSON.stringify(options.billTo || {})]
         }, { progressText: "Charging the order\u2026" });
       }, function (error) { return alert("Card not accepted", error.message); });
+  }
+
+  /* The Pay with New Card button: the Direct Entry dialog page in order mode shows the order's total, tokenizes the
+     card there with Accept.js and calls submitWithNewCard; the form shows the payment's result once it closes. */
+  function openPayWithNewCard(primaryControl) {
+    var orderId = W365.Common.cleanId(primaryControl.data.entity.getId());
+    if (!orderId) { return alert("Save the order", "Save the order first, then pay it with a new card."); }
+    return Xrm.Navigation.navigateTo(
+      { pageType: "webresource", webresourceName: DIRECT_ENTRY_PAGE,
+        data: JSON.stringify({ mode: "order", orderId: orderId }) },
+      { target: 2, position: 1, width: { value: 560, unit: "px" }, height: { value: 640, unit: "px" },
+        title: "Pay with new card" }
+    ).then(function () { primaryControl.data.refresh(false); });
   }
 
   /* Send for Approval: email a contact the approval link. Without a contactId the user picks one. */
@@ -90,6 +104,7 @@ W365.SalesOrder = (function () {
   }
 
   return { submitOrderPayment: submitOrderPayment, submitWithNewCard: submitWithNewCard,
+           openPayWithNewCard: openPayWithNewCard,
            sendForApproval: sendForApproval, convertToDraft: convertToDraft, canConvertToDraft: canConvertToDraft,
            STATUS: STATUS };
 })();
