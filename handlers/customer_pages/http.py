@@ -1,13 +1,39 @@
 """Functions glue of the customer pages: a Page as an HttpResponse, and the posted form as a dict."""
 from __future__ import annotations
 
+import logging
+from typing import Callable
 from urllib.parse import parse_qsl
 
 import azure.functions as func
 
-from handlers.customer_pages.html import Page
+from core.errors import ConfigurationError, GatewayAuthError, GatewayUnavailable, PlatformUnavailable
+from handlers.customer_pages.html import Page, message_page
+
+log = logging.getLogger(__name__)
 
 MAX_FORM_BYTES = 64 * 1024        # a signature PNG on the approval page is the biggest thing posted
+
+
+def serve_customer_page(req: func.HttpRequest, *, what: str, closed_text: str, show: Callable[[], Page],
+                        submit: Callable[[dict[str, str]], Page]) -> func.HttpResponse:
+    """GET shows, POST submits the form; the failures every customer page answers alike: an unreadable form (400),
+    Dataverse or the gateway busy (503 with Retry-After, nothing done), a configuration problem (500, nothing said
+    about it to the customer)."""
+    try:
+        if req.method.upper() == "GET":
+            return page_response(show())
+        form = read_form(req)
+        if form is None:
+            return page_response(message_page("Something went wrong", "The form could not be read. Please open the "
+                                              "link again.", status=400))
+        return page_response(submit(form))
+    except (PlatformUnavailable, GatewayUnavailable) as exc:
+        log.warning("%s: a platform is unavailable: %s", what, type(exc).__name__)
+        return unavailable_page(int(getattr(exc, "retry_after", None) or 30))
+    except (ConfigurationError, GatewayAuthError) as exc:
+        log.error("%s: configuration problem: %s", what, type(exc).__name__)
+        return page_response(message_page("Sorry, this page is not available", closed_text, status=500))
 
 
 def page_response(page: Page) -> func.HttpResponse:
@@ -28,8 +54,6 @@ def read_form(req: func.HttpRequest) -> dict[str, str] | None:
 
 
 def unavailable_page(retry_after: int = 30) -> func.HttpResponse:
-    from handlers.customer_pages.html import message_page
-
     response = page_response(message_page("Please try again in a moment",
                                            "We could not save your details just now. Nothing was charged; please try "
                                            "again in a few minutes.", status=503))

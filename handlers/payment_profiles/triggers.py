@@ -1,20 +1,17 @@
 """GET/POST /api/profile-requests/{token}: the customer's page. Parses and maps; the work is in profile_request.py."""
 from __future__ import annotations
 
-import logging
 from typing import Any, Mapping
 
 import azure.functions as func
 
 from core.composition import accept_js_auth, get_services
-from core.errors import ConfigurationError, GatewayAuthError, GatewayUnavailable, PlatformUnavailable
 from core.services import Services
 from handlers.customer_pages import html as pages
-from handlers.customer_pages.http import page_response, read_form, unavailable_page
+from handlers.customer_pages.http import serve_customer_page
 from handlers.payment_profiles import steps  # noqa: F401 - registers the @step handlers
 from handlers.payment_profiles.profile_request import RequestView, open_profile_request, submit_profile_request
 
-log = logging.getLogger(__name__)
 bp = func.Blueprint()
 TITLE = "Add a payment card"
 
@@ -23,24 +20,13 @@ TITLE = "Add a payment card"
 def profile_request_page(req: func.HttpRequest) -> func.HttpResponse:
     services = get_services()
     token = req.route_params.get("token", "")
-    try:
-        if req.method.upper() == "GET":
-            return page_response(_form_page(services, token, open_profile_request(services, token)))
-        return page_response(_submit(services, token, req))
-    except (PlatformUnavailable, GatewayUnavailable) as exc:
-        log.warning("profile request page: a platform is unavailable: %s", type(exc).__name__)
-        return unavailable_page(int(getattr(exc, "retry_after", None) or 30))
-    except (ConfigurationError, GatewayAuthError) as exc:
-        log.error("profile request page: configuration problem: %s", type(exc).__name__)
-        return page_response(pages.message_page("Sorry, this page is not available",
-                                                "We cannot save cards right now. Please contact us.", status=500))
+    return serve_customer_page(req, what="profile request page",
+                               closed_text="We cannot save cards right now. Please contact us.",
+                               show=lambda: _form_page(services, token, open_profile_request(services, token)),
+                               submit=lambda form: _submit(services, token, form))
 
 
-def _submit(services: Services, token: str, req: func.HttpRequest) -> pages.Page:
-    form = read_form(req)
-    if form is None:
-        return pages.message_page("Something went wrong", "The form could not be read. Please open the link again.",
-                                  status=400)
+def _submit(services: Services, token: str, form: Mapping[str, str]) -> pages.Page:
     view = open_profile_request(services, token)
     if view.state != "usable":
         return pages.link_problem_page(view.state)
