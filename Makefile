@@ -20,7 +20,7 @@ browser-deps:
 	  || echo "WARNING: could not install chromium; the browser tests will be skipped"; }
 
 run: $(STAMP)
-	W365_MODE=local $(PY) -m devhost serve
+	W365_MODE=local $(PY) -m standins.devhost serve
 
 test: $(STAMP) browser-deps
 	$(PY) -m pytest

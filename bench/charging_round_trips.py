@@ -28,7 +28,7 @@ def _names(requests: list[tuple[str, str]]) -> list[str]:
 
 
 def main() -> bool:
-    from core.composition import set_services
+    from app.composition import set_services
     from handlers.charging import reconciler
     from tests.conftest import build_world
     from tests.functions.charging_world import assert_books_agree, card_on_file, charge

@@ -250,6 +250,15 @@ W365_CONFIGURATION = _ours("configuration", (
     Column("w365_linkexpiryhours", "integer"),
     _bool("w365_salescansendforapproval"),
     _bool("w365_approvalcanacceptpayment"),
+    # Autopay, dunning and card lifecycle (CONTRACT §6)
+    _bool("w365_autopayenabled"),
+    _s("w365_retryschedule", 100),
+    _choice("w365_dunningfinalaction", "None", "Credit Hold"),
+    _s("w365_cardupdatesubject", 200),
+    _memo("w365_cardupdatebody", 10000),
+    _bool("w365_sendreceipts"),
+    Column("w365_expirynoticedays", "integer"),
+    _dt("w365_autopaysince"),
 ))
 
 W365_PAYMENTPROFILE = _ours("paymentprofile", (
@@ -265,24 +274,45 @@ W365_PAYMENTPROFILE = _ours("paymentprofile", (
     _choice("w365_source", "Direct Entry", "Profile Request", "Order"),
     _choice("w365_syncstatus", "Pending Sync", "Synced", "Sync Failed"),
     _dt("w365_lastsyncedon"),
+    _dt("w365_expirynoticeon"),
 ))
 
 W365_SECURELINK = _ours("securelink", (
-    _choice("w365_purpose", "Profile Request", "Order Approval"),
+    _choice("w365_purpose", "Profile Request", "Order Approval", "Card Update"),
     _lookup("w365_accountid", "account"),
     _lookup("w365_contactid", "contact"),
     _lookup("w365_salesorderid", "salesorder"),
     _s("w365_tokenhash", 64),
     _dt("w365_expireson"),
-    _choice("w365_status", "Sent", "Completed", "Expired", "Cancelled"),
+    _choice("w365_status", "Sent", "Completed", "Expired", "Cancelled", "Locked"),
     _dt("w365_completedon"),
     _lookup("w365_paymentprofileid", "w365_paymentprofile"),
     _lookup("w365_emailid", "email"),
+    _lookup("w365_failedprofileid", "w365_paymentprofile"),
+    Column("w365_declinedcards", "integer"),
 ), alternate_keys=(("w365_tokenhash",),))
 
 W365_BILLINGCONTRACT = _ours("billingcontract", (
     _lookup("w365_accountid", "account"),
     _lookup("w365_paymentprofileid", "w365_paymentprofile"),
+    _bool("w365_autopay"),
+))
+
+W365_BILLINGRUN = _ours("billingrun", (
+    _dt("w365_asof"),
+    _choice("w365_trigger", "Timer", "Manual"),
+    _choice("w365_status", "Running", "Completed", "Completed With Errors"),
+    _dt("w365_startedon"),
+    _dt("w365_completedon"),
+    _lookup("w365_startedby", "systemuser"),
+    Column("w365_invoicesdue", "integer"),
+    Column("w365_charged", "integer"),
+    Column("w365_declined", "integer"),
+    Column("w365_skipped", "integer"),
+    Column("w365_pending", "integer"),
+    _money("w365_amountcollected"),
+    _money("w365_amountfailed"),
+    _money("w365_amountrecovered"),
 ))
 
 W365_PAYMENTTRANSACTION = _ours("paymenttransaction", (
@@ -298,6 +328,12 @@ W365_PAYMENTTRANSACTION = _ours("paymenttransaction", (
     _s("w365_responsecode", 10),
     _s("w365_authcode", 10),
     _s("w365_refid", 20, required=True),            # Authorize.Net refId: at most 20 characters
+    _choice("w365_source", "Manual", "Autopay", "Retry", "Order", "Customer Page"),
+    _s("w365_reasoncode", 10),
+    _choice("w365_declinetype", "Soft", "Hard", "Merchant"),
+    _lookup("w365_billingrunid", "w365_billingrun"),
+    _dt("w365_nextcheckon"),
+    _bool("w365_needsattention"),
 ), alternate_keys=(("w365_refid",),))
 
 W365_SUBSCRIPTION = _ours("subscription", (
@@ -365,6 +401,10 @@ INVOICE = _table("invoice", "invoiceid", "name", (
     _money("w365_amountpaid"),
     _money("w365_balance"),
     _s("w365_lastchargestatus", 200),
+    _choice("w365_dunningstatus", "None", "Retrying", "Awaiting Card", "Exhausted", "Recovered", "Needs Review"),
+    _dt("w365_firstfailedon"),
+    _dt("w365_nextretryon"),
+    Column("w365_failedattempts", "integer"),
 ), native=True, entity_set="invoices", states=(
     State(0, "Active", ((1, "New"), (2, "Partially Shipped"), (4, "Billed"), (5, "Booked"), (6, "Installed"))),
     State(2, "Paid", ((100001, "Complete"), (100002, "Partial"))),
@@ -513,7 +553,7 @@ ENVIRONMENTVARIABLEVALUE = _table("environmentvariablevalue", "environmentvariab
 ), native=True, entity_set="environmentvariablevalues", states=ACTIVE_INACTIVE)
 
 OUR_TABLES = (W365_CONFIGURATION, W365_PAYMENTPROFILE, W365_SECURELINK, W365_BILLINGCONTRACT, W365_PAYMENTTRANSACTION,
-              W365_SUBSCRIPTION, W365_PROVIDER, W365_OPERATION)
+              W365_SUBSCRIPTION, W365_PROVIDER, W365_OPERATION, W365_BILLINGRUN)
 NATIVE_TABLES = (ACCOUNT, CONTACT, INVOICE, INVOICEDETAIL, SALESORDER, SALESORDERDETAIL, PRODUCT, ANNOTATION, EMAIL,
                  ACTIVITYPARTY, TASK, QUEUE, SYSTEMUSER, ROLE, TRANSACTIONCURRENCY, PRICELEVEL,
                  ENVIRONMENTVARIABLEDEFINITION, ENVIRONMENTVARIABLEVALUE)
@@ -568,6 +608,7 @@ CUSTOM_APIS = (
         _REQ, Parameter("ContactId", "Guid"), Parameter("EmailSubject", "String"), Parameter("EmailBody", "String"),
     ), privilege="prvWriteSalesOrder"),
     CustomApi("w365_ConvertOrderToDraft", "salesorder", (_REQ,), privilege="prvWriteSalesOrder"),
+    CustomApi("w365_RunBilling", "w365_configuration", (_REQ, Parameter("AsOf", "DateTime", True)), privilege=_PAY),
 )
 
 WEBHOOK_STEPS = tuple(WebhookStep(api.unique_name, api.bound_to or "none") for api in CUSTOM_APIS) + (
@@ -598,6 +639,10 @@ CONFIGURATION_DEFAULTS: Mapping[str, object] = {
     "w365_linkexpiryhours": 72,
     "w365_salescansendforapproval": False,
     "w365_approvalcanacceptpayment": False,
+    "w365_autopayenabled": False,
+    "w365_retryschedule": "3,7,14,21",
+    "w365_sendreceipts": False,
+    "w365_expirynoticedays": 30,
 }
 
 # --- look-ups --------------------------------------------------------------------------------------------------------

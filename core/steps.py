@@ -1,7 +1,7 @@
 """Handlers registered like plugin steps: by message name and primary table, as Dataverse registers them.
 
-A capability module decorates its entry functions with `@step(...)`; the webhook entry and the Service Bus entry look
-them up here. A handler takes (PluginContext, Services) and returns an Outcome; it raises only for failures (core.errors).
+Each capability's `entry.register(registry)` adds its handlers explicitly; the webhook entry and the Service Bus entry
+look them up in the one Registry (app/capabilities.py). A handler takes (PluginContext, Services) and returns an Outcome; it raises only for failures (core.errors).
 """
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
 from core.context import PluginContext
+from core.ports import WorkHandler
 
 
 @dataclass(frozen=True)
@@ -50,24 +51,43 @@ class Step:
         return self.message.lower().startswith("w365_")
 
 
-_steps: dict[tuple[str, str | None], Step] = {}
+class Registry:
+    """What the capabilities declare, by explicit calls from each one's `entry.register` (app/capabilities.py calls
+    them in order): Dataverse steps by message and table, queued-work handlers by kind, and Functions Blueprints."""
 
+    def __init__(self) -> None:
+        self._steps: dict[tuple[str, str | None], Step] = {}
+        self._work: dict[str, WorkHandler] = {}
+        self.blueprints: list[Any] = []
 
-def step(message: str, table: str | None = None, *, replay_safe: bool = False) -> Callable[[Handler], Handler]:
-    def register(handler: Handler) -> Handler:
+    def step(self, message: str, table: str | None, handler: Handler, *, replay_safe: bool = False) -> None:
         key = (message.lower(), table.lower() if table else None)
-        existing = _steps.get(key)
+        existing = self._steps.get(key)
         if existing is not None and existing.handler is not handler:
             raise ValueError(f"two handlers for {message} on {table}")
-        _steps[key] = Step(message, table, handler, replay_safe)
-        return handler
-    return register
+        self._steps[key] = Step(message, table, handler, replay_safe)
 
+    def work(self, kind: str, handler: WorkHandler) -> None:
+        if kind in self._work and self._work[kind] is not handler:
+            raise ValueError(f"two handlers for queued work {kind!r}")
+        self._work[kind] = handler
 
-def find_step(message: str, table: str | None) -> Step | None:
-    message = message.lower()
-    return _steps.get((message, (table or "").lower() or None)) or _steps.get((message, None))
+    def blueprint(self, blueprint: Any) -> None:
+        if blueprint not in self.blueprints:
+            self.blueprints.append(blueprint)
 
+    def find_step(self, message: str, table: str | None) -> Step | None:
+        message = message.lower()
+        return self._steps.get((message, (table or "").lower() or None)) or self._steps.get((message, None))
 
-def registered_steps() -> list[Step]:
-    return list(_steps.values())
+    def steps(self) -> list[Step]:
+        return list(self._steps.values())
+
+    def work_kinds(self) -> list[str]:
+        return list(self._work)
+
+    def run_work(self, kind: str, payload: Mapping[str, Any], services: Any) -> None:
+        handler = self._work.get(kind)
+        if handler is None:
+            raise LookupError(f"no handler for queued work {kind!r}")
+        handler(payload, services)

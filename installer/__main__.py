@@ -43,8 +43,8 @@ def public_settings(settings: Settings) -> dict[str, str]:
 
 
 def build_client(settings: Settings):
-    # The app's own wiring (core.composition): the same client, auth and local-mode switch as the function app.
-    from core.composition import build_services
+    # The app's own wiring (app.composition): the same client, auth and local-mode switch as the function app.
+    from app.composition import build_services
 
     return build_services(settings).dataverse
 

@@ -17,14 +17,14 @@ import azure.functions as func
 import pytest
 import responses
 
-import function_app  # noqa: F401 - registers every capability's steps, as the Functions host does at start-up
 
 from core import footprint
-from core.composition import set_services
-from core.queue import InProcessQueue
+from app.capabilities import run_work
+from app.composition import set_services
+from standins.queue import InProcessQueue
 from core.services import Services
 from core.settings import Settings
-from devhost import messages
+from standins import payloads as messages
 
 DATAVERSE_URL = "https://contoso.crm.dynamics.com"
 GATEWAY_URL = "https://apitest.authorize.net/xml/v1/request.api"
@@ -77,7 +77,7 @@ class World:
 
     # --- entry points, through the function exactly as deployed ------------------------------------------------
     def post(self, body: bytes, headers: Mapping[str, str] | None = None) -> Reply:
-        from handlers.platform import dataverse_webhook
+        from app.platform import dataverse_webhook
 
         request = func.HttpRequest("POST", "http://localhost:7071/api/dataverse", body=body,
                                    headers={"x-w365-webhook-key": WEBHOOK_KEY, "content-type": "application/json",
@@ -114,13 +114,13 @@ class World:
 
 
 def build_world(rsps: responses.RequestsMock, settings: Mapping[str, str] | None = None) -> World:
-    from core.composition import provisioning_providers
+    from app.composition import provisioning_providers
     from dataverse.auth import StaticTokenProvider
     from dataverse.client import DataverseClient
-    from dataverse.standin import DataverseStandIn
-    from dataverse.standin.demo import seed_demo
+    from standins.dataverse import DataverseStandIn
+    from standins.dataverse.demo import seed_demo
     from gateway.client import AuthorizeNetGateway
-    from gateway.simulator import AuthorizeNetSimulator
+    from standins.authorizenet import AuthorizeNetSimulator
 
     clock = MovableClock()
     standin = DataverseStandIn(clock=clock)
@@ -135,7 +135,7 @@ def build_world(rsps: responses.RequestsMock, settings: Mapping[str, str] | None
     rsps.add_passthru("http://127.0.0.1")
     values = {**TEST_SETTINGS, **(settings or {})}
     services: Services
-    queue = InProcessQueue(lambda: services, clock=clock)
+    queue = InProcessQueue(lambda kind, payload: run_work(kind, payload, services), clock=clock)
     services = Services(
         dataverse=DataverseClient(DATAVERSE_URL, StaticTokenProvider("test-token"), sleep=lambda seconds: None),
         gateway=AuthorizeNetGateway(values["AUTHORIZENET_LOGIN_ID"], values["AUTHORIZENET_TRANSACTION_KEY"],

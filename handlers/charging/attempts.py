@@ -26,7 +26,6 @@ from core import footprint
 from core.errors import (ConcurrencyConflict, ConflictInProgress, DataverseError, DuplicateRecord, GatewayAuthError,
                          GatewayError, GatewayUnavailable, OutcomeUnknown, RecordNotFound)
 from core.ports import BatchOperation, ChargeOutcome, ChargeResult, Record
-from core.queue import work_handler
 from core.services import Services
 from handlers.charging import ledger
 from handlers.charging.ledger import format_money
@@ -361,7 +360,6 @@ def read_open_attempt(services: Services, transaction_id: str) -> OpenAttempt | 
         result_text=row.get("w365_transactionresult") or "")
 
 
-@work_handler(RECORD_WORK)
 def record_queued_result(payload: Mapping[str, Any], services: Services) -> None:
     """The queued write of an answer Dataverse could not take at once. Raising (still throttled) = redelivery."""
     attempt = read_open_attempt(services, str(payload["transaction_id"]))

@@ -13,7 +13,7 @@ from core.context import PluginContext
 from core.errors import BusinessRuleViolation, ConflictInProgress
 from core.ports import Record
 from core.services import Services
-from core.steps import Outcome, step
+from core.steps import Outcome
 from handlers.charging import attempts, ledger
 from handlers.charging.attempts import PROFILE_COLUMNS, TRANSACTION_COLUMNS
 from handlers.charging.ledger import format_money
@@ -28,7 +28,6 @@ INVOICE_EXPAND = (
 IN_PROGRESS = "A charge of this invoice is in progress"
 
 
-@step("w365_ChargeInvoice", "invoice", replay_safe=True)
 def charge_invoice_step(ctx: PluginContext, services: Services) -> Outcome:
     return charge_invoice(services, ctx.primary_entity_id, ctx.param("Amount"), user_id=ctx.initiating_user_id,
                           request_id=ctx.request_id)

@@ -19,7 +19,6 @@ from typing import Any, Mapping
 from core import footprint
 from core.errors import DataverseError, DuplicateRecord, GatewayError, GatewayNotFound
 from core.ports import ChargeOutcome, ChargeResult, TransactionDetails
-from core.queue import work_handler
 from core.services import Services
 from handlers.charging import attempts
 from handlers.charging.attempts import (OPEN_OUTCOMES, RECONCILE_SCHEDULE, RECONCILE_WORK, TRANSACTION_COLUMNS,
@@ -28,7 +27,8 @@ from handlers.charging.attempts import (OPEN_OUTCOMES, RECONCILE_SCHEDULE, RECON
 log = logging.getLogger(__name__)
 
 NEVER_SENT_AFTER = dt.timedelta(hours=1)     # the unsettled list shows a transaction at once; an hour is generous
-SWEEP_EVERY = dt.timedelta(minutes=5)        # the timer's period (handlers/charging/__init__.py)
+SWEEP_EVERY = dt.timedelta(minutes=5)
+SWEEP_SCHEDULE = "0 */5 * * * *"              # SWEEP_EVERY as the timer's NCRONTAB (handlers/charging/entry.py)
 CLOCK_SLACK = dt.timedelta(minutes=10)       # our clock vs the gateway's submitTimeUTC
 MAX_CANDIDATES = 25
 FLAG = "Needs a person:"
@@ -68,7 +68,6 @@ def reconcile_ref_id(services: Services, ref_id: str) -> bool:
     return bool(rows) and reconcile_attempt(services, rows[0]["w365_paymenttransactionid"])
 
 
-@work_handler(RECONCILE_WORK)
 def reconcile_queued(payload: Mapping[str, Any], services: Services) -> None:
     transaction_id, try_number = str(payload["transaction_id"]), int(payload.get("try", 1))
     if reconcile_attempt(services, transaction_id):

@@ -14,7 +14,7 @@ from core.errors import (BusinessRuleViolation, ConflictInProgress, GatewayAuthE
                          GatewayUnavailable)
 from core.ports import Record
 from core.services import Services
-from core.steps import Outcome, step
+from core.steps import Outcome
 from handlers.charging import attempts, ledger
 from handlers.charging.attempts import (APPROVED, CHARGE, PROFILE_COLUMNS, REFUND, TRANSACTION_COLUMNS,
                                         TRANSACTIONS, VOID, OpenAttempt)
@@ -25,7 +25,6 @@ SETTLED = frozenset({"settledSuccessfully"})
 IN_PROGRESS = "A refund of this charge is in progress"
 
 
-@step("w365_RefundTransaction", "w365_paymenttransaction")
 def refund_transaction_step(ctx: PluginContext, services: Services) -> Outcome:
     return refund_transaction(services, ctx.primary_entity_id, ctx.param("Amount"), user_id=ctx.initiating_user_id,
                               request_id=ctx.request_id)

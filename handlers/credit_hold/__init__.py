@@ -1,5 +1,2 @@
-"""Credit hold and provisioning (issue 6). No HTTP routes of its own: table events reach it through
-handlers/platform.py, provisioning runs as queued work. Use cases: rules.py; providers: manual_provider.py (Dataverse
-task), webhook_provider.py (signed HTTP POST, an adapter), demo_provider.py (local-mode endpoint).
-
-The Blueprint is in triggers.py."""
+"""Credit hold and provisioning: the table events (steps.py) and their use cases (rules.py), and the Manual provider
+(manual_provider.py; the Webhook provider is an adapter: adapters/provider_webhook.py). entry.py registers them."""

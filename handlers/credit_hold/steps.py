@@ -6,13 +6,11 @@ import datetime as dt
 from typing import Any, Mapping
 
 from core.context import EntityImage, PluginContext
-from core.queue import work_handler
 from core.services import Services
-from core.steps import Outcome, step
+from core.steps import Outcome
 from handlers.credit_hold import rules
 
 
-@step("Update", "account")
 def account_updated(ctx: PluginContext, services: Services) -> Outcome:
     target = ctx.target if isinstance(ctx.target, EntityImage) else None
     before = ctx.pre_image()
@@ -28,17 +26,14 @@ def account_updated(ctx: PluginContext, services: Services) -> Outcome:
                                  lifted_at=lifted_at, event_id=_event_id(ctx))
 
 
-@step("Create", "w365_subscription")
 def subscription_created(ctx: PluginContext, services: Services) -> Outcome:
     return rules.provision_new_subscription(services, ctx.primary_entity_id)
 
 
-@step("Update", "w365_configuration")
 def configuration_updated(ctx: PluginContext, services: Services) -> Outcome:
     return rules.credit_hold_switched(services, changed_by=ctx.initiating_user_id, event_id=_event_id(ctx))
 
 
-@work_handler(rules.PROVISION_WORK)
 def provision_work(payload: Mapping[str, Any], services: Services) -> None:
     rules.provision(services, str(payload["subscription_id"]), attempt=int(payload.get("attempt") or 1),
                     origin=str(payload.get("origin") or ""))

@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING, Any, Mapping
 from core import footprint
 from core.errors import GatewayNotFound
 from core.ports import Record
-from core.queue import work_handler
 from core.services import Services
 from core.steps import Outcome
 from handlers.payment_profiles import profiles
@@ -84,7 +83,6 @@ def _refresh_or_import(services: Services, note: "Notification") -> Outcome:
                              regarding_table="account", regarding_id=account_id)
 
 
-@work_handler(IMPORT_WORK)
 def import_profiles(payload: Mapping[str, Any], services: Services) -> None:
     """Sync all of the account: imports the new card unless Dynamics wrote its row meanwhile (then refreshes it)."""
     ok, message = profiles.sync_account(services, str(payload["account_id"]), import_only=True)

@@ -9,7 +9,7 @@ import secrets
 from decimal import Decimal
 from typing import Any, Mapping
 
-from core.composition import accept_js_auth
+from app.composition import accept_js_auth
 from core.services import Services
 from handlers.customer_pages import html as pages
 from handlers.customer_pages.html import esc

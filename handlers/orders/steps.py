@@ -4,12 +4,11 @@ from __future__ import annotations
 from core.context import PluginContext
 from core.errors import BadRequest
 from core.services import Services
-from core.steps import Outcome, step
+from core.steps import Outcome
 from handlers.orders import approval, payment
 from handlers.payment_profiles.profiles import bill_to_from_json, opaque_from
 
 
-@step("w365_SubmitOrderPayment", "salesorder")
 def submit_order_payment(ctx: PluginContext, services: Services) -> Outcome:
     profile_id = ctx.param("PaymentProfileId")
     opaque = opaque_from(ctx.param("OpaqueDataDescriptor"), ctx.param("OpaqueDataValue"))
@@ -25,14 +24,12 @@ def submit_order_payment(ctx: PluginContext, services: Services) -> Outcome:
     return Outcome.succeeded(result.message, **data) if result.approved else Outcome.failed(result.message, **data)
 
 
-@step("w365_SendOrderForApproval", "salesorder")
 def send_order_for_approval(ctx: PluginContext, services: Services) -> Outcome:
     return Outcome.succeeded(approval.send_for_approval(
         services, ctx.primary_entity_id, user_id=ctx.initiating_user_id, contact_id=str(ctx.param("ContactId")),
         subject=ctx.param("EmailSubject") or "", body=ctx.param("EmailBody") or ""))
 
 
-@step("w365_ConvertOrderToDraft", "salesorder")
 def convert_order_to_draft(ctx: PluginContext, services: Services) -> Outcome:
     return Outcome.succeeded(approval.convert_to_draft(services, ctx.primary_entity_id,
                                                        user_id=ctx.initiating_user_id))

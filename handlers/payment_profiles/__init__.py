@@ -1,4 +1,2 @@
-"""Payment profiles (issue 4): the Custom API messages (steps.py), the customer's Profile Request page (triggers.py),
-use cases in profiles.py and profile_request.py.
-
-The Blueprint (the customer's page route) is in triggers.py."""
+"""Payment profiles: the Custom API messages (steps.py), the customer's Profile Request page (page.py), use cases in
+profiles.py and profile_request.py. entry.py registers them."""

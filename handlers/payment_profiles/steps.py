@@ -6,7 +6,7 @@ from core.context import PluginContext
 from core.errors import BadRequest, GatewayAuthError, GatewayError, GatewayUnavailable
 from core.permissions import APPEND_TO, READ, WRITE, require_access
 from core.services import Services
-from core.steps import Outcome, step
+from core.steps import Outcome
 from handlers.payment_profiles import profiles
 from handlers.payment_profiles.profile_request import send_profile_request
 
@@ -15,7 +15,6 @@ def _target_id(ctx: PluginContext) -> str:
     return ctx.target.id
 
 
-@step("w365_AddPaymentProfile", "account")
 def add_payment_profile(ctx: PluginContext, services: Services) -> Outcome:
     account_id = _target_id(ctx)
     method = (ctx.param("Method") or "").strip()
@@ -49,13 +48,11 @@ def _profile_step(ctx: PluginContext, services: Services, action: str) -> str:
     return profile_id
 
 
-@step("w365_SyncPaymentProfile", "w365_paymentprofile")
 def sync_payment_profile(ctx: PluginContext, services: Services) -> Outcome:
     ok, message = profiles.sync_profile(services, _profile_step(ctx, services, "sync it"))
     return Outcome.succeeded(message) if ok else Outcome.failed(message)
 
 
-@step("w365_SyncPaymentProfiles", "account")
 def sync_payment_profiles(ctx: PluginContext, services: Services) -> Outcome:
     account_id = _target_id(ctx)
     require_access(services, ctx.initiating_user_id, "account", account_id, READ, APPEND_TO,
@@ -64,13 +61,11 @@ def sync_payment_profiles(ctx: PluginContext, services: Services) -> Outcome:
     return Outcome.succeeded(message) if ok else Outcome.failed(message)
 
 
-@step("w365_SetDefaultPaymentProfile", "w365_paymentprofile")
 def set_default_payment_profile(ctx: PluginContext, services: Services) -> Outcome:
     profile_id = _profile_step(ctx, services, "make it the default")
     return Outcome.succeeded(profiles.set_default(services, profile_id, user_id=ctx.initiating_user_id))
 
 
-@step("w365_UpdatePaymentProfile", "w365_paymentprofile")
 def update_payment_profile(ctx: PluginContext, services: Services) -> Outcome:
     profile_id = _profile_step(ctx, services, "update it")
     ok, message = profiles.update_profile(
@@ -79,6 +74,5 @@ def update_payment_profile(ctx: PluginContext, services: Services) -> Outcome:
     return Outcome.succeeded(message) if ok else Outcome.failed(message)
 
 
-@step("w365_DeactivatePaymentProfile", "w365_paymentprofile")
 def deactivate_payment_profile(ctx: PluginContext, services: Services) -> Outcome:
     return Outcome.succeeded(profiles.deactivate(services, _profile_step(ctx, services, "deactivate it")))

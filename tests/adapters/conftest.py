@@ -2,8 +2,8 @@
 import pytest
 import responses
 
-from dataverse.standin import DataverseStandIn
-from dataverse.standin.demo import seed_demo
+from standins.dataverse import DataverseStandIn
+from standins.dataverse.demo import seed_demo
 
 
 @pytest.fixture

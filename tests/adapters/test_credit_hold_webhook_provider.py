@@ -10,7 +10,7 @@ import pytest
 
 from credit_hold_provider_server import ProviderServer, refused_url
 from handlers.credit_hold.rules import ProvisioningResult
-from handlers.credit_hold.webhook_provider import WebhookProvider
+from adapters.provider_webhook import WebhookProvider
 
 KEY = "adapter-test-signing-key"
 SUB = {"w365_subscriptionid": "5b0c6a1e-7d7e-4f00-9d55-1c2b3a4d5e6f", "w365_name": "Cloud PC x3",

@@ -8,7 +8,7 @@ from core.errors import AccessDenied, ConcurrencyConflict, DuplicateRecord, Reco
 from core.ports import BatchOperation
 from dataverse.auth import StaticTokenProvider
 from dataverse.client import DataverseClient
-from dataverse.standin import DataverseStandIn
+from standins.dataverse import DataverseStandIn
 
 ORG = "https://contoso.crm.dynamics.com"
 

@@ -14,7 +14,7 @@ from core.errors import (BadRequest, ConfigurationError, GatewayAuthError, Gatew
                          GatewayUnavailable, InvalidNonce, OutcomeUnknown)
 from core.ports import BillTo, ChargeOutcome
 from gateway.client import ENDPOINTS, AuthorizeNetGateway
-from gateway.simulator import LOGIN_ID, SANDBOX_URL, TRANSACTION_KEY, AuthorizeNetSimulator
+from standins.authorizenet import LOGIN_ID, SANDBOX_URL, TRANSACTION_KEY, AuthorizeNetSimulator
 
 CARD, CVV = "4111111111111111", "900"
 HOME = BillTo(first_name="Zoë", last_name="Müller", company="Zoë Müller GmbH", address="1 Main St", city="Bellevue",

@@ -16,7 +16,7 @@ import responses
 from core.ports import BillTo
 from gateway import client as client_module
 from gateway.client import AuthorizeNetGateway
-from gateway.simulator import AuthorizeNetSimulator
+from standins.authorizenet import AuthorizeNetSimulator
 
 apicontracts = pytest.importorskip("authorizenet.apicontractsv1")
 pyxb = pytest.importorskip("pyxb")

@@ -15,7 +15,7 @@ from wsgiref.util import setup_testing_defaults
 import pytest
 
 from gateway.signature import verify_signature
-from gateway.simulator import (ACCEPT_DESCRIPTOR, LOGIN_ID, PUBLIC_CLIENT_KEY, SANDBOX_URL, SIGNATURE_KEY,
+from standins.authorizenet import (ACCEPT_DESCRIPTOR, LOGIN_ID, PUBLIC_CLIENT_KEY, SANDBOX_URL, SIGNATURE_KEY,
                                TRANSACTION_KEY, AcceptError, AuthorizeNetSimulator, TransportFault)
 
 AUTH = {"name": LOGIN_ID, "transactionKey": TRANSACTION_KEY}

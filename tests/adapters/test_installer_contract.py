@@ -10,7 +10,7 @@ import responses
 
 from dataverse.auth import StaticTokenProvider
 from dataverse.client import DataverseClient
-from dataverse.standin import DataverseStandIn, metadata
+from standins.dataverse import DataverseStandIn, metadata
 import installer
 
 REPO = Path(__file__).resolve().parents[2]
@@ -64,7 +64,7 @@ def test_contract_parser_reads_what_it_should():
     if not CONTRACT.is_file():
         pytest.skip(f"{CONTRACT} is not there")
     found = contract()
-    assert len(found["messages"]) == 11 and ("Update", "account", "creditonhold") in found["steps"]
+    assert len(found["messages"]) == 12 and ("Update", "account", "creditonhold") in found["steps"]
     assert "w365_billto_lastname" in found["columns"]["w365_paymentprofile"]
     assert found["columns"]["account"] == {"w365_gatewaycustomerprofileid"}
 

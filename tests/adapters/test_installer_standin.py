@@ -12,7 +12,7 @@ import responses
 from core import footprint
 from dataverse.auth import StaticTokenProvider
 from dataverse.client import DataverseClient
-from dataverse.standin import DataverseStandIn, metadata
+from standins.dataverse import DataverseStandIn, metadata
 import installer
 from installer import desired
 

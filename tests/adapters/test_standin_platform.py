@@ -8,8 +8,8 @@ import pytest
 import requests
 import responses
 
-from dataverse.standin import DataverseStandIn
-from dataverse.standin.demo import seed_demo
+from standins.dataverse import DataverseStandIn
+from standins.dataverse.demo import seed_demo
 
 API = "https://contoso.crm.dynamics.com/api/data/v9.2/"
 

@@ -7,8 +7,8 @@ import requests
 from hypothesis import given, settings, strategies as st
 
 from core import footprint
-from dataverse.standin.query import parse_filter
-from dataverse.standin.store import ODataError
+from standins.dataverse.query import parse_filter
+from standins.dataverse.store import ODataError
 
 API = "https://contoso.crm.dynamics.com/api/data/v9.2/"
 

@@ -44,8 +44,8 @@ class LiveApp:
     server: Any = field(repr=False, default=None)
 
     def send(self, message: str, table: str, record_id: str, **parameters: Any) -> dict:
-        from core.composition import LOCAL_WEBHOOK_KEY
-        from devhost import messages
+        from standins import LOCAL_WEBHOOK_KEY
+        from standins import payloads as messages
 
         body = messages.custom_api(message, table, record_id, parameters, request_id=str(uuid.uuid4()),
                                    user_id=self.ids["admin"])
@@ -63,13 +63,13 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="session")
 def _live_app_session():
-    from core.composition import (LOCAL_DATAVERSE_PATH, LOCAL_GATEWAY_KEY, LOCAL_GATEWAY_LOGIN, LOCAL_GATEWAY_PATH,
-                                  build_services, set_services)
+    from app.composition import build_services, set_services
+    from standins import LOCAL_DATAVERSE_PATH, LOCAL_GATEWAY_KEY, LOCAL_GATEWAY_LOGIN, LOCAL_GATEWAY_PATH
     from core.settings import Settings
-    from dataverse.standin import DataverseStandIn
-    from dataverse.standin.demo import seed_demo
-    from devhost.host import FunctionsDevHost, serve
-    from gateway.simulator import AuthorizeNetSimulator
+    from standins.dataverse import DataverseStandIn
+    from standins.dataverse.demo import seed_demo
+    from standins.devhost.host import FunctionsDevHost, serve
+    from standins.authorizenet import AuthorizeNetSimulator
     import function_app
 
     port = _free_port()
@@ -99,7 +99,7 @@ def _live_app_session():
 
 @pytest.fixture
 def live_app(_live_app_session):
-    from core.composition import set_services
+    from app.composition import set_services
 
     # Other tests (the `world` fixture) reset the process-wide services; put the live app's back for this test.
     set_services(_live_app_session.services)

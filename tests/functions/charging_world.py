@@ -6,7 +6,6 @@ from decimal import Decimal
 
 from core import footprint
 from core.ports import BillTo
-import handlers.charging.triggers  # noqa: F401 - registers the charging steps and queued work
 
 VISA = "4111111111111111"
 PAID_AT_GATEWAY = ("capturedPendingSettlement", "settledSuccessfully")

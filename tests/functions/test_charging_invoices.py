@@ -330,8 +330,8 @@ def test_the_same_request_id_twice_charges_once(books):
 
 
 def test_a_message_redelivered_by_the_service_bus_queue_charges_once(books):
-    from devhost import messages
-    from handlers.platform import work_queue
+    from standins import payloads as messages
+    from app.platform import work_queue
 
     class Delivery:
         def __init__(self, body):
@@ -351,7 +351,7 @@ def test_a_message_redelivered_by_the_service_bus_queue_charges_once(books):
 
 
 def test_a_queued_write_redelivered_applies_once(books):
-    from core.queue import run_work
+    from app.capabilities import run_work
 
     world = books
     world.standin.fail_next(10, status=503, retry_after=0, match=_is("POST", "$batch"))

@@ -100,7 +100,7 @@ def test_a_refund_goes_to_the_card_charged_even_after_the_profile_got_a_new_card
 
 @pytest.mark.parametrize("code, says", [("E00040", "no record"), ("E00011", "E00011")])
 def test_a_gateway_that_cannot_show_the_charge_is_a_failed_outcome_not_a_500(charged, monkeypatch, code, says):
-    from gateway import simulator
+    from standins import authorizenet as simulator
 
     world, charge_id = charged
 

@@ -7,8 +7,8 @@ import datetime as dt
 
 import pytest
 
-from core.queue import run_work
-from devhost import messages
+from app.capabilities import run_work
+from standins import payloads as messages
 from handlers.credit_hold.rules import ProvisioningResult, provision_new_subscription
 
 

@@ -10,12 +10,13 @@ from wsgiref.simple_server import WSGIRequestHandler, make_server
 import pytest
 
 from tests.conftest import PROVIDER_SIGNING_KEY
-from core.composition import LOCAL_PROVIDER_PATH, provisioning_providers
+from app.composition import provisioning_providers
+from standins import LOCAL_PROVIDER_PATH
 from core.settings import LOCAL_DEFAULT_BASE_URL, Settings
 from credit_hold_provider_server import ProviderServer, refused_url
-from dataverse.standin import demo
-from handlers.credit_hold.demo_provider import DemoProvider
-from handlers.credit_hold.webhook_provider import WebhookProvider
+from standins.dataverse import demo
+from standins.demo_provider import DemoProvider
+from adapters.provider_webhook import WebhookProvider
 
 
 def status(world, label):

@@ -28,7 +28,7 @@ HELD_ZIP = "46299"
 # --- helpers -----------------------------------------------------------------------------------------------------
 
 def post(world, body: bytes, headers: dict | None = None):
-    from handlers.gateway_webhooks.triggers import authorizenet_webhook
+    from handlers.gateway_webhooks.entry import authorizenet_webhook
 
     request = func.HttpRequest("POST", "http://localhost:7071/api/authorizenet/webhook", body=body,
                                headers=headers or {})
@@ -404,7 +404,7 @@ def test_deleted_marks_the_row_inactive_and_sync_failed(world, sink):
 # --- local mode: the simulator posts to the dev host's route -------------------------------------------------------
 
 def test_the_simulator_delivers_to_the_dev_host_route(world):
-    from devhost.host import FunctionsDevHost, serve
+    from standins.devhost.host import FunctionsDevHost, serve
 
     host = FunctionsDevHost(function_app.app)
     server = serve(host, "127.0.0.1", 0)

@@ -9,7 +9,7 @@ import responses
 
 from dataverse.auth import StaticTokenProvider
 from dataverse.client import DataverseClient
-from dataverse.standin import DataverseStandIn, metadata
+from standins.dataverse import DataverseStandIn, metadata
 from installer import __main__ as cli
 
 URL = "https://contoso.crm.dynamics.com"

@@ -12,7 +12,7 @@ import azure.functions as func
 import pytest
 
 from core import footprint
-from handlers.orders.triggers import order_approval_page
+from handlers.orders.entry import order_approval_page
 from tests.functions.charging_world import outcome
 
 FORM = {"firstName": "Nancy", "lastName": "Davolio", "company": "Fabrikam", "address": "1 Main St",

@@ -251,7 +251,7 @@ def test_a_person_without_the_privilege_cannot_collect_payment(world):
 
 
 def test_a_person_who_cannot_read_the_card_cannot_charge_it(world, monkeypatch):
-    from dataverse.standin import security
+    from standins.dataverse import security
     profile_id = card_on_file(world, on_contract=False)
     # Everything a charge of the order needs, but no read on payment profiles.
     tables = [t for t in world.standin.store.tables if t != "w365_paymentprofile"]

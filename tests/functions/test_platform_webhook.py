@@ -6,17 +6,17 @@ import uuid
 import azure.functions as func
 import pytest
 
-from core.composition import set_services
+from app.composition import set_services
 from core.services import Services
 from core.settings import Settings
-from core.steps import Outcome, step
-from devhost import messages
+from app.capabilities import registry
+from core.steps import Outcome
+from standins import payloads as messages
 
 INVOICE = "a3e1f0c2-6b7d-4e8f-9a0b-1c2d3e4f5a6b"
 calls: list = []
 
 
-@step("w365_TestEcho", "invoice")
 def _echo(context, services):
     calls.append(context)
     if context.param("Refuse"):
@@ -24,11 +24,14 @@ def _echo(context, services):
     return Outcome.succeeded(f"Echo {context.param('Text', '')}", echoed=True)
 
 
-@step("Update", "w365_testtable")
 def _table_event(context, services):
     calls.append(context)
     return Outcome.succeeded("handled")
 
+
+
+registry().step("w365_TestEcho", "invoice", _echo)
+registry().step("Update", "w365_testtable", _table_event)
 
 @pytest.fixture(autouse=True)
 def _clear():
@@ -73,7 +76,7 @@ def test_the_same_request_id_twice_runs_the_handler_once_and_answers_the_same(wo
 @pytest.mark.parametrize("headers", [{}, {"x-w365-webhook-key": "wrong"}, {"x-w365-webhook-key": ""}])
 def test_a_missing_or_wrong_key_is_401_and_nothing_happens(world, headers):
     body = messages.dumps(messages.custom_api("w365_TestEcho", "invoice", INVOICE, {}))
-    from handlers.platform import dataverse_webhook
+    from app.platform import dataverse_webhook
     request = func.HttpRequest("POST", "http://localhost/api/dataverse", body=body, headers=headers)
     response = dataverse_webhook.build().get_user_function()(request)
     assert response.status_code == 401
@@ -127,7 +130,7 @@ def test_deep_chains_are_ignored_as_loops(world):
 
 
 def test_health_names_missing_settings_but_never_values(world):
-    from handlers.platform import health
+    from app.platform import health
     set_services(Services(dataverse=None, gateway=None, queue=None,
                           settings=Settings({"DATAVERSE_URL": "https://secret-org.crm.dynamics.com"})))
     response = health.build().get_user_function()(func.HttpRequest("GET", "http://localhost/api/health", body=b""))

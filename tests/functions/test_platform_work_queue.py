@@ -7,26 +7,29 @@ import pytest
 from azure.functions.servicebus import ServiceBusMessage
 
 from core.errors import PlatformUnavailable
-from core.queue import encode_work, work_handler
-from core.steps import Outcome, step
-from devhost import messages
-from handlers.platform import work_queue
+from app.capabilities import registry
+from core.queue import encode_work
+from core.steps import Outcome
+from standins import payloads as messages
+from app.platform import work_queue
 
 done: list = []
 
 
-@work_handler("test.queue_trigger")
 def _work(payload, services):
     if payload.get("fail"):
         raise RuntimeError("try again")
     done.append(payload)
 
 
-@step("w365_TestQueued", "invoice")
 def _queued_step(context, services):
     done.append(context.message_name)
     return Outcome.succeeded("Queued step ran.")
 
+
+
+registry().work("test.queue_trigger", _work)
+registry().step("w365_TestQueued", "invoice", _queued_step)
 
 def _deliver(body: bytes, **properties):
     message = ServiceBusMessage(body=body, message_id=str(uuid.uuid4()), content_type="application/json",

@@ -145,7 +145,7 @@ def test_set_default_needs_write_on_the_default_it_clears(world, monkeypatch):
     second = _synced_profile(world, number="5424000000000015")
     # Record-level security the stand-in's organization-wide roles cannot express: Sam may write the profile he asks
     # about (as its owner could) but Dataverse refuses him the change to the account's current default.
-    from dataverse.standin import actions
+    from standins.dataverse import actions
     checked = actions.retrieve_principal_access
 
     def owner_of_second(ctx, user, segment):

@@ -10,8 +10,8 @@ from urllib.parse import urlencode
 import azure.functions as func
 
 from core import footprint
-from gateway.simulator import luhn_valid
-from handlers.payment_profiles.triggers import profile_request_page
+from standins.authorizenet import luhn_valid
+from handlers.payment_profiles.entry import profile_request_page
 
 DIGITS = re.compile(r"(?<!\d)\d{13,19}(?!\d)")
 BILL_TO = json.dumps({"firstName": "Nancy", "lastName": "Davolio", "address": "1 Main St", "city": "Springfield",

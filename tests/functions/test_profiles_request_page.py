@@ -9,7 +9,7 @@ import azure.functions as func
 import pytest
 
 from handlers.customer_pages import links
-from handlers.payment_profiles.triggers import profile_request_page
+from handlers.payment_profiles.entry import profile_request_page
 
 FORM = {"firstName": "Nancy", "lastName": "Davolio", "company": "Fabrikam", "address": "1 Main St",
         "city": "Springfield", "state": "IL", "zip": "62701", "country": "US", "phoneNumber": "555-0100",

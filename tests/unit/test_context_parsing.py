@@ -9,7 +9,7 @@ import pytest
 from core.context import EntityImage, EntityRef
 from core.errors import BadRequest
 from dataverse.context import parse_context
-from devhost import messages
+from standins import payloads as messages
 
 SAMPLES = Path(__file__).resolve().parents[3] / "shared" / "samples"
 

@@ -6,7 +6,7 @@ import azure.functions as func
 import pytest
 import requests
 
-from devhost.host import CronSchedule, FunctionsDevHost, serve
+from standins.devhost.host import CronSchedule, FunctionsDevHost, serve
 
 
 def _app():

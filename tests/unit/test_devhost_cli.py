@@ -4,7 +4,7 @@ from decimal import Decimal
 import pytest
 
 from core import footprint
-from devhost.__main__ import _column_types, _pairs, _parameter_types
+from standins.devhost.__main__ import _column_types, _pairs, _parameter_types
 
 
 def test_custom_api_parameters_follow_their_declared_types():

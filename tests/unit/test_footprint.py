@@ -105,7 +105,7 @@ def test_installer_adds_only_our_columns_on_native_tables():
 
 def test_custom_apis_and_steps_cover_contract_messages():
     names = {a.unique_name for a in fp.CUSTOM_APIS}
-    assert len(names) == 11 and all(a.parameters[0].name == "RequestId" for a in fp.CUSTOM_APIS)
+    assert len(names) == 12 and all(a.parameters[0].name == "RequestId" for a in fp.CUSTOM_APIS)
     charge = next(a for a in fp.CUSTOM_APIS if a.unique_name == "w365_ChargeInvoice")
     assert charge.bound_to == "invoice" and charge.parameters[1] == fp.Parameter("Amount", "Decimal", True)
     steps = {(s.message, s.table): s for s in fp.WEBHOOK_STEPS}

@@ -5,18 +5,18 @@ from decimal import Decimal
 
 import pytest
 
-from core.queue import InProcessQueue, decode_work, encode_work, work_handler
+from app.capabilities import registry
+from core.queue import decode_work, encode_work
+from standins.queue import InProcessQueue
 
 seen: list = []
 failures = {"left": 0}
 
 
-@work_handler("test.record")
 def _record(payload, services):
     seen.append((payload, services))
 
 
-@work_handler("test.flaky")
 def _flaky(payload, services):
     if failures["left"] > 0:
         failures["left"] -= 1
@@ -32,11 +32,16 @@ class Clock:
         return self.value
 
 
+
+registry().work("test.record", _record)
+registry().work("test.flaky", _flaky)
+
 @pytest.fixture
 def queue():
     seen.clear()
     clock = Clock()
-    q = InProcessQueue(lambda: "services", clock=clock, max_deliveries=3)
+    q = InProcessQueue(lambda kind, payload: registry().run_work(kind, payload, "services"), clock=clock,
+                       max_deliveries=3)
     q.clock = clock
     return q
 

@@ -4,7 +4,8 @@ queue trigger tells apart from Dataverse's own messages."""
 import datetime as dt
 import json
 
-from core.queue import WORK_KIND_KEY, ServiceBusQueue, decode_work
+from adapters.servicebus import ServiceBusQueue
+from core.queue import WORK_KIND_KEY, decode_work
 
 
 class FakeSender:

@@ -27,8 +27,8 @@ from typing import Any, Mapping
 
 from core import footprint
 from core.footprint import Column, Table
-from dataverse.standin.query import parse_filter, parse_select, parse_top
-from dataverse.standin.store import ODataError, Store, bad_request, coerce, dumps, loads, not_found
+from standins.dataverse.query import parse_filter, parse_select, parse_top
+from standins.dataverse.store import ODataError, Store, bad_request, coerce, dumps, loads, not_found
 
 JSON = "application/json; odata.metadata=minimal"
 CRM = "Microsoft.Dynamics.CRM."

@@ -7,7 +7,7 @@ import uuid
 from dataclasses import dataclass, field
 from http import HTTPStatus
 
-from dataverse.standin.store import bad_request
+from standins.dataverse.store import bad_request
 
 
 @dataclass

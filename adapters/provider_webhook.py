@@ -5,7 +5,7 @@ signed with HMAC-SHA256 over the exact body bytes:
     X-W365-Delivery: <subscription id>      same on every attempt, so a provider can drop a repeat
     X-W365-Attempt: <n>
 
-The key is the app setting W365_PROVIDER_SIGNING_KEY (local mode: a default, core.composition). 2xx = Provisioned;
+The key is the app setting W365_PROVIDER_SIGNING_KEY (local mode: a default, app.composition). 2xx = Provisioned;
 4xx = Failed with the provider's message (408 and 429 excepted: they mean "later"); 5xx, timeout, refused = retried.
 """
 from __future__ import annotations

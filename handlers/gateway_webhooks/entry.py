@@ -11,10 +11,11 @@ from typing import Any, Mapping
 
 import azure.functions as func
 
-from core.composition import get_services, signature_key
+from app.composition import get_services, signature_key
 from core.errors import BadRequest, ConfigurationError
 from gateway.signature import verify_signature
-from handlers.gateway_webhooks import profile_events  # noqa: F401 - registers the queued import
+from core.steps import Registry
+from handlers.gateway_webhooks import profile_events
 from handlers.gateway_webhooks.notifications import handle_notification, parse_notification
 
 log = logging.getLogger(__name__)
@@ -57,3 +58,8 @@ def authorizenet_webhook(req: func.HttpRequest) -> func.HttpResponse:
 def _json(status: int, body: Mapping[str, Any], headers: Mapping[str, str] | None = None) -> func.HttpResponse:
     return func.HttpResponse(json.dumps(body), status_code=status, mimetype="application/json",
                              headers=dict(headers or {}))
+
+
+def register(registry: Registry) -> None:
+    registry.blueprint(bp)
+    registry.work(profile_events.IMPORT_WORK, profile_events.import_profiles)

@@ -1,32 +1,21 @@
-"""GET/POST /api/profile-requests/{token}: the customer's page. Parses and maps; the work is in profile_request.py."""
+"""The customer's Profile Request page (GET shows, POST submits): reads the link, renders, calls profile_request.py."""
 from __future__ import annotations
 
 from typing import Any, Mapping
 
-import azure.functions as func
-
-from core.composition import accept_js_auth, get_services
+from app.composition import accept_js_auth
 from core.services import Services
 from handlers.customer_pages import html as pages
-from handlers.customer_pages.http import serve_customer_page
-from handlers.payment_profiles import steps  # noqa: F401 - registers the @step handlers
 from handlers.payment_profiles.profile_request import RequestView, open_profile_request, submit_profile_request
 
-bp = func.Blueprint()
 TITLE = "Add a payment card"
 
 
-@bp.route(route="profile-requests/{token}", methods=["GET", "POST"], auth_level=func.AuthLevel.ANONYMOUS)
-def profile_request_page(req: func.HttpRequest) -> func.HttpResponse:
-    services = get_services()
-    token = req.route_params.get("token", "")
-    return serve_customer_page(req, what="profile request page",
-                               closed_text="We cannot save cards right now. Please contact us.",
-                               show=lambda: _form_page(services, token, open_profile_request(services, token)),
-                               submit=lambda form: _submit(services, token, form))
+def show(services: Services, token: str) -> pages.Page:
+    return _form_page(services, token, open_profile_request(services, token))
 
 
-def _submit(services: Services, token: str, form: Mapping[str, str]) -> pages.Page:
+def submit(services: Services, token: str, form: Mapping[str, str]) -> pages.Page:
     view = open_profile_request(services, token)
     if view.state != "usable":
         return pages.link_problem_page(view.state)

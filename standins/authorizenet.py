@@ -4,7 +4,7 @@
 Paths it answers (suffixes, so it works at any mount point):
   POST .../xml/v1/request.api   the JSON API (BOM-prefixed answers, as the gateway sends them)
   POST .../accept/nonce         what the Accept.js stand-in posts the card to; answers like Accept.js
-  GET  .../Accept.js            the Accept.js stand-in (gateway/acceptjs/Accept.js)
+  GET  .../Accept.js            the Accept.js stand-in (standins/acceptjs/Accept.js)
 
 Triggers (research/gateway.md §5, plus simulator conventions marked *):
   billing zip 46282                 charge declined: responseCode 2, error 2; liveMode validation of a new card
@@ -51,14 +51,14 @@ from pathlib import Path
 from typing import Any, Callable
 from urllib.parse import urlsplit
 
-from core.composition import LOCAL_GATEWAY_KEY, LOCAL_GATEWAY_LOGIN, LOCAL_SIGNATURE_KEY
+from standins import LOCAL_GATEWAY_KEY, LOCAL_GATEWAY_LOGIN, LOCAL_SIGNATURE_KEY
 from core.ports import Clock, OpaqueData, SystemClock
 from gateway.signature import sign
 
 log = logging.getLogger(__name__)
 
 SANDBOX_URL = "https://apitest.authorize.net/xml/v1/request.api"
-# Default credentials: those local mode wires (core.composition); the simulator accepts no others.
+# Default credentials: those local mode wires (app.composition); the simulator accepts no others.
 LOGIN_ID = LOCAL_GATEWAY_LOGIN
 TRANSACTION_KEY = LOCAL_GATEWAY_KEY
 PUBLIC_CLIENT_KEY = "local-public-client-key"

@@ -4,7 +4,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 from core.footprint import CONFIGURATION_DEFAULTS, choice
-from dataverse.standin.http import DataverseStandIn
+from standins.dataverse.http import DataverseStandIn
 
 WEBHOOK_PROVIDER_URL = "http://127.0.0.1:7071/_local/provider"   # handlers/credit_hold/demo_provider.py
 

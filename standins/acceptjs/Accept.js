@@ -5,7 +5,7 @@
  * and responseHandler gets {opaqueData: {dataDescriptor, dataValue}, messages: {resultCode: "Ok", message: [...]}}
  * or {messages: {resultCode: "Error", message: [{code: "E_WC_05", text: "..."}]}}.
  * The card goes to the gateway simulator's nonce endpoint on this same origin (accept/nonce beside this file),
- * never to the app's /api routes. Served by gateway.simulator.AuthorizeNetSimulator.wsgi_app().
+ * never to the app's /api routes. Served by standins.authorizenet.AuthorizeNetSimulator.wsgi_app().
  */
 (function (global) {
   "use strict";

@@ -1,16 +1,18 @@
-"""The orders Blueprint: the customer's approval page route and the order timer. Importing it registers the
-order steps."""
+"""The orders capability's registrations: its Custom API messages (steps.py), the customer's approval page route
+(page.py) and the order timer."""
+from __future__ import annotations
+
 import logging
 
 import azure.functions as func
 
-from core.composition import get_services
+from app.composition import get_services
+from core.steps import Registry
+from handlers.customer_pages.http import serve_customer_page
+from handlers.orders import activation, page, payment, steps
 
 bp = func.Blueprint()
 log = logging.getLogger(__name__)
-
-from handlers.orders import activation, page, payment, steps  # noqa: E402,F401 - steps registers the @step handlers
-from handlers.customer_pages.http import serve_customer_page  # noqa: E402
 
 
 @bp.route(route="order-approvals/{token}", methods=["GET", "POST"], auth_level=func.AuthLevel.ANONYMOUS)
@@ -34,3 +36,10 @@ def order_timer(timer: func.TimerRequest) -> None:
     if completed or activated:
         log.info("order timer: %d paid order(s) completed, %d scheduled order(s) activated", len(completed),
                  len(activated))
+
+
+def register(registry: Registry) -> None:
+    registry.blueprint(bp)
+    registry.step("w365_SubmitOrderPayment", "salesorder", steps.submit_order_payment)
+    registry.step("w365_SendOrderForApproval", "salesorder", steps.send_order_for_approval)
+    registry.step("w365_ConvertOrderToDraft", "salesorder", steps.convert_order_to_draft)

@@ -1,11 +1,11 @@
 """Local mode from a terminal.
 
-    python -m devhost serve                        the app + stand-ins on http://127.0.0.1:7071 (what `make run` does)
-    python -m devhost send MESSAGE TABLE ID [Name=Value ...]   a ribbon button's Custom API call, as Dataverse sends it
-    python -m devhost update TABLE ID col=value ...    change a row, then fire its registered webhook step
-    python -m devhost create TABLE col=value ...       create a row, then fire its registered webhook step
-    python -m devhost show TABLE [--filter ODATA] [--select a,b]   rows of the local Dataverse
-    python -m devhost demo                         the ids of the demo data
+    python -m standins.devhost serve                        the app + stand-ins on http://127.0.0.1:7071 (what `make run` does)
+    python -m standins.devhost send MESSAGE TABLE ID [Name=Value ...]   a ribbon button's Custom API call, as Dataverse sends it
+    python -m standins.devhost update TABLE ID col=value ...    change a row, then fire its registered webhook step
+    python -m standins.devhost create TABLE col=value ...       create a row, then fire its registered webhook step
+    python -m standins.devhost show TABLE [--filter ODATA] [--select a,b]   rows of the local Dataverse
+    python -m standins.devhost demo                         the ids of the demo data
 """
 from __future__ import annotations
 
@@ -22,11 +22,11 @@ from typing import Any
 import requests
 
 from core import footprint, jsonutil
-from core.composition import (LOCAL_DATAVERSE_PATH, LOCAL_GATEWAY_PATH, LOCAL_PROVIDER_PATH, LOCAL_SIGNATURE_KEY,
-                              LOCAL_WEBHOOK_KEY)
-from devhost import messages
+from standins import (LOCAL_DATAVERSE_PATH, LOCAL_GATEWAY_PATH, LOCAL_PROVIDER_PATH, LOCAL_SIGNATURE_KEY,
+                      LOCAL_WEBHOOK_KEY)
+from standins import payloads as messages
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 LOCAL_DIR = ROOT / "local"
 BASE = os.environ.get("W365_PUBLIC_BASE_URL", "http://127.0.0.1:7071").rstrip("/")
 WEB_API = f"{BASE}{LOCAL_DATAVERSE_PATH}/api/data/v9.2"
@@ -35,12 +35,12 @@ WEB_API = f"{BASE}{LOCAL_DATAVERSE_PATH}/api/data/v9.2"
 def serve(args: argparse.Namespace) -> None:
     os.environ.setdefault("W365_MODE", "local")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    from core.composition import get_services
-    from dataverse.standin import DataverseStandIn
-    from dataverse.standin.demo import seed_demo
-    from devhost.host import FunctionsDevHost, serve as make_server
-    from gateway.simulator import AuthorizeNetSimulator
-    from handlers.credit_hold.demo_provider import DemoProvider
+    from app.composition import get_services
+    from standins.dataverse import DataverseStandIn
+    from standins.dataverse.demo import seed_demo
+    from standins.devhost.host import FunctionsDevHost, serve as make_server
+    from standins.authorizenet import AuthorizeNetSimulator
+    from standins.demo_provider import DemoProvider
     import function_app
 
     LOCAL_DIR.mkdir(exist_ok=True)
@@ -77,12 +77,12 @@ W365 payments, local mode: http://127.0.0.1:{port}/api/health
   Dataverse stand-in  http://127.0.0.1:{port}{LOCAL_DATAVERSE_PATH}/api/data/v9.2/   (saved in local/dataverse.json)
   Authorize.Net sim.  http://127.0.0.1:{port}{LOCAL_GATEWAY_PATH}/xml/v1/request.api
   Demo provider       http://127.0.0.1:{port}{LOCAL_PROVIDER_PATH}   (what the Webhook provider received)
-Try, in another terminal (`python -m devhost demo` lists every demo id):
-  .venv/bin/python -m devhost send w365_AddPaymentProfile account {account} ContactId={contact} Method=ProfileRequest EmailSubject="Your card" EmailBody="Please add a card: {{Secure Link}}"
-  .venv/bin/python -m devhost send w365_ChargeInvoice invoice {invoice} Amount=40.00
-  .venv/bin/python -m devhost send w365_SubmitOrderPayment salesorder {order} PaymentProfileId=<profile id>
-  .venv/bin/python -m devhost show invoice --select name,totalamount,w365_amountpaid,w365_balance,statuscode
-Customer links (Profile Request, Order Approval) are in the emails: `.venv/bin/python -m devhost show email`.
+Try, in another terminal (`python -m standins.devhost demo` lists every demo id):
+  .venv/bin/python -m standins.devhost send w365_AddPaymentProfile account {account} ContactId={contact} Method=ProfileRequest EmailSubject="Your card" EmailBody="Please add a card: {{Secure Link}}"
+  .venv/bin/python -m standins.devhost send w365_ChargeInvoice invoice {invoice} Amount=40.00
+  .venv/bin/python -m standins.devhost send w365_SubmitOrderPayment salesorder {order} PaymentProfileId=<profile id>
+  .venv/bin/python -m standins.devhost show invoice --select name,totalamount,w365_amountpaid,w365_balance,statuscode
+Customer links (Profile Request, Order Approval) are in the emails: `.venv/bin/python -m standins.devhost show email`.
 Ctrl+C stops.
 """
 
@@ -256,7 +256,7 @@ def _admin_user() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m devhost", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m standins.devhost", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("serve", help="start the app in local mode")

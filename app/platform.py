@@ -4,6 +4,7 @@ row here, once per RequestId, so a button's script can read the outcome and a re
 the row instead of being run again."""
 from __future__ import annotations
 
+import datetime as dt
 import hmac
 import json
 import logging
@@ -14,14 +15,14 @@ from typing import Any, Mapping
 import azure.functions as func
 
 from core import footprint
-from core.composition import get_services, webhook_key
+from app.composition import get_services, webhook_key
 from core.context import EntityRef, PluginContext
 from core.errors import (AccessDenied, BadRequest, BusinessRuleViolation, ConfigurationError, ConflictInProgress, DataverseError,
                          DuplicateRecord, GatewayAuthError, GatewayUnavailable, PlatformUnavailable, RecordNotFound)
 from core.operations import OPERATIONS, OperationRecorder, status_value
-from core.queue import decode_work, run_work, work_handler
+from core.queue import decode_work
 from core.services import Services
-from core.steps import Outcome, Step, find_step
+from core.steps import Outcome, Registry, Step
 from dataverse.context import is_guid, parse_context
 
 log = logging.getLogger(__name__)
@@ -84,7 +85,7 @@ def work_queue(message: func.ServiceBusMessage) -> None:
         raise
     work = decode_work(decoded) if isinstance(decoded, dict) else None
     if work is not None:
-        run_work(work[0], work[1], services)
+        _registry().run_work(work[0], work[1], services)
         return
     props = getattr(message, "application_properties", None) or {}
     context = parse_context(body, size_exceeded=any("MessageMaxSizeExceeded" in str(k) for k in props))
@@ -104,11 +105,12 @@ def health(req: func.HttpRequest) -> func.HttpResponse:
 # --- dispatch (callable from any entry) --------------------------------------------------------------------------
 
 def dispatch(context: PluginContext, services: Services) -> Dispatched:
-    step = find_step(context.message_name, context.primary_entity_name)
+    steps = _registry()
+    step = steps.find_step(context.message_name, context.primary_entity_name)
     api = _custom_api(context.message_name)
     if step is None and api is not None:
         # A Custom API is bound to one table; a body naming another gets the parameter check's 400, not a 404.
-        step = find_step(api.unique_name, api.bound_to)
+        step = steps.find_step(api.unique_name, api.bound_to)
     if step is None:
         return Dispatched(404, {"status": "failed",
                                 "message": f"No handler for message {context.message_name} on "
@@ -219,6 +221,8 @@ def _parameter_problem(kind: str, value: Any) -> str | None:
         return None
     if kind == "Boolean":
         return None if isinstance(value, bool) else "is not true or false"
+    if kind == "DateTime":
+        return None if isinstance(value, dt.datetime) else "is not a date and time"
     if not isinstance(value, str):
         return "is not text"
     return None if len(value) <= MAX_TEXT_PARAMETER else f"is longer than {MAX_TEXT_PARAMETER} characters"
@@ -247,8 +251,7 @@ def _record_operation(services: Services, recorder: OperationRecorder, outcome: 
     return outcome
 
 
-@work_handler(RECORD_OPERATION)
-def _record_queued_operation(payload: Mapping[str, Any], services: Services) -> None:
+def record_queued_operation(payload: Mapping[str, Any], services: Services) -> None:
     try:
         services.dataverse.create(OPERATIONS, dict(payload["row"]))
     except DuplicateRecord:
@@ -274,3 +277,13 @@ def app_user_id(services: Services) -> str:
 def _json(status: int, body: Mapping[str, Any], headers: Mapping[str, str] | None = None) -> func.HttpResponse:
     return func.HttpResponse(json.dumps(body, default=str), status_code=status, mimetype="application/json",
                              headers=dict(headers or {}))
+
+
+def _registry() -> Registry:
+    from app.capabilities import registry   # here, not at import: app.capabilities imports this module
+    return registry()
+
+
+def register(registry: Registry) -> None:
+    registry.blueprint(bp)
+    registry.work(RECORD_OPERATION, record_queued_operation)

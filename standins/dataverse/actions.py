@@ -1,5 +1,5 @@
 """The Dataverse messages the service calls besides CRUD: WhoAmI, SendEmail, ConvertSalesOrderToInvoice,
-RetrievePrincipalAccess. Each takes the request Context (dataverse.standin.http) and returns (status, headers, body)."""
+RetrievePrincipalAccess. Each takes the request Context (standins.dataverse.http) and returns (status, headers, body)."""
 from __future__ import annotations
 
 import json
@@ -7,11 +7,11 @@ import re
 from typing import TYPE_CHECKING, Any
 
 from core import footprint
-from dataverse.standin.security import access_rights
-from dataverse.standin.store import GUID, ODataError, bad_request, dumps, not_found
+from standins.dataverse.security import access_rights
+from standins.dataverse.store import GUID, ODataError, bad_request, dumps, not_found
 
 if TYPE_CHECKING:
-    from dataverse.standin.http import Context
+    from standins.dataverse.http import Context
 
 JSON = "application/json; odata.metadata=minimal"
 LINE_COLUMNS = ("productid", "productdescription", "quantity", "priceperunit", "baseamount", "tax", "extendedamount")

@@ -9,15 +9,6 @@ from typing import Any, Callable
 from core.services import Services
 from core.settings import Settings
 
-LOCAL_DATAVERSE_PATH = "/_local/dataverse"
-LOCAL_GATEWAY_PATH = "/_local/authorizenet"
-LOCAL_WEBHOOK_KEY = "local-webhook-key"
-LOCAL_SIGNATURE_KEY = "LOCALSIGNATUREKEY0123456789ABCDEF"
-LOCAL_GATEWAY_LOGIN = "local-login"
-LOCAL_GATEWAY_KEY = "localTransKey123"   # the schema caps transactionKey at 16
-LOCAL_PROVIDER_PATH = "/_local/provider"          # handlers/credit_hold/demo_provider.py, mounted by the dev host
-LOCAL_PROVIDER_SIGNING_KEY = "local-provider-signing-key"
-
 _services: Services | None = None
 _lock = threading.Lock()
 
@@ -58,12 +49,14 @@ def set_services(services: Services | None) -> None:
 
 def webhook_key(settings: Settings) -> str:
     if settings.is_local:
+        from standins import LOCAL_WEBHOOK_KEY
         return settings.get("W365_WEBHOOK_KEY", LOCAL_WEBHOOK_KEY)
     return settings.require("W365_WEBHOOK_KEY")
 
 
 def signature_key(settings: Settings) -> str:
     if settings.is_local:
+        from standins import LOCAL_SIGNATURE_KEY
         return settings.get("AUTHORIZENET_SIGNATURE_KEY", LOCAL_SIGNATURE_KEY)
     return settings.require("AUTHORIZENET_SIGNATURE_KEY")
 
@@ -72,6 +65,7 @@ def accept_js_auth(services: Services) -> tuple[str, str]:
     """(clientKey, apiLoginID) for Accept.js authData on the customer pages: the settings in real mode, the
     simulator's in local mode. Both are public values; the transaction key never reaches a page."""
     if services.settings.is_local:
+        from standins import LOCAL_GATEWAY_LOGIN
         return services.gateway.public_client_key(), LOCAL_GATEWAY_LOGIN
     return services.settings.require("AUTHORIZENET_CLIENT_KEY"), services.settings.require("AUTHORIZENET_LOGIN_ID")
 
@@ -79,14 +73,15 @@ def accept_js_auth(services: Services) -> tuple[str, str]:
 def provider_signing_key(settings: Settings) -> str:
     """Key of the X-W365-Signature (HMAC-SHA256) on provisioning webhooks: app setting W365_PROVIDER_SIGNING_KEY."""
     if settings.is_local:
+        from standins import LOCAL_PROVIDER_SIGNING_KEY
         return settings.get("W365_PROVIDER_SIGNING_KEY", LOCAL_PROVIDER_SIGNING_KEY)
     return settings.require("W365_PROVIDER_SIGNING_KEY")
 
 
 def provisioning_providers(settings: Settings) -> dict[str, Any]:
     """Provisioning providers by w365_provider type label. A new type is one more entry here."""
+    from adapters.provider_webhook import WebhookProvider
     from handlers.credit_hold.manual_provider import ManualProvider
-    from handlers.credit_hold.webhook_provider import WebhookProvider
 
     return {"Manual": ManualProvider(), "Webhook": WebhookProvider(lambda: provider_signing_key(settings))}
 
@@ -99,6 +94,7 @@ def build_services(settings: Settings) -> Services:
         from dataverse.auth import MsalTokenProvider, StaticTokenProvider
 
         if settings.is_local:
+            from standins import LOCAL_DATAVERSE_PATH
             return DataverseClient(settings.public_base_url + LOCAL_DATAVERSE_PATH, StaticTokenProvider("local"))
         url = settings.require("DATAVERSE_URL").rstrip("/")
         tokens = MsalTokenProvider(settings.require("DATAVERSE_TENANT_ID"), settings.require("DATAVERSE_CLIENT_ID"),
@@ -110,6 +106,7 @@ def build_services(settings: Settings) -> Services:
         from gateway.client import AuthorizeNetGateway
 
         if settings.is_local:
+            from standins import LOCAL_GATEWAY_KEY, LOCAL_GATEWAY_LOGIN, LOCAL_GATEWAY_PATH
             return AuthorizeNetGateway(LOCAL_GATEWAY_LOGIN, LOCAL_GATEWAY_KEY, environment="sandbox",
                                        endpoint=settings.public_base_url + LOCAL_GATEWAY_PATH + "/xml/v1/request.api")
         return AuthorizeNetGateway(settings.require("AUTHORIZENET_LOGIN_ID"),
@@ -117,14 +114,16 @@ def build_services(settings: Settings) -> Services:
                                    environment=settings.gateway_environment)
 
     def queue() -> Any:
-        from core.queue import InProcessQueue, ServiceBusQueue
-
         connection = settings.get("ServiceBusConnection")
         if connection:
+            from adapters.servicebus import ServiceBusQueue
             return ServiceBusQueue(connection, settings.require("W365_WORK_QUEUE"))
-        return InProcessQueue(lambda: services)
+        from app.capabilities import run_work
+        from standins.queue import InProcessQueue
+        return InProcessQueue(lambda kind, payload: run_work(kind, payload, services))
 
     if settings.is_local:
+        from standins import LOCAL_GATEWAY_PATH
         accept_js = settings.public_base_url + LOCAL_GATEWAY_PATH + "/Accept.js"
     elif settings.get("AUTHORIZENET_ENVIRONMENT", "sandbox").lower() == "production":
         accept_js = "https://js.authorize.net/v1/Accept.js"

@@ -1,4 +1,4 @@
-"""A provisioning endpoint for local mode (the dev host mounts it at core.composition.LOCAL_PROVIDER_PATH): checks the
+"""A provisioning endpoint for local mode (the dev host mounts it at standins.LOCAL_PROVIDER_PATH): checks the
 X-W365-Signature of each POST with the local signing key, records what it got, and answers 200 (401 for a bad
 signature). GET lists what it received, newest last."""
 from __future__ import annotations
@@ -8,9 +8,9 @@ import json
 import threading
 from typing import Any, Callable, Iterable
 
-from core.composition import provider_signing_key
+from app.composition import provider_signing_key
 from core.settings import Settings
-from handlers.credit_hold.webhook_provider import SIGNATURE_HEADER, sign
+from adapters.provider_webhook import SIGNATURE_HEADER, sign
 
 
 class DemoProvider:

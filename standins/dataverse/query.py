@@ -12,7 +12,7 @@ from decimal import Decimal
 from typing import Any, Callable
 
 from core.footprint import Column, Table
-from dataverse.standin.store import bad_request, parse_datetime, unknown_property
+from standins.dataverse.store import bad_request, parse_datetime, unknown_property
 
 Predicate = Callable[[dict[str, Any]], bool]
 MAX_DEPTH = 40

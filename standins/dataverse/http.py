@@ -17,12 +17,12 @@ from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit
 
 from core import footprint
 from core.footprint import Column, Table
-from dataverse.standin import actions, metadata
-from dataverse.standin.batch import Changeset, PartResponse, parse_batch, write_batch
-from dataverse.standin.query import (parse_expand, parse_filter, parse_orderby, parse_select, parse_top,
+from standins.dataverse import actions, metadata
+from standins.dataverse.batch import Changeset, PartResponse, parse_batch, write_batch
+from standins.dataverse.query import (parse_expand, parse_filter, parse_orderby, parse_select, parse_top,
                                      sort_rows)
-from dataverse.standin.security import has_privilege
-from dataverse.standin.store import (GUID, VERSION, ODataError, Store, bad_request, coerce, dumps, loads,
+from standins.dataverse.security import has_privilege
+from standins.dataverse.store import (GUID, VERSION, ODataError, Store, bad_request, coerce, dumps, loads,
                                      not_found, unknown_property)
 
 API = "/api/data/v9.2/"

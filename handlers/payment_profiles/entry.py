@@ -1,0 +1,32 @@
+"""The payment-profile capability's registrations: its Custom API messages (steps.py) and the customer's Profile
+Request page route (page.py)."""
+from __future__ import annotations
+
+import azure.functions as func
+
+from app.composition import get_services
+from core.steps import Registry
+from handlers.customer_pages.http import serve_customer_page
+from handlers.payment_profiles import page, steps
+
+bp = func.Blueprint()
+
+
+@bp.route(route="profile-requests/{token}", methods=["GET", "POST"], auth_level=func.AuthLevel.ANONYMOUS)
+def profile_request_page(req: func.HttpRequest) -> func.HttpResponse:
+    services = get_services()
+    token = req.route_params.get("token", "")
+    return serve_customer_page(req, what="profile request page",
+                               closed_text="We cannot save cards right now. Please contact us.",
+                               show=lambda: page.show(services, token),
+                               submit=lambda form: page.submit(services, token, form))
+
+
+def register(registry: Registry) -> None:
+    registry.blueprint(bp)
+    registry.step("w365_AddPaymentProfile", "account", steps.add_payment_profile)
+    registry.step("w365_SyncPaymentProfile", "w365_paymentprofile", steps.sync_payment_profile)
+    registry.step("w365_SyncPaymentProfiles", "account", steps.sync_payment_profiles)
+    registry.step("w365_SetDefaultPaymentProfile", "w365_paymentprofile", steps.set_default_payment_profile)
+    registry.step("w365_UpdatePaymentProfile", "w365_paymentprofile", steps.update_payment_profile)
+    registry.step("w365_DeactivatePaymentProfile", "w365_paymentprofile", steps.deactivate_payment_profile)

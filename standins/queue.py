@@ -1,0 +1,103 @@
+"""The in-process work queue of local mode and tests, with Service Bus semantics: at-least-once delivery,
+redelivery when the handler raises, dead-letter after `max_deliveries`, delayed messages, and duplicate detection on
+`message_id` within a window (Service Bus `requiresDuplicateDetection`). Never used in real mode."""
+from __future__ import annotations
+
+import datetime as dt
+import heapq
+import itertools
+import json
+import logging
+import threading
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping
+
+from core.ports import Clock, SystemClock
+from core.queue import encode_work
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(order=True)
+class _Message:
+    due: dt.datetime
+    sequence: int
+    kind: str = field(compare=False)
+    payload: Mapping[str, Any] = field(compare=False)
+    message_id: str = field(compare=False)
+    session_id: str | None = field(compare=False, default=None)
+    delivery_count: int = field(compare=False, default=0)
+
+
+class InProcessQueue:
+    """The queue of local mode and tests; `deliver(kind, payload)` runs one message (app/capabilities.py). `drain()` delivers what is due; the dev host pumps it."""
+
+    def __init__(self, deliver: Callable[[str, Mapping[str, Any]], None], *, clock: Clock | None = None, max_deliveries: int = 5,
+                 duplicate_window: dt.timedelta = dt.timedelta(minutes=10)):
+        self._deliver = deliver
+        self._clock = clock or SystemClock()
+        self.max_deliveries = max_deliveries
+        self._duplicate_window = duplicate_window
+        self._heap: list[_Message] = []
+        self._seen: dict[str, dt.datetime] = {}
+        self._sequence = itertools.count()
+        self._lock = threading.RLock()
+        self._drain_lock = threading.Lock()
+        self.dead_letters: list[tuple[_Message, str]] = []
+        self.delivered: list[tuple[str, str]] = []          # (kind, message_id) of each completed delivery
+
+    def send(self, kind: str, payload: Mapping[str, Any], *, message_id: str, session_id: str | None = None,
+             delay: dt.timedelta | None = None) -> None:
+        now = self._clock.now()
+        with self._lock:
+            if len(self._seen) > 10_000:        # keep only the duplicate-detection window, as the broker does
+                self._seen = {k: t for k, t in self._seen.items() if now - t < self._duplicate_window}
+            seen_at = self._seen.get(message_id)
+            if seen_at is not None and now - seen_at < self._duplicate_window:
+                log.info("queue: dropped duplicate message %s", message_id)
+                return
+            self._seen[message_id] = now
+            # Round-trip through JSON so a handler sees exactly what Service Bus would give it.
+            body = json.loads(encode_work(kind, payload))
+            heapq.heappush(self._heap, _Message(now + (delay or dt.timedelta()), next(self._sequence), kind,
+                                                body["payload"], message_id, session_id))
+
+    def pending(self) -> list[tuple[str, Mapping[str, Any]]]:
+        with self._lock:
+            return [(m.kind, m.payload) for m in sorted(self._heap)]
+
+    def drain(self, *, include_delayed: bool = False, limit: int = 100_000) -> int:
+        """Deliver every due message, including those sent while draining. Returns how many were delivered.
+        `include_delayed` also delivers messages scheduled for later (tests that skip the back-off)."""
+        delivered = 0
+        with self._drain_lock:
+            while delivered < limit:
+                with self._lock:
+                    if not self._heap:
+                        break
+                    message = self._heap[0]
+                    if not include_delayed and message.due > self._clock.now():
+                        break
+                    heapq.heappop(self._heap)
+                message.delivery_count += 1
+                delivered += 1
+                try:
+                    self._deliver(message.kind, message.payload)
+                except Exception as exc:  # noqa: BLE001 - any failure means "redeliver", as on Service Bus
+                    self._redeliver_or_dead_letter(message, exc)
+                else:
+                    self.delivered.append((message.kind, message.message_id))
+        return delivered
+
+    def _redeliver_or_dead_letter(self, message: _Message, exc: Exception) -> None:
+        reason = f"{type(exc).__name__}: {exc}"
+        if message.delivery_count >= self.max_deliveries:
+            log.error("queue: dead-lettered %s after %d deliveries: %s", message.message_id,
+                      message.delivery_count, type(exc).__name__)
+            self.dead_letters.append((message, reason))
+            return
+        log.warning("queue: redelivering %s (delivery %d): %s", message.message_id, message.delivery_count,
+                    type(exc).__name__)
+        with self._lock:
+            message.sequence = next(self._sequence)
+            heapq.heappush(self._heap, message)
