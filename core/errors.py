@@ -85,11 +85,18 @@ class GatewayAuthError(GatewayError):
     """E00007 and friends: wrong credentials or environment. A configuration problem, not the customer's."""
 
 
-class GatewayNotFound(GatewayError):
+class GatewayRefused(GatewayError):
+    """The gateway read the request and refused it (an E000xx validation answer such as E00027, E00039, E00040):
+    a business refusal whose text can be shown, and nothing was done. Distinct from GatewayAuthError (our
+    configuration), GatewayUnavailable (no answer, nothing sent) and OutcomeUnknown (a charge that may have happened):
+    use cases catch this one to say "refused" and let the others through to the entry's error mapping."""
+
+
+class GatewayNotFound(GatewayRefused):
     """E00040: the profile, payment profile or transaction is not known to the gateway."""
 
 
-class InvalidNonce(GatewayError):
+class InvalidNonce(GatewayRefused):
     """E00114: the Accept.js nonce is expired, used or forged."""
 
 

@@ -176,7 +176,7 @@ class PaymentGateway(Protocol):
 
     def create_payment_profile(self, customer_profile_id: str, opaque: OpaqueData, bill_to: BillTo, *,
                                default: bool = False) -> str:
-        """Returns the payment profile id. A card the gateway refuses raises GatewayError with its text."""
+        """Returns the payment profile id. A card the gateway refuses raises GatewayRefused with its text."""
         ...
 
     def get_customer_profile(self, customer_profile_id: str) -> list[GatewayPaymentProfile]: ...

@@ -19,7 +19,7 @@ from typing import Any
 import requests
 
 from core.errors import (BadRequest, ConfigurationError, GatewayAuthError, GatewayError, GatewayNotFound,
-                         GatewayUnavailable, InvalidNonce, OutcomeUnknown)
+                         GatewayRefused, GatewayUnavailable, InvalidNonce, OutcomeUnknown)
 from core.transport import never_sent
 from core.ports import (BillTo, ChargeOutcome, ChargeResult, GatewayPaymentProfile, OpaqueData, TransactionDetails,
                         TransactionSummary)
@@ -106,7 +106,7 @@ class AuthorizeNetGateway:
             # The duplicate's id is only in the text: "A duplicate record with ID 123 already exists."
             match = _DUPLICATE_ID.search(_first_text(answer))
             if not match:
-                raise GatewayError("Authorize.Net createCustomerProfile: duplicate without an id.", code="E00039")
+                raise GatewayRefused("Authorize.Net createCustomerProfile: duplicate without an id.", code="E00039")
             return match.group(1)
         return str(answer["customerProfileId"])
 
@@ -348,7 +348,8 @@ class AuthorizeNetGateway:
     def _error(self, operation: str, answer: dict[str, Any], secrets: tuple[str, ...]) -> GatewayError:
         code = (_codes(answer) or [""])[0]
         text = _redact(_first_text(answer), (self._transaction_key, *secrets))
-        error_type = _ERROR_TYPES.get(code, GatewayError)
+        # A readable resultCode Error is a refusal of the request, unless its code says our credentials are wrong.
+        error_type = _ERROR_TYPES.get(code, GatewayRefused)
         return error_type(f"Authorize.Net {operation} failed: {code} {text}".strip(), code=code, text=text)
 
 

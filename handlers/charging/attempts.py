@@ -24,7 +24,7 @@ from typing import Any, Callable, Iterable, Mapping
 
 from core import footprint
 from core.errors import (ConcurrencyConflict, ConflictInProgress, DataverseError, DuplicateRecord, GatewayAuthError,
-                         GatewayError, GatewayUnavailable, OutcomeUnknown, RecordNotFound)
+                         GatewayRefused, GatewayUnavailable, OutcomeUnknown, RecordNotFound)
 from core.ports import BatchOperation, ChargeOutcome, ChargeResult, Record
 from core.services import Services
 from handlers.charging import ledger
@@ -232,7 +232,7 @@ def send_attempt(services: Services, attempt: OpenAttempt, send: Callable[[], Ch
         _closed_without_answer(services, attempt, "Authorize.Net refused the service's credentials; nothing "
                                                   "happened. An administrator must check the settings.")
         raise
-    except GatewayError as exc:
+    except GatewayRefused as exc:
         # A readable refusal of the request itself (E00040 unknown profile, E00003 ...): no transaction was made.
         text = f"Authorize.Net refused the request: {exc.text} Nothing happened ({verb} not made)."
         return _closed_without_answer(services, attempt, text)

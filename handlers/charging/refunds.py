@@ -10,8 +10,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 from core.context import PluginContext
-from core.errors import (BusinessRuleViolation, ConflictInProgress, GatewayAuthError, GatewayError, GatewayNotFound,
-                         GatewayUnavailable)
+from core.errors import BusinessRuleViolation, ConflictInProgress, GatewayNotFound, GatewayRefused
 from core.ports import Record
 from core.services import Services
 from core.steps import Outcome
@@ -73,9 +72,7 @@ def refund_transaction(services: Services, transaction_id: str, amount: Decimal 
     except GatewayNotFound:
         raise BusinessRuleViolation(f"Authorize.Net has no record of charge {trans_id}. Nothing was "
                                     "refunded.") from None
-    except (GatewayAuthError, GatewayUnavailable):
-        raise
-    except GatewayError as exc:          # e.g. E00011: the Transaction Details API is off for this merchant
+    except GatewayRefused as exc:        # e.g. E00011: the Transaction Details API is off for this merchant
         raise BusinessRuleViolation(f"Authorize.Net could not show charge {trans_id}: {exc.code} {exc.text} "
                                     "Nothing was refunded.") from None
     status = charged_there.status

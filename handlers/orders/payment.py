@@ -18,8 +18,8 @@ from decimal import Decimal
 from typing import Any, Mapping
 
 from core import permissions
-from core.errors import (AccessDenied, BusinessRuleViolation, ConflictInProgress, DataverseError, GatewayAuthError,
-                         GatewayError, GatewayUnavailable, InvalidNonce, RecordNotFound, W365Error)
+from core.errors import (AccessDenied, BusinessRuleViolation, ConflictInProgress, DataverseError, GatewayError,
+                         GatewayRefused, InvalidNonce, RecordNotFound, W365Error)
 from core.ports import BatchOperation, BillTo, OpaqueData, Record
 from core.services import Services
 from handlers.charging import attempts, ledger
@@ -102,11 +102,9 @@ def submit_order_payment(services: Services, order_id: str, card: CardOnFile | N
     else:
         try:
             profile = _new_card(services, order, card)
-        except (GatewayAuthError, GatewayUnavailable):
-            raise
         except InvalidNonce as exc:
             raise BusinessRuleViolation(profiles.refusal_text(exc)) from None
-        except GatewayError as exc:
+        except GatewayRefused as exc:
             text = profiles.refusal_text(exc)
             transaction_id = attempts.record_refused_attempt(
                 acting, account_id=order.account_id, amount=amount, ref_key=f"salesorder:{order.id}",

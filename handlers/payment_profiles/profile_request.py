@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from core.errors import BusinessRuleViolation, GatewayAuthError, GatewayError, GatewayUnavailable
+from core.errors import BusinessRuleViolation, GatewayRefused
 from core.ports import BillTo, OpaqueData
 from core.services import Services
 from handlers.customer_pages import links
@@ -72,8 +72,6 @@ def submit_profile_request(services: Services, token: str, opaque: OpaqueData, b
             "w365_paymentprofileid@odata.bind": f"/w365_paymentprofiles({card.profile_id})"})
     except links.LinkTaken:
         return Submitted("used")
-    except (GatewayAuthError, GatewayUnavailable):
-        raise                                      # not the customer's card: the page says "try later"
-    except GatewayError as exc:
+    except GatewayRefused as exc:                  # auth and outage errors pass: the page says "try later"
         return Submitted("refused", refusal_text(exc))
     return Submitted("done", card_name=added.name)

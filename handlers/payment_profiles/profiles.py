@@ -14,8 +14,7 @@ from typing import Any
 
 from core import footprint
 from core.errors import (AccessDenied, BadRequest, BusinessRuleViolation, ConcurrencyConflict, ConflictInProgress,
-                         GatewayAuthError, GatewayError, GatewayNotFound, GatewayUnavailable, InvalidNonce,
-                         RecordNotFound)
+                         GatewayError, GatewayNotFound, GatewayRefused, InvalidNonce, RecordNotFound)
 from core.ports import BatchOperation, BillTo, GatewayPaymentProfile, OpaqueData
 from core.services import Services
 
@@ -128,7 +127,7 @@ def add_card_from_nonce(services: Services, *, account_id: str, contact_id: str 
     `source`: "Direct Entry", "Profile Request" or "Order". `synced=False` writes the row Inactive + Pending Sync
     (Sync makes it usable); `synced=True` reads the card back from the gateway and writes it Active + Synced at once.
     `set_default` sets the gateway's default flag; the row becomes the account's default when Active (now if synced,
-    at sync otherwise). A card the gateway refuses raises GatewayError (InvalidNonce for a stale nonce) and leaves no
+    at sync otherwise). A card the gateway refuses raises GatewayRefused (InvalidNonce for a stale nonce) and leaves no
     row; the gateway customer profile, once made, is kept for the next try.
     """
     account = services.dataverse.retrieve("accounts", account_id, select=(
@@ -185,7 +184,7 @@ def add_direct_entry(services: Services, *, account_id: str, contact_id: str | N
                                bill_to=bill_to, source="Direct Entry", synced=False, set_default=set_default)
 
 
-def refusal_text(exc: GatewayError) -> str:
+def refusal_text(exc: GatewayRefused) -> str:
     """What to tell a person about a card the gateway refused (its own text; never the nonce)."""
     if isinstance(exc, InvalidNonce):
         return "The card details expired before they reached the payment gateway. Please enter the card again."
@@ -366,9 +365,7 @@ def set_default(services: Services, profile_id: str, *, user_id: str | None = No
     except GatewayNotFound:
         _mark_sync_failed(services, row, "not found at the gateway")
         raise BusinessRuleViolation("Authorize.Net no longer has this card; marked Sync Failed.") from None
-    except (GatewayAuthError, GatewayUnavailable):
-        raise
-    except GatewayError as exc:
+    except GatewayRefused as exc:
         raise BusinessRuleViolation(f"Authorize.Net refused the change: {exc.text}") from None
     account_id = row["_w365_accountid_value"]
     others = _rows(services, f"_w365_accountid_value eq {account_id} and w365_isdefault eq true")
@@ -410,9 +407,7 @@ def update_profile(services: Services, profile_id: str, bill_to: BillTo, opaque:
     except GatewayNotFound:
         _mark_sync_failed(services, row, "not found at the gateway")
         return False, "Authorize.Net no longer has this card; marked Sync Failed. Add the card again."
-    except (GatewayAuthError, GatewayUnavailable):
-        raise
-    except GatewayError as exc:
+    except GatewayRefused as exc:
         return False, refusal_text(exc) + " Nothing was changed."
     _refresh(services, row, card, activate=not _was_deactivated(row))
     what = "card and billing address" if opaque else "billing address"

@@ -3,7 +3,7 @@ call one use case, map the result to an Outcome."""
 from __future__ import annotations
 
 from core.context import PluginContext
-from core.errors import BadRequest, GatewayAuthError, GatewayError, GatewayUnavailable
+from core.errors import BadRequest, GatewayRefused
 from core.permissions import APPEND_TO, READ, WRITE, require_access
 from core.services import Services
 from core.steps import Outcome
@@ -32,9 +32,7 @@ def add_payment_profile(ctx: PluginContext, services: Services) -> Outcome:
     try:
         added = profiles.add_direct_entry(services, account_id=account_id, contact_id=contact_id, opaque=opaque,
                                           bill_to=bill_to, set_default=bool(ctx.param("SetAsDefault")))
-    except (GatewayAuthError, GatewayUnavailable):
-        raise
-    except GatewayError as exc:
+    except GatewayRefused as exc:
         return Outcome.failed(profiles.refusal_text(exc) + " No payment profile was added.")
     if added.already_on_file:
         return Outcome.succeeded(f"This card is already on file as {added.name}.", paymentProfileId=added.profile_id)

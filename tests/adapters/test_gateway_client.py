@@ -11,7 +11,7 @@ import requests
 import responses
 
 from core.errors import (BadRequest, ConfigurationError, GatewayAuthError, GatewayError, GatewayNotFound,
-                         GatewayUnavailable, InvalidNonce, OutcomeUnknown)
+                         GatewayRefused, GatewayUnavailable, InvalidNonce, OutcomeUnknown)
 from core.ports import BillTo, ChargeOutcome
 from gateway.client import ENDPOINTS, AuthorizeNetGateway
 from standins.authorizenet import LOGIN_ID, SANDBOX_URL, TRANSACTION_KEY, AuthorizeNetSimulator
@@ -110,9 +110,9 @@ def test_used_or_expired_nonce_is_invalid_nonce(gw, sim, clock):
         gw.create_payment_profile(customer, stale, HOME)
 
 
-def test_live_mode_validation_decline_is_a_gateway_error_with_its_text(gw, sim):
+def test_live_mode_validation_decline_is_a_refusal_with_its_text(gw, sim):
     customer = gw.create_customer_profile("ACC-1")
-    with pytest.raises(GatewayError) as refused:
+    with pytest.raises(GatewayRefused) as refused:
         gw.create_payment_profile(customer, sim.issue_nonce(CARD, "12", "2030"), BillTo(zip="46282"))
     assert refused.value.code == "E00027" and "declined" in refused.value.text
     assert gw.get_customer_profile(customer) == []
@@ -160,7 +160,7 @@ def test_wrong_transaction_key_is_an_auth_error_without_the_key(rsps):
     gateway = AuthorizeNetGateway(LOGIN_ID, "wrongKey99999999")
     with pytest.raises(GatewayAuthError) as failure:
         gateway.create_customer_profile("ACC-1")
-    assert failure.value.code == "E00007"
+    assert failure.value.code == "E00007" and not isinstance(failure.value, GatewayRefused)   # ours, not a refusal
     assert "wrongKey99999999" not in str(failure.value) and "wrongKey" not in repr(gateway)
 
 
@@ -382,6 +382,6 @@ def test_a_charge_answered_with_a_system_error_is_outcome_unknown_not_a_refusal(
         gateway = AuthorizeNetGateway(LOGIN_ID, TRANSACTION_KEY, session=requests.Session())
         with pytest.raises(OutcomeUnknown):
             gateway.charge_profile("1", "2", Decimal("5.00"), ref_id="R-1", invoice_number="INV-1")
-        with pytest.raises(GatewayError) as refused:                 # a read keeps it a plain gateway error
+        with pytest.raises(GatewayRefused) as refused:               # a read's E00001 is a refusal of the read
             gateway.get_transaction_details("120000000001")
     assert not isinstance(refused.value, OutcomeUnknown)

@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from core.errors import (BadRequest, BusinessRuleViolation, ConcurrencyConflict, DataverseError, GatewayError,
-                         GatewayNotFound)
+from core.errors import (BadRequest, BusinessRuleViolation, ConcurrencyConflict, DataverseError, GatewayAuthError,
+                         GatewayError, GatewayNotFound, GatewayRefused, GatewayUnavailable)
 from core.ports import BatchResult, BillTo, GatewayPaymentProfile, OpaqueData
 from core.services import Services
 from core.settings import Settings
@@ -142,7 +142,7 @@ class FakeGateway:
     def create_payment_profile(self, customer_profile_id, opaque, bill_to, *, default=False):
         self.calls.append("create_payment_profile")
         if bill_to.zip == "46282":
-            raise GatewayError("declined", code="E00027", text="This transaction has been declined.")
+            raise GatewayRefused("declined", code="E00027", text="This transaction has been declined.")
         profile_id = str(next(self._ids))
         self.customers[customer_profile_id][profile_id] = GatewayPaymentProfile(
             customer_profile_id, profile_id, "Visa", "XXXX" + opaque.value[-4:], "XXXX", bill_to, False)
@@ -273,6 +273,27 @@ def test_sync_of_a_missing_card_marks_sync_failed(services):
     row = services.dataverse.tables["w365_paymentprofiles"][added.profile_id]
     assert not ok and "Sync Failed" in message
     assert row["w365_syncstatus"] == profiles.sync_status("Sync Failed")
+
+
+@pytest.mark.parametrize("failure", [GatewayAuthError("bad key", code="E00007"), GatewayUnavailable("no answer")])
+def test_only_a_refusal_becomes_an_answer_our_own_failures_pass_through(services, failure, monkeypatch):
+    """A refused update is the customer's to fix ("Nothing was changed"); wrong credentials or an outage are ours and
+    reach the entry's error mapping (configuration / 503) instead of reading as a refused card."""
+    added = _add(services)
+
+    def refuse(*args, **kwargs):
+        raise GatewayRefused("refused", code="E00027", text="This transaction has been declined.")
+
+    monkeypatch.setattr(services.gateway, "update_payment_profile", refuse)
+    ok, message = profiles.update_profile(services, added.profile_id, BillTo(zip="62701"), None)
+    assert not ok and message.endswith("This transaction has been declined. Nothing was changed.")
+
+    def fail(*args, **kwargs):
+        raise failure
+
+    monkeypatch.setattr(services.gateway, "update_payment_profile", fail)
+    with pytest.raises(type(failure)):
+        profiles.update_profile(services, added.profile_id, BillTo(zip="62701"), None)
 
 
 def test_set_default_is_one_changeset_that_a_concurrent_change_aborts(services):
