@@ -92,6 +92,9 @@ def work_queue(message: func.ServiceBusMessage) -> None:
     result = dispatch(context, services)
     if result.http_status == 503:
         raise PlatformUnavailable(str(result.body.get("message")), retry_after=result.retry_after)
+    if result.http_status >= 400:       # a redelivery would be answered the same: completed, and said once
+        log.error("work queue: message %s (%s on %s) refused with %d: %s", message.message_id, context.message_name,
+                  context.primary_entity_name, result.http_status, result.body.get("message"))
 
 
 @bp.route(route="health", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
@@ -105,6 +108,9 @@ def health(req: func.HttpRequest) -> func.HttpResponse:
 # --- dispatch (callable from any entry) --------------------------------------------------------------------------
 
 def dispatch(context: PluginContext, services: Services) -> Dispatched:
+    refused = _foreign_organization(context, services)
+    if refused is not None:
+        return refused
     steps = _registry()
     step = steps.find_step(context.message_name, context.primary_entity_name)
     api = _custom_api(context.message_name)
@@ -265,13 +271,46 @@ def _unavailable(exc: Exception) -> Dispatched:
                                                            "the request will be retried."}, retry_after=retry_after)
 
 
-def app_user_id(services: Services) -> str:
-    """The service's own systemuserid (WhoAmI), asked once per Services: table events it caused itself are skipped."""
-    cached = getattr(services, "_app_user_id", None)
+def _foreign_organization(context: PluginContext, services: Services) -> Dispatched | None:
+    """CONTRACT §2: a copy of the environment (UAT restored from production) keeps record ids and service endpoints,
+    so its webhooks and queue messages reach us looking genuine; only OrganizationId tells them apart. Checked before
+    anything is read or written for the message."""
+    try:
+        ours = environment(services).organization_id
+    except UNAVAILABLE as exc:
+        return _unavailable(exc)
+    except DataverseError as exc:
+        if exc.is_transient:
+            return _unavailable(exc)
+        raise
+    if context.organization_id and context.organization_id == ours:
+        return None
+    log.error("refused %s on %s from organization %s: this service serves organization %s",
+              context.message_name, context.primary_entity_name, context.organization_id or "(none)", ours)
+    return Dispatched(403, {"status": "failed", "message": "This message comes from another Dataverse organization "
+                                                           "than the one this service is configured for; nothing "
+                                                           "was done."})
+
+
+@dataclass(frozen=True)
+class Environment:
+    user_id: str                 # the service's own systemuserid
+    organization_id: str         # the configured environment's
+
+
+def environment(services: Services) -> Environment:
+    """WhoAmI, asked once per Services (one per worker): who the service is and which organization it serves."""
+    cached = getattr(services, "_environment", None)
     if cached is None:
-        cached = str(services.dataverse.execute("WhoAmI", is_function=True)["UserId"]).lower()
-        services._app_user_id = cached
+        who = services.dataverse.execute("WhoAmI", is_function=True)
+        cached = Environment(str(who["UserId"]).lower(), str(who.get("OrganizationId") or "").lower())
+        services._environment = cached
     return cached
+
+
+def app_user_id(services: Services) -> str:
+    """The service's own systemuserid: table events it caused itself are skipped."""
+    return environment(services).user_id
 
 
 def _json(status: int, body: Mapping[str, Any], headers: Mapping[str, str] | None = None) -> func.HttpResponse:

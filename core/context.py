@@ -44,6 +44,7 @@ class PluginContext:
     mode: int = 1                     # 0 sync, 1 async
     stage: int = 40
     organization_name: str = ""
+    organization_id: str = ""         # the environment that sent it (a restored copy keeps everything else)
     size_exceeded: bool = False       # x-ms-dynamics-msg-size-exceeded: inputs and images were dropped; re-read
 
     @property

@@ -51,6 +51,7 @@ def _wire_model() -> Any:
         Mode: int = Field(default=1, ge=0, le=1)
         Stage: int = Field(default=40, ge=0, le=100)
         OrganizationName: str = Field(default="", max_length=256)
+        OrganizationId: str = Field(default="", max_length=64)
 
     return _WireContext
 
@@ -91,6 +92,7 @@ def parse_context(body: bytes, *, size_exceeded: bool = False) -> PluginContext:
         mode=wire.Mode,
         stage=wire.Stage,
         organization_name=wire.OrganizationName,
+        organization_id=_guid_or_empty(wire.OrganizationId, "OrganizationId"),
         size_exceeded=size_exceeded,
     )
 

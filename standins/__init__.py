@@ -13,3 +13,5 @@ LOCAL_SIGNATURE_KEY = "LOCALSIGNATUREKEY0123456789ABCDEF"
 LOCAL_GATEWAY_LOGIN = "local-login"
 LOCAL_GATEWAY_KEY = "localTransKey123"            # the schema caps transactionKey at 16
 LOCAL_PROVIDER_SIGNING_KEY = "local-provider-signing-key"
+# The stand-in's environment (WhoAmI's OrganizationId); the payload builders put it in every context by default.
+LOCAL_ORGANIZATION_ID = "4ef5b2c3-d4e5-4f60-8a7b-9c0d1e2f3a4c"

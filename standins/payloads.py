@@ -8,6 +8,7 @@ from decimal import Decimal
 from typing import Any, Mapping
 
 from core import jsonutil
+from standins import LOCAL_ORGANIZATION_ID
 
 _CONTRACTS = "http://schemas.microsoft.com/xrm/2011/Contracts"
 
@@ -41,7 +42,7 @@ def _wire(value: Any) -> Any:
 def context(message: str, table: str, record_id: str, *, inputs: Mapping[str, Any] | None = None,
             pre_image: Mapping[str, Any] | None = None, post_image: Mapping[str, Any] | None = None,
             user_id: str = "75c2dd85-e89e-e711-8122-000d3aa2331c", depth: int = 1, mode: int = 1,
-            stage: int = 40) -> dict:
+            stage: int = 40, organization_id: str = LOCAL_ORGANIZATION_ID) -> dict:
     now = f"/Date({int(dt.datetime.now(dt.timezone.utc).timestamp() * 1000)})/"
     return {
         "BusinessUnitId": "5f1c2a8e-3b5d-4e7f-9a1b-2c3d4e5f6a7b", "CorrelationId": str(uuid.uuid4()), "Depth": depth,
@@ -49,7 +50,7 @@ def context(message: str, table: str, record_id: str, *, inputs: Mapping[str, An
         "InputParameters": [{"key": k, "value": v} for k, v in (inputs or {}).items()],
         "IsExecutingOffline": False, "IsInTransaction": mode == 0, "IsOfflinePlayback": False, "IsolationMode": 1,
         "MessageName": message, "Mode": mode, "OperationCreatedOn": now, "OperationId": str(uuid.uuid4()),
-        "OrganizationId": "4ef5b2c3-d4e5-4f60-8a7b-9c0d1e2f3a4c", "OrganizationName": "contoso",
+        "OrganizationId": organization_id, "OrganizationName": "contoso",
         "OutputParameters": [],
         "OwningExtension": {"Id": str(uuid.uuid4()), "KeyAttributes": [], "LogicalName": "sdkmessageprocessingstep",
                             "Name": f"W365: {message} of {table}", "RowVersion": None},

@@ -17,6 +17,7 @@ from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit
 
 from core import footprint
 from core.footprint import Column, Table
+from standins import LOCAL_ORGANIZATION_ID
 from standins.dataverse import actions, metadata
 from standins.dataverse.batch import Changeset, PartResponse, parse_batch, write_batch
 from standins.dataverse.query import (parse_expand, parse_filter, parse_orderby, parse_select, parse_top,
@@ -48,7 +49,7 @@ def etag(row: Mapping[str, Any]) -> str:
 class DataverseStandIn:
     """An in-memory Dataverse Web API v9.2 for the footprint's tables. Thread-safe (one lock around each request)."""
 
-    organization_id = "4ef5b2c3-d4e5-4f60-8a7b-9c0d1e2f3a4c"
+    organization_id = LOCAL_ORGANIZATION_ID
     business_unit_id = "5f1c2a8e-3b5d-4e7f-9a1b-2c3d4e5f6a7b"
 
     def __init__(self, tables: Iterable[Table] = footprint.TABLES, *, storage_path: str | None = None,

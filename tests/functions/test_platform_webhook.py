@@ -148,3 +148,40 @@ def test_the_identity_platform_unreachable_is_503_not_500(world):
     reply = _custom(world)
     assert reply.status == 503 and reply.headers["Retry-After"]
     assert calls == []
+
+
+# --- CONTRACT §2: a context from another organisation (a restored copy of the environment) moves nothing ---------
+
+OTHER_ORGANIZATION = "0d6f3a2b-9c8e-4f71-b5a4-3e2d1c0b9a88"
+
+
+def test_the_stand_in_and_the_payload_builders_agree_on_the_organisation(world):
+    body = messages.custom_api("w365_TestEcho", "invoice", INVOICE, {})
+    who = world.services.dataverse.execute("WhoAmI", is_function=True)
+    assert body["OrganizationId"] == who["OrganizationId"] == world.standin.organization_id
+
+
+@pytest.mark.parametrize("organization", [OTHER_ORGANIZATION, None])
+def test_a_context_from_another_organisation_is_403_and_nothing_happens(world, organization):
+    body = messages.custom_api("w365_TestEcho", "invoice", INVOICE, {}, request_id=str(uuid.uuid4()),
+                               user_id=world.ids["admin"])
+    if organization is None:
+        del body["OrganizationId"]
+    else:
+        body["OrganizationId"] = organization
+    reply = world.post(messages.dumps(body))
+    assert reply.status == 403 and "organization" in reply.message.lower()
+    assert calls == [] and world.rows("w365_operation") == []
+    charge = messages.custom_api("w365_ChargeInvoice", "invoice", world.ids["invoice1"], {},
+                                 user_id=world.ids["admin"])
+    charge["OrganizationId"] = OTHER_ORGANIZATION
+    assert world.post(messages.dumps(charge)).status == 403
+    assert world.simulator.charges() == [] and world.rows("w365_paymenttransaction") == []
+
+
+def test_the_environment_is_asked_once_per_worker(world):
+    before = sum(1 for _, path in world.standin.requests if "WhoAmI" in path)
+    _custom(world)
+    _custom(world)
+    world.event("Update", "w365_testtable", str(uuid.uuid4()), {"name": "x"})
+    assert sum(1 for _, path in world.standin.requests if "WhoAmI" in path) - before == 1

@@ -66,3 +66,11 @@ def test_dataverse_throttling_abandons_the_message_for_a_later_delivery(world):
     body = messages.custom_api("w365_TestQueued", "invoice", world.ids["invoice1"], {})
     with pytest.raises(PlatformUnavailable):
         _deliver(messages.dumps(body))
+
+
+def test_a_context_from_another_organisation_is_completed_without_running_anything(world, caplog):
+    body = messages.custom_api("w365_TestQueued", "invoice", world.ids["invoice1"], {}, user_id=world.ids["admin"])
+    body["OrganizationId"] = "0d6f3a2b-9c8e-4f71-b5a4-3e2d1c0b9a88"
+    _deliver(messages.dumps(body))                  # completed: no exception, so no redelivery
+    assert done == [] and world.rows("w365_operation") == []
+    assert any("organization" in r.getMessage().lower() for r in caplog.records)
