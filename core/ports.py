@@ -153,6 +153,7 @@ class TransactionDetails:
     account_number: str = ""
     transaction_type: str = ""       # authCaptureTransaction, refundTransaction, voidTransaction
     reason: str = ""
+    reason_code: str = ""            # responseReasonCode (core.declines classifies it)
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ import requests
 
 from core.errors import (BadRequest, ConfigurationError, GatewayAuthError, GatewayError, GatewayNotFound,
                          GatewayRefused, GatewayUnavailable, InvalidNonce, OutcomeUnknown)
+from core import declines
 from core.transport import never_sent
 from core.ports import (BillTo, ChargeOutcome, ChargeResult, GatewayPaymentProfile, OpaqueData, TransactionDetails,
                         TransactionSummary)
@@ -217,6 +218,7 @@ class AuthorizeNetGateway:
             account_number=card.get("cardNumber", ""),
             transaction_type=tx.get("transactionType", ""),
             reason=tx.get("responseReasonDescription", ""),
+            reason_code=str(tx.get("responseReasonCode", "")),
         )
 
     def list_customer_transactions(self, customer_profile_id: str,
@@ -252,6 +254,8 @@ class AuthorizeNetGateway:
         errors = _items(tr.get("errors"), "error")
         messages = _items(tr.get("messages"), "message")
         reason = (errors[0].get("errorText") if errors else "") or (messages[0].get("description") if messages else "")
+        if outcome == ChargeOutcome.ERROR and errors and declines.classify("3", errors[0].get("errorCode")):
+            outcome = ChargeOutcome.DECLINED    # an error about the card itself (8 expired, ...) is a decline
         return ChargeResult(
             outcome=outcome, response_code=str(tr["responseCode"]), reason=reason or outcome,
             trans_id=str(tr.get("transId") or ""), auth_code=str(tr.get("authCode") or ""),

@@ -14,6 +14,13 @@ Triggers (research/gateway.md §5, plus simulator conventions marked *):
   billing zip 46201 46203 46204 46205 46206 46207 46208 46209 46211 46214 46217
                                     avsResultCode A E G N P R S U W X Z (else Y)
   card code 900 901 902 903 904     cvvResultCode M N S U P (else M; none with a stored profile: no CVV is kept)
+  billing zip 46282-NNNN *          the response reason code NNNN (ZIP+4, leading zeros ignored: 46282-0027 is
+                                    reason 27), for charges on stored profiles too (set the zip by a bill-to update)
+                                    and for liveMode validation of a new card. Card reasons the gateway answers with
+                                    responseCode 3 (6 7 8 17 28 37 78) and gateway/processor errors (19-23, 57-63)
+                                    come as responseCode 3 and are not recorded; every other code is responseCode 2,
+                                    recorded as declined. So: Hard 4 6 7 8 27 44 45 65, Merchant 250 251 254, Soft
+                                    e.g. 2 3, errors e.g. 19 (core/declines.py classifies them)
   card expired at charge time       responseCode 3, error 8
   same amount+invoice+card+bill-to as an earlier charge within duplicateWindow (default 120 s)
                                     responseCode 3, error 11, with the original's transId and authCode; not recorded
@@ -69,6 +76,26 @@ ACCEPT_JS = Path(__file__).with_name("acceptjs") / "Accept.js"
 NONCE_LIFETIME = dt.timedelta(minutes=15)
 DEFAULT_DUPLICATE_WINDOW = 120
 DECLINE_ZIP = "46282"
+REASON_ZIP_PREFIX = DECLINE_ZIP + "-"          # simulator-only: 46282-NNNN answers reason code NNNN
+# Reason codes answered with responseCode 3 (an error) rather than 2 (declined), and their texts (Authorize.Net's
+# response code list, developer.authorize.net/api/reference/responseCodes.html).
+ERROR_REASONS = frozenset({"6", "7", "8", "17", "19", "20", "21", "22", "23", "28", "37", "57", "58", "59", "60",
+                           "61", "62", "63", "78"})
+REASON_TEXTS = {
+    "2": "This transaction has been declined.", "3": "This transaction has been declined.",
+    "4": "This transaction has been declined.", "6": "The credit card number is invalid.",
+    "7": "Credit card expiration date is invalid.", "8": "The credit card has expired.",
+    "17": "The merchant does not accept this type of credit card.",
+    "19": "An error occurred during processing. Please try again in 5 minutes.",
+    "27": "The transaction has been declined because of an AVS mismatch. The address provided does not match billing "
+          "address of cardholder.",
+    "28": "The merchant does not accept this type of credit card.", "37": "The credit card number is invalid.",
+    "44": "This transaction has been declined.", "45": "This transaction has been declined.",
+    "57": "An error occurred in processing. Please try again in 5 minutes.",
+    "65": "This transaction has been declined.", "78": "The Card Code (CVV2/CVC2/CID) is invalid.",
+    "250": "This transaction has been declined.", "251": "This transaction has been declined.",
+    "254": "Your transaction has been declined.",
+}
 HELD_ZIP = "46299"
 AVS_BY_ZIP = {"46201": "A", "46203": "E", "46204": "G", "46205": "N", "46206": "P", "46207": "R", "46208": "S",
               "46209": "U", "46211": "W", "46214": "X", "46217": "Z"}
@@ -140,6 +167,18 @@ class _Card:
 
     def expired(self, now: dt.datetime) -> bool:
         return (self.exp_year, self.exp_month) < (now.year, now.month)
+
+
+def reason_for_zip(zip_code: str) -> str:
+    """The reason code a 46282-NNNN billing zip asks for ("" for any other zip)."""
+    if not zip_code.startswith(REASON_ZIP_PREFIX):
+        return ""
+    digits = zip_code[len(REASON_ZIP_PREFIX):]
+    return str(int(digits)) if digits.isdigit() and int(digits) > 0 else ""
+
+
+def _reason_text(reason_code: str) -> str:
+    return REASON_TEXTS.get(reason_code, "This transaction has been declined.")
 
 
 def luhn_valid(number: str) -> bool:
@@ -540,7 +579,12 @@ class AuthorizeNetSimulator:
         zip_code = str(bill_to.get("zip", ""))
         if card.expired(now):
             return _tx_error("3", "8", "The credit card has expired.")
-        if zip_code == DECLINE_ZIP:
+        wanted_reason = reason_for_zip(zip_code)
+        if wanted_reason in ERROR_REASONS:
+            return _tx_error("3", wanted_reason, _reason_text(wanted_reason))
+        if wanted_reason:
+            code, status, note = "2", "declined", (wanted_reason, _reason_text(wanted_reason))
+        elif zip_code == DECLINE_ZIP:
             code, status, note = "2", "declined", ("2", "This transaction has been declined.")
         elif zip_code == HELD_ZIP:
             code, status, note = "4", "FDSPendingReview", ("252", "Your order has been received. Thank you for "
@@ -551,8 +595,9 @@ class AuthorizeNetSimulator:
                           response_code=code, reason=note[1], invoice=invoice,
                           description=str((tr.get("order") or {}).get("description", "")),
                           avs=AVS_BY_ZIP.get(zip_code, "Y"), cvv=CVV_BY_CODE.get(card.cvv, "M") if card.cvv else "")
+        tx["reason_code"] = note[0]
         if code == "2":
-            return _tx_error("2", "2", note[1], tx)
+            return _tx_error("2", note[0], note[1], tx)
         self._queue_webhook("net.authorize.payment.fraud.held" if code == "4"
                             else "net.authorize.payment.authcapture.created", _tx_payload(tx))
         return _tx_ok(tx, note, code)
@@ -604,7 +649,8 @@ class AuthorizeNetSimulator:
         details: dict[str, Any] = {
             "transId": tx["trans_id"], "submitTimeUTC": _utc(tx["submitted_at"]),
             "submitTimeLocal": _utc(tx["submitted_at"])[:-1], "transactionType": tx["type"],
-            "transactionStatus": tx["status"], "responseCode": int(tx["response_code"]), "responseReasonCode": 1,
+            "transactionStatus": tx["status"], "responseCode": int(tx["response_code"]),
+            "responseReasonCode": int(tx.get("reason_code") or 1),
             "responseReasonDescription": tx["reason"], "authCode": tx["auth_code"], "AVSResponse": tx["avs"],
             "order": {"invoiceNumber": tx["invoice_number"], "description": tx["description"]},
             "authAmount": tx["amount"], "settleAmount": tx["settle_amount"], "taxExempt": False,
@@ -679,8 +725,8 @@ class AuthorizeNetSimulator:
         if mode not in ("liveMode", "testMode"):
             return {}
         zip_code = str(bill_to.get("zip", ""))
-        declined = mode == "liveMode" and zip_code == DECLINE_ZIP
-        code, reason = ("2", "This transaction has been declined.") if declined else \
+        declined = mode == "liveMode" and (zip_code == DECLINE_ZIP or bool(reason_for_zip(zip_code)))
+        code, reason = ("2", _reason_text(reason_for_zip(zip_code) or "2")) if declined else \
             ("1", "This transaction has been approved.")
         fields = [""] * 68
         fields[0:7] = [code, "1", code, reason, "" if declined else "A1B2C3", AVS_BY_ZIP.get(zip_code, "Y"),

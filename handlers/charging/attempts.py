@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Callable, Iterable, Mapping
 
-from core import footprint
+from core import declines, footprint
 from core.errors import (ConcurrencyConflict, ConflictInProgress, DataverseError, DuplicateRecord, GatewayAuthError,
                          GatewayRefused, GatewayUnavailable, OutcomeUnknown, RecordNotFound)
 from core.ports import BatchOperation, ChargeOutcome, ChargeResult, Record
@@ -298,6 +298,12 @@ def settlement_ops(attempt: OpenAttempt, result: ChargeResult) -> list[BatchOper
         row["w365_gatewaytransactionid"] = result.trans_id
     if result.outcome in (ChargeOutcome.DECLINED, ChargeOutcome.ERROR):
         row.update(statecode=1, statuscode=2)
+    decline = decline_of(result)
+    if decline is not None:              # CONTRACT §6: every decline keeps its reason code and class
+        row.update(w365_reasoncode=decline.reason_code[:10],
+                   w365_declinetype=footprint.choice("w365_paymenttransaction", "w365_declinetype", decline.kind))
+        if decline.kind == declines.MERCHANT:
+            row["w365_needsattention"] = True
     ops = [BatchOperation.update(TRANSACTIONS, attempt.transaction_id, row, etag=attempt.etag)]
     if result.outcome == ChargeOutcome.APPROVED and attempt.invoice is not None:
         delta = attempt.amount if attempt.kind == CHARGE else -attempt.amount
@@ -317,7 +323,7 @@ def describe(attempt: OpenAttempt, result: ChargeResult) -> PaymentAttempt:
                 f"{result.trans_id}). It completes or is declined when the review ends; nothing is recorded on the "
                 "invoice until then.")
     elif result.outcome == ChargeOutcome.DECLINED:
-        text = f"The card was declined: {reason}. Nothing was charged."
+        text = f"The card was declined: {reason}. Nothing was charged. {decline_of(result).advice}"
     elif result.error_code == "11":
         text = (f"Authorize.Net refused this as a duplicate of an identical {verb} made in the last few minutes "
                 f"(transaction {result.trans_id}); nothing more happened. To make the same {verb} again on purpose, "
@@ -329,6 +335,14 @@ def describe(attempt: OpenAttempt, result: ChargeResult) -> PaymentAttempt:
                ChargeOutcome.HELD_FOR_REVIEW: HELD}[result.outcome]
     return PaymentAttempt(attempt.transaction_id, attempt.ref_id, attempt.amount, outcome, text,
                           result.trans_id if result.error_code != "11" else "", result.auth_code)
+
+
+def decline_of(result: ChargeResult) -> declines.Decline | None:
+    """The class of a declined answer (a decline whose codes say nothing more is Soft: trying again may work)."""
+    if result.outcome != ChargeOutcome.DECLINED:
+        return None
+    return declines.classify(result.response_code, result.error_code) or declines.Decline(result.error_code,
+                                                                                        declines.SOFT)
 
 
 # --- reading an open attempt back (queue, reconciler) ----------------------------------------------------------

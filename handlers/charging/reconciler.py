@@ -173,7 +173,8 @@ def _result_from(attempt: OpenAttempt, details: TransactionDetails) -> ChargeRes
     reason = details.reason or f"Authorize.Net status {status}"
     return ChargeResult(outcome, details.response_code, f"{reason} (confirmed with Authorize.Net)",
                         trans_id=details.trans_id, auth_code=details.auth_code, account_number=details.account_number,
-                        ref_id=details.ref_id)
+                        ref_id=details.ref_id,
+                        error_code=details.reason_code if outcome == ChargeOutcome.DECLINED else "")
 
 
 def _cumulative(schedule: tuple[dt.timedelta, ...]) -> list[dt.timedelta]:
