@@ -27,8 +27,10 @@ from core.errors import (ConcurrencyConflict, ConflictInProgress, DataverseError
                          GatewayRefused, GatewayUnavailable, OutcomeUnknown, RecordNotFound)
 from core.ports import BatchOperation, ChargeOutcome, ChargeResult, Record
 from core.services import Services
-from handlers.charging import ledger
+from handlers.charging import ledger, outcomes
 from handlers.charging.ledger import format_money
+# The outcome labels and the open ones live with the transition table; re-exported for the callers of this module.
+from handlers.charging.outcomes import APPROVED, DECLINED, ERROR, HELD, OPEN_OUTCOMES, PENDING, UNKNOWN  # noqa: F401
 
 log = logging.getLogger(__name__)
 
@@ -41,9 +43,6 @@ PROFILE_COLUMNS = ("w365_paymentprofileid", "w365_name", "w365_customerprofileid
                    "w365_cardlast4", "w365_isdefault", "w365_syncstatus", "statecode")
 
 CHARGE, REFUND, VOID = "Charge", "Refund", "Void"
-PENDING, APPROVED, DECLINED, ERROR, HELD, UNKNOWN = (
-    "Pending", "Approved", "Declined", "Error", "Held For Review", "Unknown")
-OPEN_OUTCOMES = (PENDING, UNKNOWN, HELD)       # a charge "in progress": no second one until it is settled
 RECORD_WORK = "charging.record"
 RECONCILE_WORK = "charging.reconcile"
 # Kill Bill's janitor waits 5m, 1h, then daily (org.killbill.payment.janitor.unknown.retries); a handful of tries,
@@ -131,7 +130,7 @@ def next_attempt_number(transactions: Iterable[Record]) -> int:
 
 def open_charges(transactions: Iterable[Record]) -> list[Record]:
     return [t for t in transactions if type_label(t.get("w365_type")) == CHARGE
-            and outcome_label(t.get("w365_outcome")) in OPEN_OUTCOMES and t.get("statecode") in (0, None)]
+            and outcomes.is_open(outcome_label(t.get("w365_outcome"))) and t.get("statecode") in (0, None)]
 
 
 def attempt_for_request(transactions: Iterable[Record], request_id: str | None) -> Record | None:
@@ -223,7 +222,7 @@ def send_attempt(services: Services, attempt: OpenAttempt, send: Callable[[], Ch
                 f"{format_money(attempt.amount)} went through. The outcome is being confirmed with Authorize.Net; do "
                 "not try again until this transaction shows Approved or Error.")
         schedule_reconcile(services, attempt.transaction_id, 1)
-        _update_quietly(services, attempt, {"w365_outcome": outcome_value(UNKNOWN), "w365_transactionresult": text})
+        _settle_quietly(services, attempt, UNKNOWN, {"w365_transactionresult": text})
         return PaymentAttempt(attempt.transaction_id, attempt.ref_id, attempt.amount, UNKNOWN, text)
     except GatewayUnavailable:
         text = f"Authorize.Net could not be reached, so nothing happened ({verb} not sent). You can try again."
@@ -256,8 +255,12 @@ def record_result(services: Services, attempt: OpenAttempt, result: ChargeResult
 
 
 def commit(services: Services, attempt: OpenAttempt, result: ChargeResult) -> None:
-    """One atomic changeset; on a 412 (someone changed the invoice or the row) re-read and decide again."""
+    """One atomic changeset; on a 412 (someone changed the invoice or the row) re-read and decide again. Writes
+    nothing when the transition table does not allow the answer over what the row says now."""
     for _ in range(COMMIT_TRIES):
+        if not outcomes.may_settle(attempt.outcome, outcomes.label_of(result.outcome)):
+            log.info("charging: %s is %s; %s does not apply", attempt.ref_id, attempt.outcome, result.outcome)
+            return
         ops = settlement_ops(attempt, result)
         # The button's w365_operation row rides in the same changeset when the handler asked for it (core.operations).
         operation = services.operation.batch_operation(describe(attempt, result)) if (
@@ -331,10 +334,8 @@ def describe(attempt: OpenAttempt, result: ChargeResult) -> PaymentAttempt:
     else:
         code = f" (error {result.error_code})" if result.error_code else ""
         text = f"Authorize.Net could not process the {verb}: {reason}{code}. Nothing happened."
-    outcome = {ChargeOutcome.APPROVED: APPROVED, ChargeOutcome.DECLINED: DECLINED, ChargeOutcome.ERROR: ERROR,
-               ChargeOutcome.HELD_FOR_REVIEW: HELD}[result.outcome]
-    return PaymentAttempt(attempt.transaction_id, attempt.ref_id, attempt.amount, outcome, text,
-                          result.trans_id if result.error_code != "11" else "", result.auth_code)
+    return PaymentAttempt(attempt.transaction_id, attempt.ref_id, attempt.amount, outcomes.label_of(result.outcome),
+                          text, result.trans_id if result.error_code != "11" else "", result.auth_code)
 
 
 def decline_of(result: ChargeResult) -> declines.Decline | None:
@@ -357,7 +358,7 @@ def read_open_attempt(services: Services, transaction_id: str) -> OpenAttempt | 
     except RecordNotFound:
         return None
     outcome = outcome_label(row.get("w365_outcome"))
-    if outcome not in OPEN_OUTCOMES or row.get("statecode") == 1:
+    if not outcomes.is_open(outcome) or row.get("statecode") == 1:
         return None
     invoice = row.get("w365_invoiceid")
     profile = row.get("w365_paymentprofileid") or {}
@@ -396,10 +397,18 @@ def schedule_reconcile(services: Services, transaction_id: str, try_number: int)
 def _closed_without_answer(services: Services, attempt: OpenAttempt, text: str) -> PaymentAttempt:
     """Nothing reached the gateway (or it refused the request outright): the attempt is an Error, and the thing can
     be paid again. If this write fails the row stays Pending and the reconciler, finding nothing, closes it."""
-    if not _update_quietly(services, attempt, {"w365_outcome": outcome_value(ERROR), "w365_transactionresult": text,
-                                               "statecode": 1, "statuscode": 2}):
+    if not _settle_quietly(services, attempt, ERROR, {"w365_transactionresult": text, "statecode": 1,
+                                                      "statuscode": 2}):
         schedule_reconcile(services, attempt.transaction_id, 1)
     return PaymentAttempt(attempt.transaction_id, attempt.ref_id, attempt.amount, ERROR, text)
+
+
+def _settle_quietly(services: Services, attempt: OpenAttempt, outcome: str, body: Mapping[str, Any]) -> bool:
+    """A settlement without the gateway's answer (lost, or never sent), through the transition table."""
+    if not outcomes.may_settle(attempt.outcome, outcome):
+        log.warning("charging: %s is %s; not changed to %s", attempt.ref_id, attempt.outcome, outcome)
+        return False
+    return _update_quietly(services, attempt, {"w365_outcome": outcome_value(outcome), **body})
 
 
 def _update_quietly(services: Services, attempt: OpenAttempt, body: Mapping[str, Any]) -> bool:

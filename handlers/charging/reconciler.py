@@ -20,9 +20,9 @@ from core import footprint
 from core.errors import DataverseError, DuplicateRecord, GatewayError, GatewayNotFound
 from core.ports import ChargeOutcome, ChargeResult, TransactionDetails
 from core.services import Services
-from handlers.charging import attempts
-from handlers.charging.attempts import (OPEN_OUTCOMES, RECONCILE_SCHEDULE, RECONCILE_WORK, TRANSACTION_COLUMNS,
-                                        TRANSACTIONS, VOID, OpenAttempt)
+from handlers.charging import attempts, outcomes
+from handlers.charging.attempts import (RECONCILE_SCHEDULE, RECONCILE_WORK, TRANSACTION_COLUMNS, TRANSACTIONS, VOID,
+                                        OpenAttempt)
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +55,8 @@ def reconcile_attempt(services: Services, transaction_id: str, *, details: Trans
             return False                 # still held, or too early to say it never arrived
         result = ChargeResult(ChargeOutcome.ERROR, "", "it never reached Authorize.Net (no record of it an hour "
                                                        "later), so you can try again")
+    if not outcomes.may_settle(attempt.outcome, outcomes.label_of(result.outcome)):
+        return False                     # e.g. a held charge the gateway stops showing: a person decides, not a timer
     attempts.commit(services, attempt, result)
     log.info("charging: reconciled %s as %s", attempt.ref_id, result.outcome)
     return True
@@ -81,7 +83,7 @@ def reconcile_queued(payload: Mapping[str, Any], services: Services) -> None:
 def reconcile_due(services: Services, *, everything: bool = False) -> int:
     """The timer sweep (and the on-demand run with `everything=True`): reconcile each open attempt whose age just
     crossed a back-off step, flag those past the last step. Returns how many were settled."""
-    opens = " or ".join(f"w365_outcome eq {attempts.outcome_value(o)}" for o in OPEN_OUTCOMES)
+    opens = " or ".join(f"w365_outcome eq {attempts.outcome_value(o)}" for o in outcomes.OPEN_OUTCOMES)
     rows = services.dataverse.query(TRANSACTIONS, select=TRANSACTION_COLUMNS,
                                     filter=f"statecode eq 0 and ({opens})")
     now, settled = services.clock.now(), 0
@@ -156,20 +158,21 @@ def _find_at_gateway(services: Services, attempt: OpenAttempt) -> TransactionDet
 
 
 def _result_from(attempt: OpenAttempt, details: TransactionDetails) -> ChargeResult | None:
-    """The gateway's verdict as a ChargeResult, or None while it is still undecided (held, or a void not done)."""
+    """The gateway's verdict as a ChargeResult, or None when it changes nothing (still held) by the transition
+    table."""
     status = details.status
     if attempt.kind == VOID:             # a void changes the original charge: its status says it happened
         outcome = ChargeOutcome.APPROVED
     elif status in HELD_STATUSES:
-        outcome = None if attempt.outcome == attempts.HELD else ChargeOutcome.HELD_FOR_REVIEW
+        outcome = ChargeOutcome.HELD_FOR_REVIEW
     elif status in APPROVED_STATUSES:
         outcome = ChargeOutcome.APPROVED
     elif status in DECLINED_STATUSES:
         outcome = ChargeOutcome.DECLINED
     else:
         outcome = ChargeOutcome.ERROR
-    if outcome is None:
-        return None
+    if not outcomes.may_settle(attempt.outcome, outcomes.label_of(outcome)):
+        return None                      # nothing new (still held)
     reason = details.reason or f"Authorize.Net status {status}"
     return ChargeResult(outcome, details.response_code, f"{reason} (confirmed with Authorize.Net)",
                         trans_id=details.trans_id, auth_code=details.auth_code, account_number=details.account_number,

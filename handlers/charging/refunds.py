@@ -14,7 +14,7 @@ from core.errors import BusinessRuleViolation, ConflictInProgress, GatewayNotFou
 from core.ports import Record
 from core.services import Services
 from core.steps import Outcome
-from handlers.charging import attempts, ledger
+from handlers.charging import attempts, ledger, outcomes
 from handlers.charging.attempts import (APPROVED, CHARGE, PROFILE_COLUMNS, REFUND, TRANSACTION_COLUMNS,
                                         TRANSACTIONS, VOID, OpenAttempt)
 from handlers.charging.ledger import format_money
@@ -41,7 +41,7 @@ def refund_transaction(services: Services, transaction_id: str, amount: Decimal 
     kind, outcome = attempts.type_label(charge.get("w365_type")), attempts.outcome_label(charge.get("w365_outcome"))
     if kind != CHARGE:
         raise BusinessRuleViolation(f"Only a charge can be refunded; this transaction is a {kind}.")
-    if outcome != APPROVED or not charge.get("w365_gatewaytransactionid"):
+    if outcome not in outcomes.REFUNDABLE or not charge.get("w365_gatewaytransactionid"):
         raise BusinessRuleViolation(f"Only an approved charge can be refunded; this one is {outcome}.")
     charge_ref = charge["w365_refid"]
     earlier = acting.dataverse.query(TRANSACTIONS, select=TRANSACTION_COLUMNS,
@@ -53,7 +53,7 @@ def refund_transaction(services: Services, transaction_id: str, amount: Decimal 
         return (Outcome.succeeded if done else Outcome.failed)(f"This request was already handled: {text}",
                                                               transactionId=replay["w365_paymenttransactionid"],
                                                               replayed=True)
-    if any(attempts.outcome_label(t.get("w365_outcome")) in attempts.OPEN_OUTCOMES and t.get("statecode") == 0
+    if any(outcomes.is_open(attempts.outcome_label(t.get("w365_outcome"))) and t.get("statecode") == 0
            for t in earlier):
         raise ConflictInProgress(f"{IN_PROGRESS}: wait until it shows Approved or Error.")
     charged = ledger.money(charge.get("w365_amount"))

@@ -18,9 +18,8 @@ from core.errors import DuplicateRecord, GatewayNotFound
 from core.ports import Record, TransactionDetails
 from core.services import Services
 from core.steps import Outcome
-from handlers.charging import attempts, ledger, reconciler
-from handlers.charging.attempts import (APPROVED, CHARGE, OPEN_OUTCOMES, PROFILE_COLUMNS, REFUND,
-                                        TRANSACTION_COLUMNS, TRANSACTIONS, VOID)
+from handlers.charging import attempts, ledger, outcomes, reconciler
+from handlers.charging.attempts import CHARGE, PROFILE_COLUMNS, REFUND, TRANSACTION_COLUMNS, TRANSACTIONS, VOID
 from handlers.charging.ledger import format_money
 
 if TYPE_CHECKING:
@@ -53,11 +52,12 @@ def void(services: Services, note: "Notification") -> Outcome:
     charge = _find_row(services, details, CHARGE)
     if charge is None:                         # never seen: record the charge as the gateway has it (voided)
         return _record_external(services, details, CHARGE)
-    if attempts.outcome_label(charge.get("w365_outcome")) in OPEN_OUTCOMES:
+    if outcomes.is_open(attempts.outcome_label(charge.get("w365_outcome"))):
         return _settle(services, charge, details)
-    if attempts.outcome_label(charge.get("w365_outcome")) != APPROVED or details.status != "voided":
+    if attempts.outcome_label(charge.get("w365_outcome")) not in outcomes.REFUNDABLE or details.status != "voided":
         return _said(charge, "The void changes nothing recorded")
-    # An approved charge voided outside Dynamics: record the void, which takes the money off the invoice.
+    # An approved charge voided outside Dynamics: its outcome stays final; a void row of its own (refund bookkeeping)
+    # takes the money off the invoice.
     return _record_external(services, details, VOID, charge=charge)
 
 
@@ -85,8 +85,8 @@ def _find_row(services: Services, details: TransactionDetails, kind: str) -> Rec
 
 def _settle(services: Services, row: Record, details: TransactionDetails) -> Outcome:
     transaction_id = row["w365_paymenttransactionid"]
-    if attempts.outcome_label(row.get("w365_outcome")) not in OPEN_OUTCOMES or row.get("statecode") == 1:
-        return _said(row, "Already recorded")
+    if not outcomes.is_open(attempts.outcome_label(row.get("w365_outcome"))) or row.get("statecode") == 1:
+        return _said(row, "Already recorded")          # no transition left (charging/outcomes.py)
     reconciler.reconcile_attempt(services, transaction_id, details=details)
     fresh = services.dataverse.retrieve(TRANSACTIONS, transaction_id, select=TRANSACTION_COLUMNS)
     changed = fresh.get("w365_outcome") != row.get("w365_outcome")
