@@ -7,7 +7,7 @@ import threading
 from typing import Any, Callable
 
 from core.services import Services
-from core.settings import Settings
+from core.settings import SERVICE_BUS, WORK_QUEUE, Settings
 
 _services: Services | None = None
 _lock = threading.Lock()
@@ -114,13 +114,17 @@ def build_services(settings: Settings) -> Services:
                                    environment=settings.gateway_environment)
 
     def queue() -> Any:
-        connection = settings.get("ServiceBusConnection")
-        if connection:
-            from adapters.servicebus import ServiceBusQueue
-            return ServiceBusQueue(connection, settings.require("W365_WORK_QUEUE"))
-        from app.capabilities import run_work
-        from standins.queue import InProcessQueue
-        return InProcessQueue(lambda kind, payload: run_work(kind, payload, services))
+        if settings.is_local:
+            from app.capabilities import run_work
+            from standins.queue import InProcessQueue
+            return InProcessQueue(lambda kind, payload: run_work(kind, payload, services))
+        # Real mode: Service Bus or a ConfigurationError at the first send, never an in-memory queue that a
+        # restart would empty (CONTRACT §1).
+        from adapters.servicebus import ServiceBusQueue
+        namespace = settings.service_bus_namespace
+        connection = None if namespace else settings.require(SERVICE_BUS)
+        return ServiceBusQueue(connection, settings.require(WORK_QUEUE), fully_qualified_namespace=namespace,
+                               managed_identity_client_id=settings.get(SERVICE_BUS + "__clientId"))
 
     if settings.is_local:
         from standins import LOCAL_GATEWAY_PATH

@@ -23,16 +23,16 @@ def standin(monkeypatch):
         s.register_with_responses(rsps, URL)
         client = DataverseClient(URL, StaticTokenProvider("t"), sleep=lambda seconds: None)
         monkeypatch.setattr(cli, "build_client", lambda settings: client)
-        monkeypatch.setenv("W365_WEBHOOK_KEY", "cli-key")
+        monkeypatch.setenv("W365_WEBHOOK_KEY", "cli-webhook-key-0123")
         yield s
 
 
 def test_settings_come_from_local_settings_json_and_the_environment_wins(tmp_path):
     (tmp_path / "local.settings.json").write_text(json.dumps({"Values": {
-        "DATAVERSE_URL": "https://file.crm.dynamics.com", "W365_WEBHOOK_KEY": "from-file", "W365_MODE": ""}}))
-    settings = cli.load_settings(tmp_path, {"W365_WEBHOOK_KEY": "from-env"})
+        "DATAVERSE_URL": "https://file.crm.dynamics.com", "W365_WEBHOOK_KEY": "from-file-webhook-key", "W365_MODE": ""}}))
+    settings = cli.load_settings(tmp_path, {"W365_WEBHOOK_KEY": "from-env-webhook-key"})
     assert settings.get("DATAVERSE_URL") == "https://file.crm.dynamics.com"
-    assert settings.get("W365_WEBHOOK_KEY") == "from-env"
+    assert settings.get("W365_WEBHOOK_KEY") == "from-env-webhook-key"
 
 
 def test_plan_prints_the_table_and_writes_nothing(standin, capsys):
@@ -64,13 +64,13 @@ def test_a_missing_setting_is_named(monkeypatch, tmp_path, capsys):
 
 
 def test_install_takes_the_public_authorize_net_settings_into_environment_variables(standin, monkeypatch, capsys):
-    for name, value in {"AUTHORIZENET_CLIENT_KEY": "client-key", "AUTHORIZENET_LOGIN_ID": "login-id",
+    for name, value in {"AUTHORIZENET_CLIENT_KEY": "public-client-key-0123", "AUTHORIZENET_LOGIN_ID": "login-id",
                         "AUTHORIZENET_ENVIRONMENT": " Production ", "AUTHORIZENET_TRANSACTION_KEY": "secret-tx",
                         "AUTHORIZENET_SIGNATURE_KEY": "secret-sig"}.items():
         monkeypatch.setenv(name, value)
     assert cli.main(["install"]) == 0
     values = {v["schemaname"]: v["value"] for v in standin.rows("environmentvariablevalue")}
-    assert values == {"w365_AcceptJsClientKey": "client-key", "w365_AuthorizeNetLoginId": "login-id",
+    assert values == {"w365_AcceptJsClientKey": "public-client-key-0123", "w365_AuthorizeNetLoginId": "login-id",
                       "w365_AuthorizeNetEnvironment": "production"}
     assert "secret-" not in capsys.readouterr().out + str(standin.rows("environmentvariabledefinition"))
 

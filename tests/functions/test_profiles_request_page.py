@@ -58,7 +58,7 @@ def test_the_form_shows_the_contact_with_strict_headers_and_unnamed_card_inputs(
     for name in ("dataDescriptor", "dataValue", "firstName", "lastName", "company", "address", "city", "state", "zip",
                  "country", "phoneNumber", "email"):
         assert f'name="{name}"' in body
-    assert '"clientKey": "sim-client-key"' in body and '"apiLoginID": "sim-login"' in body
+    assert '"clientKey": "sim-public-client-key"' in body and '"apiLoginID": "sim-login"' in body
 
 
 def test_values_on_the_page_are_escaped(world, token):

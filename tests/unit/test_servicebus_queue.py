@@ -67,3 +67,15 @@ def test_a_delay_schedules_the_message_and_a_session_queue_gets_session_ids():
     assert before + dt.timedelta(minutes=5) <= scheduled.scheduled_enqueue_time_utc
     assert scheduled.scheduled_enqueue_time_utc <= dt.datetime.now(dt.timezone.utc) + dt.timedelta(minutes=5)
     assert default_session.session_id == "credit_hold.provision"
+
+
+def test_the_identity_form_connects_to_the_namespace_with_the_managed_identity():
+    namespaces = []
+
+    def factory(namespace):
+        namespaces.append(namespace)
+        return FakeClient()
+    queue = ServiceBusQueue(None, "w365-work", fully_qualified_namespace="w365.servicebus.windows.net",
+                            client_factory=factory)
+    queue.send("charging.record", {"transaction_id": "t1"}, message_id="charging.record:t1")
+    assert namespaces == ["w365.servicebus.windows.net"]
