@@ -2,12 +2,16 @@
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
-STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | cksum | cut -d' ' -f1)
+REQUIREMENTS := requirements.txt requirements.in requirements-dev.txt
+STAMP := $(VENV)/.installed-$(shell cat $(REQUIREMENTS) | cksum | cut -d' ' -f1)
 
-.PHONY: run test bench browser-deps clean
+.PHONY: run test bench browser-deps clean lock
 
-$(STAMP): requirements.txt requirements-dev.txt
+# pip's hash-checking mode refuses a mix of hashed and unhashed requirements in one run: the lock (what the deploy
+# installs) goes in first with --require-hashes, then the development tools in a second run.
+$(STAMP): $(REQUIREMENTS)
 	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check --require-hashes -r requirements.txt
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	rm -f $(VENV)/.installed-*
 	touch $(STAMP)
@@ -28,6 +32,11 @@ test: $(STAMP) browser-deps
 
 bench: $(STAMP)
 	$(PY) -m bench
+
+# requirements.txt from requirements.in: every runtime package pinned with the hashes of all its files on the index.
+lock: $(STAMP)
+	PIP_CONFIG_FILE=/dev/null PIP_FIND_LINKS= $(VENV)/bin/pip-compile --quiet --generate-hashes --strip-extras \
+	  --no-emit-index-url --no-emit-find-links --output-file requirements.txt requirements.in
 
 clean:
 	rm -rf $(VENV) .pytest_cache local
