@@ -20,12 +20,14 @@ def registry() -> Registry:
                 from app import platform
                 from handlers.charging import entry as charging
                 from handlers.credit_hold import entry as credit_hold
+                from handlers.dunning import entry as dunning
                 from handlers.gateway_webhooks import entry as gateway_webhooks
                 from handlers.orders import entry as orders
                 from handlers.payment_profiles import entry as payment_profiles
 
                 built = Registry()
-                for capability in (platform, payment_profiles, credit_hold, charging, orders, gateway_webhooks):
+                for capability in (platform, payment_profiles, credit_hold, charging, orders, gateway_webhooks,
+                                   dunning):
                     capability.register(built)
                 _registry = built
     return _registry

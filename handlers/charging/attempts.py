@@ -103,6 +103,8 @@ class OpenAttempt:
     customer_profile_id: str = ""
     payment_profile_id: str = ""
     result_text: str = ""
+    source: str = ""                 # w365_source label (Manual, Autopay, Retry, ...): dunning follows automatic ones
+    profile_id: str = ""             # the w365_paymentprofile row charged
 
 
 # --- what callers read before charging -----------------------------------------------------------------------------
@@ -157,7 +159,8 @@ def attempt_name(kind: str, what: str, attempt_number: int, request_id: str | No
 def collect_payment(services: Services, *, account_id: str, profile: Record, amount: Decimal, ref_key: str,
                     attempt_number: int, invoice_number: str, invoice: Record | None = None,
                     salesorder_id: str | None = None, request_id: str | None = None,
-                    acting: Services | None = None, description: str = "") -> PaymentAttempt:
+                    acting: Services | None = None, description: str = "", source: str | None = None,
+                    billing_run_id: str | None = None) -> PaymentAttempt:
     """Charge `amount` to a synced card on file exactly once and record it.
 
     The caller has read (in one request) what it charges and checked its own rules, including that no charge of the
@@ -178,11 +181,16 @@ def collect_payment(services: Services, *, account_id: str, profile: Record, amo
         body["w365_invoiceid@odata.bind"] = f"/invoices({invoice['invoiceid']})"
     if salesorder_id:
         body["w365_salesorderid@odata.bind"] = f"/salesorders({salesorder_id})"
+    if source:
+        body["w365_source"] = footprint.choice("w365_paymenttransaction", "w365_source", source)
+    if billing_run_id:
+        body["w365_billingrunid@odata.bind"] = f"/w365_billingruns({billing_run_id})"
     transaction_id = start_attempt(acting or services, body, "A charge of this is in progress")
     invoice_number = gateway_invoice_number(invoice_number, ref_id)
     attempt = OpenAttempt(transaction_id, ref_id, amount, CHARGE, invoice=invoice, invoice_number=invoice_number,
                           customer_profile_id=profile["w365_customerprofileid"],
-                          payment_profile_id=profile["w365_paymentprofileidgateway"])
+                          payment_profile_id=profile["w365_paymentprofileidgateway"], source=source or "",
+                          profile_id=profile["w365_paymentprofileid"])
     return send_attempt(services, attempt, lambda: services.gateway.charge_profile(
         attempt.customer_profile_id, attempt.payment_profile_id, amount, ref_id=ref_id,
         invoice_number=invoice_number[:20], description=description[:255]))
@@ -261,7 +269,8 @@ def commit(services: Services, attempt: OpenAttempt, result: ChargeResult) -> No
         if not outcomes.may_settle(attempt.outcome, outcomes.label_of(result.outcome)):
             log.info("charging: %s is %s; %s does not apply", attempt.ref_id, attempt.outcome, result.outcome)
             return
-        ops = settlement_ops(attempt, result)
+        dunning = _with_dunning(services, attempt, result, settlement_ops(attempt, result))
+        ops = dunning.ops
         # The button's w365_operation row rides in the same changeset when the handler asked for it (core.operations).
         operation = services.operation.batch_operation(describe(attempt, result)) if (
             services.operation is not None and result.outcome == ChargeOutcome.APPROVED) else None
@@ -269,6 +278,7 @@ def commit(services: Services, attempt: OpenAttempt, result: ChargeResult) -> No
             services.dataverse.batch(ops + [operation] if operation else ops)
             if operation:
                 services.operation.committed()
+            dunning.send(services)
             return
         except ConcurrencyConflict:
             fresh = read_open_attempt(services, attempt.transaction_id)
@@ -338,6 +348,15 @@ def describe(attempt: OpenAttempt, result: ChargeResult) -> PaymentAttempt:
                           text, result.trans_id if result.error_code != "11" else "", result.auth_code)
 
 
+def _with_dunning(services: Services, attempt: OpenAttempt, result: ChargeResult, ops: list[BatchOperation]):
+    """The dunning changes of this outcome, in the same changeset (handlers/dunning/settlement.py says why). Imported
+    here, not at the top: dunning builds on charging, and this is the one place charging hands over to it."""
+    from handlers.dunning.settlement import with_dunning
+    return with_dunning(services, transaction_id=attempt.transaction_id, kind=attempt.kind, source=attempt.source,
+                        profile_id=attempt.profile_id, amount=attempt.amount, invoice=attempt.invoice, result=result,
+                        decline=decline_of(result), ops=ops)
+
+
 def decline_of(result: ChargeResult) -> declines.Decline | None:
     """The class of a declined answer (a decline whose codes say nothing more is Soft: trying again may work)."""
     if result.outcome != ChargeOutcome.DECLINED:
@@ -352,7 +371,7 @@ def read_open_attempt(services: Services, transaction_id: str) -> OpenAttempt | 
     """The attempt as Dataverse has it now, with its invoice (and that invoice's ETag); None once it is settled."""
     try:
         row = services.dataverse.retrieve(
-            TRANSACTIONS, transaction_id, select=TRANSACTION_COLUMNS,
+            TRANSACTIONS, transaction_id, select=TRANSACTION_COLUMNS + ("w365_source",),
             expand=f"w365_invoiceid($select={','.join(ledger.INVOICE_COLUMNS)}),"
                    f"w365_paymentprofileid($select={','.join(PROFILE_COLUMNS)})")
     except RecordNotFound:
@@ -372,7 +391,10 @@ def read_open_attempt(services: Services, transaction_id: str) -> OpenAttempt | 
         if invoice else "",
         customer_profile_id=profile.get("w365_customerprofileid") or "",
         payment_profile_id=profile.get("w365_paymentprofileidgateway") or "",
-        result_text=row.get("w365_transactionresult") or "")
+        result_text=row.get("w365_transactionresult") or "",
+        source=footprint.label("w365_paymenttransaction", "w365_source", row["w365_source"])
+        if row.get("w365_source") is not None else "",
+        profile_id=row.get("_w365_paymentprofileid_value") or "")
 
 
 def record_queued_result(payload: Mapping[str, Any], services: Services) -> None:

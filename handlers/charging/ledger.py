@@ -16,7 +16,9 @@ from core.ports import BatchOperation, Record
 CENT = Decimal("0.01")
 INVOICES = "invoices"
 INVOICE_COLUMNS = ("invoiceid", "name", "invoicenumber", "totalamount", "w365_amountpaid", "w365_balance",
-                   "statecode", "statuscode", "_customerid_value", "_w365_billingcontractid_value")
+                   "statecode", "statuscode", "_customerid_value", "_w365_billingcontractid_value",
+                   # dunning (handlers/dunning): its columns change in the same changeset as the payment
+                   "w365_dunningstatus", "w365_failedattempts", "w365_firstfailedon", "w365_nextretryon")
 
 ACTIVE = footprint.choice("invoice", "statecode", "Active")
 PAID = footprint.choice("invoice", "statecode", "Paid")
@@ -94,6 +96,21 @@ def invoice_payment_ops(invoice: Record, paid_delta: Decimal, last_status: str) 
     if target[0] != ACTIVE:
         ops.append(BatchOperation.update(INVOICES, invoice_id, {"statecode": target[0], "statuscode": target[1]}))
     return ops
+
+
+def invoice_column_ops(invoice: Record, values: dict[str, Any]) -> list[BatchOperation]:
+    """The changeset that writes our columns (dunning status, ...) on an invoice whatever its state: a Paid invoice
+    is read-only in Dataverse, so it is reactivated, written and set Paid again with the same status, atomically.
+    The first operation carries the invoice's ETag. A Canceled invoice is never touched (nothing is returned)."""
+    state = (invoice["statecode"], invoice["statuscode"])
+    if state[0] == CANCELED:
+        return []
+    invoice_id, etag = invoice["invoiceid"], invoice.get("@odata.etag")
+    if state[0] != PAID:
+        return [BatchOperation.update(INVOICES, invoice_id, values, etag=etag)]
+    return [BatchOperation.update(INVOICES, invoice_id, {"statecode": ACTIVE, "statuscode": NEW}, etag=etag),
+            BatchOperation.update(INVOICES, invoice_id, values),
+            BatchOperation.update(INVOICES, invoice_id, {"statecode": state[0], "statuscode": state[1]})]
 
 
 def after_payment(invoice: Record, paid_delta: Decimal) -> tuple[Decimal, Decimal, str]:

@@ -50,11 +50,13 @@ class SentLink:
 
 def send_secure_link(services: Services, *, purpose_label: str, route: str, account_id: str, contact_id: str,
                      subject: str, body_template: str, placeholder: str,
-                     regarding: tuple[str, str], salesorder_id: str | None = None) -> SentLink:
+                     regarding: tuple[str, str], salesorder_id: str | None = None,
+                     extra: dict[str, Any] | None = None) -> SentLink:
     """Create a w365_securelink and email its URL (`{public base}/api/{route}/{token}`) to the contact, from the
     configured queue, with the URL in place of `placeholder` in the template; then send it through SendEmail.
 
-    `regarding` is (table, id) of the row the email is filed under (account, salesorder). Refusals (no placeholder,
+    `regarding` is (table, id) of the row the email is filed under (account, salesorder); `extra`, more columns of
+    the link row (a Card Update's failed profile). Refusals (no placeholder,
     no queue configured, a contact without an email address) raise BusinessRuleViolation before anything is written.
     """
     if placeholder not in (body_template or ""):
@@ -82,12 +84,23 @@ def send_secure_link(services: Services, *, purpose_label: str, route: str, acco
     }
     if salesorder_id:
         link["w365_salesorderid@odata.bind"] = f"/salesorders({salesorder_id})"
+    link.update(extra or {})
     link_id = services.dataverse.create(LINKS, link)
+    email_id = create_email(services, queue_id=queue_id, contact_id=contact_id, subject=subject or purpose_label,
+                            body=body_template.replace(placeholder, f'<a href="{url}">{url}</a>'), regarding=regarding)
+    services.dataverse.update(LINKS, link_id, {"w365_emailid@odata.bind": f"/emails({email_id})"})
+    services.dataverse.execute("SendEmail", {"IssueSend": True}, bound_to=("emails", email_id))
+    log.info("secure link %s (%s) sent as email %s", link_id, purpose_label, email_id)
+    return SentLink(link_id, url, email_id, expires_on)
+
+
+def create_email(services: Services, *, queue_id: str, contact_id: str, subject: str, body: str,
+                 regarding: tuple[str, str]) -> str:
+    """An outgoing email from the configured queue to one contact, filed under `regarding` (table, id); not sent
+    yet (SendEmail does that)."""
     regarding_table, regarding_id = regarding
-    email_id = services.dataverse.create("emails", {
-        "subject": subject or purpose_label,
-        "description": body_template.replace(placeholder, f'<a href="{url}">{url}</a>'),
-        "directioncode": True,
+    return services.dataverse.create("emails", {
+        "subject": subject, "description": body, "directioncode": True,
         f"regardingobjectid_{regarding_table}@odata.bind":
             f"/{footprint.entity_set(regarding_table)}({regarding_id})",
         "email_activity_parties": [
@@ -95,10 +108,6 @@ def send_secure_link(services: Services, *, purpose_label: str, route: str, acco
             {"partyid_contact@odata.bind": f"/contacts({contact_id})", "participationtypemask": 2},
         ],
     })
-    services.dataverse.update(LINKS, link_id, {"w365_emailid@odata.bind": f"/emails({email_id})"})
-    services.dataverse.execute("SendEmail", {"IssueSend": True}, bound_to=("emails", email_id))
-    log.info("secure link %s (%s) sent as email %s", link_id, purpose_label, email_id)
-    return SentLink(link_id, url, email_id, expires_on)
 
 
 # --- the customer's side ---------------------------------------------------------------------------------------------
@@ -114,12 +123,15 @@ class LinkCheck:
         return self.state == "usable"
 
 
-def check_link(services: Services, token: str, purpose_label: str) -> LinkCheck:
-    """Find the link a token opens, and whether it may be used now. A link past its expiry is marked Expired."""
+def check_link(services: Services, token: str, purpose_label: str | tuple[str, ...]) -> LinkCheck:
+    """Find the link a token opens, and whether it may be used now. A link past its expiry is marked Expired.
+    `purpose_label`: the purpose, or the purposes a page serves (the Profile Request page serves Card Update too)."""
     if not TOKEN_PATTERN.match(token or ""):
         return LinkCheck("unknown")
-    rows = services.dataverse.query(LINKS, filter=f"w365_tokenhash eq '{hash_token(token)}' and "
-                                                  f"w365_purpose eq {purpose(purpose_label)}", top=1)
+    labels = (purpose_label,) if isinstance(purpose_label, str) else purpose_label
+    purposes = " or ".join(f"w365_purpose eq {purpose(label)}" for label in labels)
+    rows = services.dataverse.query(LINKS, filter=f"w365_tokenhash eq '{hash_token(token)}' and ({purposes})",
+                                    top=1)
     if not rows:
         return LinkCheck("unknown")
     row = rows[0]
