@@ -130,8 +130,8 @@ def check_link(services: Services, token: str, purpose_label: str | tuple[str, .
         return LinkCheck("unknown")
     labels = (purpose_label,) if isinstance(purpose_label, str) else purpose_label
     purposes = " or ".join(f"w365_purpose eq {purpose(label)}" for label in labels)
-    rows = services.dataverse.query(LINKS, filter=f"w365_tokenhash eq '{hash_token(token)}' and ({purposes})",
-                                    top=1)
+    rows = services.dataverse.query(LINKS, filter=f"w365_tokenhash eq '{hash_token(token)}' and " + (
+        f"({purposes})" if len(labels) > 1 else purposes), top=1)
     if not rows:
         return LinkCheck("unknown")
     row = rows[0]
