@@ -126,14 +126,17 @@ class AuthorizeNetGateway:
         raise self._error("createCustomerPaymentProfile", answer, (opaque.value,))
 
     def get_customer_profile(self, customer_profile_id: str) -> list[GatewayPaymentProfile]:
-        answer = self._call("getCustomerProfile", {"customerProfileId": customer_profile_id}, retry=True)
+        # unmaskExpirationDate: the expiry (not card data, CONTRACT §4) drives the expiry notices.
+        answer = self._call("getCustomerProfile", {"customerProfileId": customer_profile_id,
+                                                   "unmaskExpirationDate": True}, retry=True)
         profile = answer.get("profile") or {}
         return [_payment_profile(customer_profile_id, item)
                 for item in _items(profile.get("paymentProfiles"), "paymentProfile")]
 
     def get_payment_profile(self, customer_profile_id: str, payment_profile_id: str) -> GatewayPaymentProfile:
         answer = self._call("getCustomerPaymentProfile", {"customerProfileId": customer_profile_id,
-                                                          "customerPaymentProfileId": payment_profile_id}, retry=True)
+                                                          "customerPaymentProfileId": payment_profile_id,
+                                                          "unmaskExpirationDate": True}, retry=True)
         return _payment_profile(customer_profile_id, answer.get("paymentProfile") or {})
 
     def update_payment_profile(self, customer_profile_id: str, payment_profile_id: str, bill_to: BillTo, *,

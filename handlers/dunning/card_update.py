@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+from core import footprint
 from core.configuration import configuration
 from core.errors import BusinessRuleViolation
 from core.services import Services
@@ -104,3 +105,54 @@ def _recipient(services: Services, account: dict, failed_profile_id: str | None)
         if contact.get("emailaddress1"):
             return contact_id
     return None
+
+
+# --- the customer's side: the Profile Request page with a Card Update link ------------------------------------------
+
+class SameCardAgain(BusinessRuleViolation):
+    """The customer entered the card that failed (the gateway's duplicate answer: same number and expiry)."""
+
+
+def save_new_card(services: Services, link: dict, opaque, bill_to):
+    """The card a customer adds through a Card Update link: synced at once, the account's default, and the profile
+    of the account's contracts that named the failed card (or none, or an unusable one); then the account's waiting
+    invoices are retried. Re-entering the failed card is refused (SameCardAgain), so the link stays usable."""
+    from handlers.dunning.recovery import card_became_usable
+    from handlers.payment_profiles.profiles import add_card_from_nonce, set_default
+
+    account_id = link["_w365_accountid_value"]
+    failed_profile_id = link.get("_w365_failedprofileid_value")
+    added = add_card_from_nonce(services, account_id=account_id, contact_id=link.get("_w365_contactid_value"),
+                                opaque=opaque, bill_to=bill_to, source="Profile Request", synced=True,
+                                set_default=True)
+    if added.already_on_file:
+        if added.profile_id == failed_profile_id:
+            raise SameCardAgain("This is the card that could not be charged. Please enter a different card, or the "
+                                "same card with its new expiry date.")
+        set_default(services, added.profile_id)             # a card already on file: usable only when synced
+    moved = point_contracts_at(services, account_id, failed_profile_id, added.profile_id)
+    note(services, account_id, "Card updated by the customer",
+         f"The customer added {added.name} through the card-update link; it is now the default card"
+         + (f" and the card of {moved} billing contract(s)" if moved else "") + ".")
+    card_became_usable(services, account_id)
+    return added
+
+
+def point_contracts_at(services: Services, account_id: str, failed_profile_id: str | None, profile_id: str) -> int:
+    """The account's active contracts that named the failed card, no card, or an unusable one now use `profile_id`."""
+    synced = footprint.choice("w365_paymentprofile", "w365_syncstatus", "Synced")
+    contracts = services.dataverse.query("w365_billingcontracts", select=(
+        "w365_billingcontractid", "_w365_paymentprofileid_value"),
+        filter=f"_w365_accountid_value eq {account_id} and statecode eq 0",
+        expand="w365_paymentprofileid($select=w365_paymentprofileid,statecode,w365_syncstatus)")
+    moved = 0
+    for contract in contracts:
+        current = contract.get("w365_paymentprofileid")
+        usable = bool(current) and current.get("statecode") == 0 and current.get("w365_syncstatus") == synced
+        named = contract.get("_w365_paymentprofileid_value")
+        if named == profile_id or (named and named != failed_profile_id and usable):
+            continue
+        services.dataverse.update("w365_billingcontracts", contract["w365_billingcontractid"],
+                                  {"w365_paymentprofileid@odata.bind": f"/w365_paymentprofiles({profile_id})"})
+        moved += 1
+    return moved

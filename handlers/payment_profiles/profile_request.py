@@ -9,11 +9,14 @@ from core.errors import BusinessRuleViolation, GatewayRefused
 from core.ports import BillTo, OpaqueData
 from core.services import Services
 from handlers.customer_pages import links
+from handlers.dunning import card_update
 from handlers.payment_profiles.profiles import add_card_from_nonce, refusal_text, require_contact
 
 PURPOSE = "Profile Request"
 ROUTE = "profile-requests"
 PLACEHOLDER = "{Secure Link}"
+# The page also serves the Card Update links of dunning (CONTRACT §6 "Card-update email").
+PAGE_PURPOSES = (PURPOSE, card_update.PURPOSE)
 
 
 def send_profile_request(services: Services, *, account_id: str, contact_id: str | None, subject: str,
@@ -38,7 +41,7 @@ class RequestView:
 
 
 def open_profile_request(services: Services, token: str) -> RequestView:
-    check = links.check_link(services, token, PURPOSE)
+    check = links.check_link(services, token, PAGE_PURPOSES)
     if not check.usable:
         return RequestView(check.state)
     link = check.row or {}
@@ -57,12 +60,14 @@ class Submitted:
 
 
 def submit_profile_request(services: Services, token: str, opaque: OpaqueData, bill_to: BillTo) -> Submitted:
-    check = links.check_link(services, token, PURPOSE)
+    check = links.check_link(services, token, PAGE_PURPOSES)
     if not check.usable:
         return Submitted(check.state)
     link = check.row or {}
 
     def save_card():
+        if link.get("w365_purpose") == links.purpose(card_update.PURPOSE):
+            return card_update.save_new_card(services, link, opaque, bill_to)
         return add_card_from_nonce(services, account_id=link["_w365_accountid_value"],
                                    contact_id=link.get("_w365_contactid_value"), opaque=opaque, bill_to=bill_to,
                                    source=PURPOSE, synced=False, set_default=False)
@@ -72,6 +77,8 @@ def submit_profile_request(services: Services, token: str, opaque: OpaqueData, b
             "w365_paymentprofileid@odata.bind": f"/w365_paymentprofiles({card.profile_id})"})
     except links.LinkTaken:
         return Submitted("used")
+    except BusinessRuleViolation as exc:          # the failed card again, or a card on file not usable
+        return Submitted("refused", str(exc))
     except GatewayRefused as exc:                  # auth and outage errors pass: the page says "try later"
         return Submitted("refused", refusal_text(exc))
     return Submitted("done", card_name=added.name)

@@ -17,6 +17,7 @@ from core.errors import (AccessDenied, BadRequest, BusinessRuleViolation, Concur
                          GatewayError, GatewayNotFound, GatewayRefused, InvalidNonce, RecordNotFound)
 from core.ports import BatchOperation, BillTo, GatewayPaymentProfile, OpaqueData
 from core.services import Services
+from handlers.dunning.recovery import card_became_usable
 
 log = logging.getLogger(__name__)
 
@@ -268,6 +269,8 @@ def _refresh(services: Services, row: dict[str, Any], card: GatewayPaymentProfil
     if body["w365_isdefault"]:
         ops = _clear_other_defaults(services, account_id, keep=row["w365_paymentprofileid"]) + ops
     _commit(services, ops)
+    if will_be_active:
+        card_became_usable(services, account_id)     # CONTRACT §6 "Recovery": waiting invoices are retried
 
 
 def sync_profile(services: Services, profile_id: str, *, reactivate: bool = True) -> tuple[bool, str]:
@@ -333,6 +336,8 @@ def sync_account(services: Services, account_id: str, *, import_only: bool = Fal
                                          {"w365_syncstatus": sync_status("Sync Failed"), "w365_isdefault": False},
                                          etag=row.get("@odata.etag")))
     _commit(services, ops)
+    if imported or refreshed:
+        card_became_usable(services, account_id)
     message = f"Synced with Authorize.Net: {imported} imported, {refreshed} refreshed"
     if gone:
         message += (f", {len(gone)} no longer at Authorize.Net (marked Sync Failed: "
