@@ -75,20 +75,35 @@ def dataverse_webhook(req: func.HttpRequest) -> func.HttpResponse:
 @bp.service_bus_queue_trigger(arg_name="message", queue_name="%W365_WORK_QUEUE%", connection="ServiceBusConnection")
 def work_queue(message: func.ServiceBusMessage) -> None:
     """Dataverse's Service Bus steps (a RemoteExecutionContext) and our own queued work share this queue. Raising
-    abandons the message: Service Bus redelivers it and dead-letters it after MaxDeliveryCount."""
+    abandons the message: Service Bus redelivers it and dead-letters it after MaxDeliveryCount. So only what may
+    pass later raises (a platform busy, a handler's failure); a message no delivery can ever run (poison: not JSON,
+    not a context, unknown work) is logged once with its id and completed instead of failing MaxDeliveryCount times."""
     services = get_services()
     body = message.get_body()
     try:
         decoded = json.loads(body.decode("utf-8-sig"))
+    except RecursionError:
+        decoded = None
     except (UnicodeDecodeError, ValueError):
-        log.error("work queue: message %s is not JSON; dead-lettering by refusing it", message.message_id)
-        raise
+        log.error("work queue: message %s is not JSON (%d bytes); completed without running", message.message_id,
+                  len(body))
+        return
     work = decode_work(decoded) if isinstance(decoded, dict) else None
     if work is not None:
-        _registry().run_work(work[0], work[1], services)
+        steps = _registry()
+        if work[0] not in steps.work_kinds():
+            log.error("work queue: message %s asks for unknown work %r; completed without running",
+                      message.message_id, work[0][:100])
+            return
+        steps.run_work(work[0], work[1], services)
         return
     props = getattr(message, "application_properties", None) or {}
-    context = parse_context(body, size_exceeded=any("MessageMaxSizeExceeded" in str(k) for k in props))
+    try:
+        context = parse_context(body, size_exceeded=any("MessageMaxSizeExceeded" in str(k) for k in props))
+    except BadRequest as exc:
+        log.error("work queue: message %s is not a Dataverse context (%s); completed without running",
+                  message.message_id, exc)
+        return
     result = dispatch(context, services)
     if result.http_status == 503:
         raise PlatformUnavailable(str(result.body.get("message")), retry_after=result.retry_after)

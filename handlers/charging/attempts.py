@@ -18,6 +18,7 @@ import dataclasses
 import datetime as dt
 import hashlib
 import logging
+import uuid
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Callable, Iterable, Mapping
@@ -50,6 +51,10 @@ RECONCILE_WORK = "charging.reconcile"
 RECONCILE_SCHEDULE = (dt.timedelta(minutes=5), dt.timedelta(hours=1), dt.timedelta(days=1), dt.timedelta(days=1),
                       dt.timedelta(days=1))
 COMMIT_TRIES = 3
+# The queued write of a gateway answer: tried again after each delay, then flagged for a person (about 4 hours).
+RECORD_RETRY_DELAYS = (dt.timedelta(minutes=1), dt.timedelta(minutes=5), dt.timedelta(minutes=30),
+                       dt.timedelta(hours=1), dt.timedelta(hours=2))
+NEEDS_PERSON = "Needs a person:"
 WAITING = "Sent to Authorize.Net; waiting for its answer."
 
 
@@ -398,11 +403,49 @@ def read_open_attempt(services: Services, transaction_id: str) -> OpenAttempt | 
 
 
 def record_queued_result(payload: Mapping[str, Any], services: Services) -> None:
-    """The queued write of an answer Dataverse could not take at once. Raising (still throttled) = redelivery."""
-    attempt = read_open_attempt(services, str(payload["transaction_id"]))
-    if attempt is None:
-        return                           # recorded meanwhile (a redelivery, or the reconciler)
-    commit(services, attempt, ChargeResult(**payload["result"]))
+    """The queued write of an answer Dataverse could not take at once. A failed try queues the next one on a
+    back-off (the try number rides in the payload, so it works alike on Service Bus and in process, and the broker's
+    own redelivery is left for when even that send fails); when the last try fails the attempt is flagged for a
+    person, so the write of an approved charge is never dropped silently. The reconciler settles it meanwhile too."""
+    transaction_id, tries = str(payload["transaction_id"]), int(payload.get("try", 1))
+    try:
+        attempt = read_open_attempt(services, transaction_id)
+        if attempt is None:
+            return                       # recorded meanwhile (a redelivery, or the reconciler)
+        commit(services, attempt, ChargeResult(**payload["result"]))
+        return
+    except Exception as exc:  # noqa: BLE001 - whatever keeps the write from happening, a person must hear of it
+        failure = type(exc).__name__
+    if tries <= len(RECORD_RETRY_DELAYS):
+        log.warning("charging: queued write of %s failed (%s, try %d); trying again later", transaction_id, failure,
+                    tries)
+        services.queue.send(RECORD_WORK, {**payload, "try": tries + 1},
+                            message_id=f"{RECORD_WORK}:{transaction_id}:{tries + 1}",
+                            delay=RECORD_RETRY_DELAYS[tries - 1])
+        return
+    result = payload.get("result") or {}
+    log.error("charging: queued write of %s failed %d times (%s); flagged for a person", transaction_id, tries,
+              failure)
+    flag_for_person(services, transaction_id, f"{NEEDS_PERSON} Authorize.Net answered {result.get('outcome')} "
+                    f"(transaction {result.get('trans_id') or 'none'}) but writing it to this row and its invoice "
+                    f"failed {tries} times ({failure}). Check the invoice against Authorize.Net and record it by hand; "
+                    "do not charge again before that.", name=f"Record {transaction_id}")
+
+
+def flag_for_person(services: Services, transaction_id: str, text: str, *, name: str) -> None:
+    """Stop trying: `w365_needsattention` and the reason on the transaction, and a Failed w365_operation row (one
+    per transaction) the administrators' views list. Raises if Dataverse refuses (the caller's try is redone)."""
+    services.dataverse.update(TRANSACTIONS, transaction_id, {"w365_needsattention": True,
+                                                             "w365_transactionresult": text[:2000]})
+    try:
+        services.dataverse.create("w365_operations", {
+            "w365_name": name[:100], "w365_message": text[:2000],
+            "w365_requestid": str(uuid.uuid5(uuid.NAMESPACE_URL, f"w365:needsattention:{transaction_id}")),
+            "w365_status": footprint.choice("w365_operation", "w365_status", "Failed"),
+            "w365_messagename": "w365_ReconcilePayment", "w365_regardingtable": "w365_paymenttransaction",
+            "w365_regardingid": transaction_id})
+    except DuplicateRecord:
+        pass                             # flagged before
 
 
 def schedule_reconcile(services: Services, transaction_id: str, try_number: int) -> None:

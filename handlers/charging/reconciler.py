@@ -21,6 +21,7 @@ from core.errors import DataverseError, DuplicateRecord, GatewayError, GatewayNo
 from core.ports import ChargeOutcome, ChargeResult, TransactionDetails
 from core.services import Services
 from handlers.charging import attempts, outcomes
+from handlers.charging.ledger import format_money
 from handlers.charging.attempts import (RECONCILE_SCHEDULE, RECONCILE_WORK, TRANSACTION_COLUMNS, TRANSACTIONS, VOID,
                                         OpenAttempt)
 
@@ -31,7 +32,7 @@ SWEEP_EVERY = dt.timedelta(minutes=5)
 SWEEP_SCHEDULE = "0 */5 * * * *"              # SWEEP_EVERY as the timer's NCRONTAB (handlers/charging/entry.py)
 CLOCK_SLACK = dt.timedelta(minutes=10)       # our clock vs the gateway's submitTimeUTC
 MAX_CANDIDATES = 25
-FLAG = "Needs a person:"
+FLAG = attempts.NEEDS_PERSON
 APPROVED_STATUSES = frozenset({"capturedPendingSettlement", "settledSuccessfully", "authorizedPendingCapture",
                                "approvedReview", "refundPendingSettlement", "refundSettledSuccessfully"})
 HELD_STATUSES = frozenset({"FDSPendingReview", "FDSAuthorizedPendingReview", "underReview"})
@@ -107,23 +108,14 @@ def reconcile_due(services: Services, *, everything: bool = False) -> int:
 
 
 def flag_for_person(services: Services, transaction_id: str, tries: int) -> None:
-    """Stop trying: say so on the transaction and in a w365_operation row the admin's views list."""
+    """Stop trying: a person settles it by hand (attempts.flag_for_person)."""
     attempt = attempts.read_open_attempt(services, transaction_id)
     if attempt is None:
         return
-    text = (f"{FLAG} Authorize.Net could not confirm this {attempt.kind.lower()} of ${attempt.amount:,.2f} after "
-            f"{tries} checks. Look up refId {attempt.ref_id} in the Authorize.Net Merchant Interface and settle it by "
-            "hand; do not try again before that.")
-    services.dataverse.update(TRANSACTIONS, transaction_id, {"w365_transactionresult": text})
-    try:
-        services.dataverse.create("w365_operations", {
-            "w365_name": f"Reconcile {attempt.ref_id}", "w365_message": text,
-            "w365_requestid": str(uuid.uuid5(uuid.NAMESPACE_URL, f"w365:reconcile:{transaction_id}")),
-            "w365_status": footprint.choice("w365_operation", "w365_status", "Failed"),
-            "w365_messagename": "w365_ReconcilePayment", "w365_regardingtable": "w365_paymenttransaction",
-            "w365_regardingid": transaction_id})
-    except DuplicateRecord:
-        pass                             # flagged before
+    text = (f"{FLAG} Authorize.Net could not confirm this {attempt.kind.lower()} of {format_money(attempt.amount)} "
+            f"after {tries} checks. Look up refId {attempt.ref_id} in the Authorize.Net Merchant Interface and settle "
+            "it by hand; do not try again before that.")
+    attempts.flag_for_person(services, transaction_id, text, name=f"Reconcile {attempt.ref_id}")
 
 
 # --- finding the attempt at the gateway ---------------------------------------------------------------------------

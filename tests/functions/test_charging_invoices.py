@@ -199,6 +199,30 @@ def test_an_approval_whose_batch_is_refused_stays_pending_with_its_trans_id_and_
     assert assert_books_agree(world) == Decimal("40.00")
 
 
+def test_the_queued_write_of_an_approval_that_keeps_failing_flags_the_attempt_for_a_person(books):
+    """Every changeset refused for hours (the single-row updates pass): the write is tried on a back-off, then the
+    attempt is flagged w365_needsattention with a w365_operation row; the message is completed, never dropped
+    silently or dead-lettered."""
+    world = books
+    world.standin.fail_next(100_000, status=503, retry_after=0, match=_is("POST", "$batch"))
+    assert charge(world, "40.00").body["status"] == "succeeded"
+    [row] = transactions(world)
+    for _ in range(40):                                    # a few hours of queue deliveries
+        world.clock.advance(dt.timedelta(minutes=10))
+        world.queue.drain()
+    row = world.row("w365_paymenttransaction", row["w365_paymenttransactionid"])
+    assert row["w365_needsattention"] is True and row["w365_outcome"] == outcome("Pending")
+    assert "Needs a person" in row["w365_transactionresult"] and row["w365_gatewaytransactionid"] in row[
+        "w365_transactionresult"]
+    assert world.rows("w365_operation", w365_regardingid=row["w365_paymenttransactionid"])
+    records = [m for m, _ in world.queue.dead_letters if m.kind == "charging.record"]
+    assert records == []
+    world.standin._faults.clear()                          # Dynamics is back: the reconciler still settles it
+    reconciler.reconcile_due(world.services, everything=True)
+    assert world.row("w365_paymenttransaction", row["w365_paymenttransactionid"])["w365_outcome"] == outcome("Approved")
+    assert assert_books_agree(world) == Decimal("40.00")
+
+
 @pytest.mark.parametrize("status", [429, 503])
 def test_dataverse_down_for_every_write_after_the_charge_loses_nothing(books, status):
     """Batch, the transId update and the operation row all refused: the charge went through, so the answer is 200

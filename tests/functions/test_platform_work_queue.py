@@ -74,3 +74,26 @@ def test_a_context_from_another_organisation_is_completed_without_running_anythi
     _deliver(messages.dumps(body))                  # completed: no exception, so no redelivery
     assert done == [] and world.rows("w365_operation") == []
     assert any("organization" in r.getMessage().lower() for r in caplog.records)
+
+
+# --- poison messages: a redelivery would fail the same way, so each is logged once and completed -----------------
+
+@pytest.mark.parametrize("body", [b"\xff\xfe not json", b"{\"half\": ", b"[1, 2]", b"{\"MessageName\": 7}",
+                                  b"{\"w365_work_kind\": \"no.such.work\", \"payload\": {}}"])
+def test_a_poison_message_is_logged_once_with_its_id_and_completed(world, caplog, body):
+    message = ServiceBusMessage(body=body, message_id="poison-42", content_type="application/json",
+                                application_properties={}, user_properties={}, delivery_count=1)
+    work_queue.build().get_user_function()(message)          # no exception: Service Bus completes it
+    said = [r for r in caplog.records if "poison-42" in r.getMessage()]
+    assert len(said) == 1 and said[0].levelname == "ERROR"
+    assert done == [] and world.rows("w365_operation") == []
+
+
+@pytest.mark.parametrize("message, status", [("w365_NoSuchMessage", 404), ("w365_TestQueued", 400)])
+def test_refused_contexts_on_the_queue_are_logged_and_completed(world, caplog, message, status):
+    body = messages.custom_api(message, "invoice", world.ids["invoice1"], {}, user_id=world.ids["admin"])
+    if status == 400:
+        body["InputParameters"] = [p for p in body["InputParameters"] if p["key"] != "RequestId"]
+    _deliver(messages.dumps(body))
+    assert any(f"refused with {status}" in r.getMessage() for r in caplog.records)
+    assert done == []
