@@ -14,7 +14,7 @@ from typing import Any, Mapping
 
 import azure.functions as func
 
-from core import footprint
+from core import footprint, odata
 from app.composition import get_services, webhook_key
 from core.context import EntityRef, PluginContext
 from core.errors import (AccessDenied, BadRequest, BusinessRuleViolation, ConfigurationError, ConflictInProgress, DataverseError,
@@ -251,7 +251,7 @@ def _parameter_problem(kind: str, value: Any) -> str | None:
 
 def _find_operation(services: Services, request_id: str) -> dict | None:
     rows = services.dataverse.query(OPERATIONS, select=("w365_status", "w365_message"),
-                                    filter=f"w365_requestid eq '{request_id}'", top=1)
+                                    filter=odata.eq("w365_requestid", request_id), top=1)
     return rows[0] if rows else None
 
 

@@ -17,7 +17,7 @@ from urllib.parse import quote, urlsplit
 
 import requests
 
-from core import jsonutil
+from core import jsonutil, odata
 from core.errors import (AccessDenied, ConcurrencyConflict, DataverseAuthError, DataverseError, DuplicateRecord,
                          PlatformUnavailable, RecordNotFound)
 from core.transport import never_sent
@@ -333,12 +333,8 @@ def _loggable(url: str) -> str:
 
 def _url_literal(value: Any) -> str:
     """An OData URL literal for a function parameter alias."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if value is None:
-        return "null"
-    if isinstance(value, str):
-        return "'" + value.replace("'", "''") + "'"
+    if value is None or isinstance(value, (bool, str)):
+        return odata.literal(value)
     if isinstance(value, (dict, list, tuple)):
         return batch_format.to_json(value)
     return batch_format.to_json(value).strip('"')                   # numbers, Decimal, UUID as bare literals

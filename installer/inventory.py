@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from core import footprint
+from core import footprint, odata
 from core.errors import RecordNotFound
 from core.ports import Dataverse, Record
 from installer import desired
@@ -36,10 +36,6 @@ class Inventory:
     variables: dict[str, Record] = field(default_factory=dict)    # schema name -> definition, values expanded
 
 
-def _quote(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
-
-
 def _label_text(value: Any) -> str:
     if not isinstance(value, dict):
         return ""
@@ -51,12 +47,12 @@ def _label_text(value: Any) -> str:
 
 
 def entity_path(logical_name: str) -> str:
-    return f"EntityDefinitions(LogicalName={_quote(logical_name)})"
+    return f"EntityDefinitions(LogicalName={odata.literal(logical_name)})"
 
 
 def read_entity(dv: Dataverse, logical_name: str) -> EntityState | None:
     try:
-        found = dv.retrieve("EntityDefinitions", f"LogicalName={_quote(logical_name)}",
+        found = dv.retrieve("EntityDefinitions", f"LogicalName={odata.literal(logical_name)}",
                             select=("MetadataId", "LogicalName", "PrimaryNameAttribute"))
     except RecordNotFound:
         return None
@@ -80,17 +76,17 @@ def read_entity(dv: Dataverse, logical_name: str) -> EntityState | None:
 def read(dv: Dataverse, solution: str) -> Inventory:
     inv = Inventory()
     found = dv.query("publishers", select=("publisherid", "uniquename", "customizationprefix"),
-                     filter=f"uniquename eq {_quote(desired.PUBLISHER['uniquename'])}")
+                     filter=f"uniquename eq {odata.literal(desired.PUBLISHER['uniquename'])}")
     inv.publisher = found[0] if found else None
     found = dv.query("solutions", select=("solutionid", "uniquename", "_publisherid_value", "ismanaged"),
-                     filter=f"uniquename eq {_quote(solution)}")
+                     filter=f"uniquename eq {odata.literal(solution)}")
     inv.solution = found[0] if found else None
     for table in desired.tables_with_columns():
         state = read_entity(dv, table.logical_name)
         if state is not None:
             inv.entities[table.logical_name] = state
 
-    prefix = _quote(footprint.PREFIX)
+    prefix = odata.literal(footprint.PREFIX)
     for row in dv.query("customapis", select=("customapiid", "uniquename", "bindingtype", "boundentitylogicalname",
                                               "allowedcustomprocessingsteptype", "executeprivilegename",
                                               "isfunction"),
@@ -108,12 +104,12 @@ def read(dv: Dataverse, solution: str) -> Inventory:
 
     found = dv.query("serviceendpoints", select=("serviceendpointid", "name", "url", "contract", "authtype",
                                                  "authvalue", "description"),
-                     filter=f"name eq {_quote(desired.ENDPOINT_NAME)}")
+                     filter=f"name eq {odata.literal(desired.ENDPOINT_NAME)}")
     inv.endpoint = found[0] if found else None
     for row in dv.query("sdkmessageprocessingsteps",
                         select=("sdkmessageprocessingstepid", "name", "stage", "mode", "filteringattributes",
                                 "_eventhandler_value", "_sdkmessageid_value", "_sdkmessagefilterid_value"),
-                        filter=f"startswith(name,{_quote(desired.STEP_PREFIX)})"):
+                        filter=f"startswith(name,{odata.literal(desired.STEP_PREFIX)})"):
         inv.steps[row["name"]] = row
     if inv.steps:
         condition = " or ".join(f"_sdkmessageprocessingstepid_value eq {r['sdkmessageprocessingstepid']}"
@@ -123,7 +119,7 @@ def read(dv: Dataverse, solution: str) -> Inventory:
                                     "_sdkmessageprocessingstepid_value"), filter=condition):
             inv.images.setdefault(row["_sdkmessageprocessingstepid_value"], []).append(row)
     for row in dv.query("webresourceset", select=("webresourceid", "name", "content", "webresourcetype"),
-                        filter=f"startswith(name,{_quote(footprint.PREFIX + '/')})"):
+                        filter=f"startswith(name,{odata.literal(footprint.PREFIX + '/')})"):
         inv.web_resources[row["name"]] = row
     for row in dv.query("environmentvariabledefinitions",
                         select=("environmentvariabledefinitionid", "schemaname", "displayname", "type", "defaultvalue"),

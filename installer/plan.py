@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from core import footprint
+from core import footprint, odata
 from core.footprint import Column, CustomApi, Table, WebhookStep
 from core.ports import Dataverse
 from installer import desired
@@ -386,21 +386,22 @@ def _update_row(entity_set: str, record_id: str, body: dict, key: str | None = N
 def _endpoint_id(t: Target) -> str:
     if "endpoint" not in t.ids:
         found = t.dv.query("serviceendpoints", select=("serviceendpointid",),
-                           filter=f"name eq '{desired.ENDPOINT_NAME}'")
+                           filter=odata.eq("name", desired.ENDPOINT_NAME))
         t.ids["endpoint"] = found[0]["serviceendpointid"]
     return t.ids["endpoint"]
 
 
 def _message_ids(t: Target, step: WebhookStep) -> tuple[str, str | None]:
     """The sdkmessage and sdkmessagefilter of a step, found by name (a Custom API's exist once it is created)."""
-    messages = t.dv.query("sdkmessages", select=("sdkmessageid",), filter=f"name eq '{step.message}'")
+    messages = t.dv.query("sdkmessages", select=("sdkmessageid",), filter=odata.eq("name", step.message))
     if not messages:
         raise LookupError(f"Dataverse has no message named {step.message}")
     message_id = messages[0]["sdkmessageid"]
     if step.table == "none":
         return message_id, None
     filters = t.dv.query("sdkmessagefilters", select=("sdkmessagefilterid",),
-                         filter=f"_sdkmessageid_value eq {message_id} and primaryobjecttypecode eq '{step.table}'")
+                         filter=f"_sdkmessageid_value eq {message_id} and "
+                                f"{odata.eq('primaryobjecttypecode', step.table)}")
     if not filters:
         raise LookupError(f"Dataverse has no {step.message} message for the table {step.table}")
     return message_id, filters[0]["sdkmessagefilterid"]

@@ -16,7 +16,7 @@ import uuid
 from decimal import Decimal
 from typing import Any, Mapping
 
-from core import footprint
+from core import footprint, odata
 from core.errors import DataverseError, DuplicateRecord, GatewayError, GatewayNotFound
 from core.ports import ChargeOutcome, ChargeResult, TransactionDetails
 from core.services import Services
@@ -67,7 +67,7 @@ def reconcile_ref_id(services: Services, ref_id: str) -> bool:
     """Settle the attempt with this refId now (a gateway webhook's `merchantReferenceId`, e.g. fraud.approved).
     False when no such attempt exists or it is still undecided."""
     rows = services.dataverse.query(TRANSACTIONS, select=("w365_paymenttransactionid",),
-                                    filter=f"w365_refid eq '{ref_id.replace(chr(39), chr(39) * 2)}'", top=1)
+                                    filter=odata.eq("w365_refid", ref_id), top=1)
     return bool(rows) and reconcile_attempt(services, rows[0]["w365_paymenttransactionid"])
 
 

@@ -5,10 +5,12 @@ payment_authorize does). Never more than was charged minus earlier refunds. A re
 `R<n>`, so the earlier refunds of a charge are one `startswith` query away and two simultaneous refunds collide on the
 alternate key like two charges do.
 """
+
 from __future__ import annotations
 
 from decimal import Decimal
 
+from core import odata
 from core.context import PluginContext
 from core.errors import BusinessRuleViolation, ConflictInProgress, GatewayNotFound, GatewayRefused
 from core.ports import Record
@@ -45,7 +47,7 @@ def refund_transaction(services: Services, transaction_id: str, amount: Decimal 
         raise BusinessRuleViolation(f"Only an approved charge can be refunded; this one is {outcome}.")
     charge_ref = charge["w365_refid"]
     earlier = acting.dataverse.query(TRANSACTIONS, select=TRANSACTION_COLUMNS,
-                                     filter=f"startswith(w365_refid,'{charge_ref}R')")
+                                     filter=f"startswith(w365_refid,{odata.literal(charge_ref + 'R')})")
     replay = attempts.attempt_for_request(earlier, request_id)
     if replay is not None:
         text = replay.get("w365_transactionresult") or ""

@@ -13,7 +13,7 @@ import secrets
 from dataclasses import dataclass
 from typing import Any, Callable, TypeVar
 
-from core import footprint
+from core import footprint, odata
 from core.errors import BusinessRuleViolation, ConcurrencyConflict, RecordNotFound
 from core import dates
 from core.configuration import configuration
@@ -130,7 +130,7 @@ def check_link(services: Services, token: str, purpose_label: str | tuple[str, .
         return LinkCheck("unknown")
     labels = (purpose_label,) if isinstance(purpose_label, str) else purpose_label
     purposes = " or ".join(f"w365_purpose eq {purpose(label)}" for label in labels)
-    rows = services.dataverse.query(LINKS, filter=f"w365_tokenhash eq '{hash_token(token)}' and " + (
+    rows = services.dataverse.query(LINKS, filter=f"w365_tokenhash eq {odata.literal(hash_token(token))} and " + (
         f"({purposes})" if len(labels) > 1 else purposes), top=1)
     if not rows:
         return LinkCheck("unknown")

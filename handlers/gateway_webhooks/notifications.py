@@ -17,7 +17,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from core import footprint, jsonutil
+from core import footprint, jsonutil, odata
 from core.errors import (BadRequest, ConcurrencyConflict, ConflictInProgress, DataverseError, DuplicateRecord,
                          GatewayUnavailable, PlatformUnavailable)
 from core.services import Services
@@ -129,7 +129,7 @@ def _claim(services: Services, note: Notification) -> str | Handled:
     except DuplicateRecord:
         pass
     rows = services.dataverse.query(OPERATIONS, select=("w365_operationid", "w365_message", "createdon"),
-                                    filter=f"w365_requestid eq '{note.notification_id}'", top=1)
+                                    filter=odata.eq("w365_requestid", note.notification_id), top=1)
     if not rows:                         # released meanwhile: let the sender try again
         return Handled(409, "failed", "This notification is being handled; deliver it again later.")
     earlier = rows[0]

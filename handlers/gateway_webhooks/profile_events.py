@@ -15,7 +15,7 @@ import datetime as dt
 import logging
 from typing import TYPE_CHECKING, Any, Mapping
 
-from core import footprint
+from core import footprint, odata
 from core.errors import GatewayNotFound
 from core.ports import Record
 from core.services import Services
@@ -92,12 +92,12 @@ def import_profiles(payload: Mapping[str, Any], services: Services) -> None:
 def _rows(services: Services, payment_profile_id: str) -> list[Record]:
     return services.dataverse.query(profiles.PROFILES, select=("w365_paymentprofileid", "_w365_accountid_value",
                                                                "w365_syncstatus"),
-                                    filter=f"w365_paymentprofileidgateway eq '{payment_profile_id}'")
+                                    filter=odata.eq("w365_paymentprofileidgateway", payment_profile_id))
 
 
 def _account_of(services: Services, customer_profile_id: str) -> str:
     rows = services.dataverse.query("accounts", select=("accountid",), top=1,
-                                    filter=f"w365_gatewaycustomerprofileid eq '{customer_profile_id}'")
+                                    filter=odata.eq("w365_gatewaycustomerprofileid", customer_profile_id))
     return rows[0]["accountid"] if rows else ""
 
 

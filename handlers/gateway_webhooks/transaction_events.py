@@ -7,6 +7,7 @@ follow exactly once (ETag on the row and the invoice). A transaction Dynamics ha
 Interface, or by another system on the account's customer profile) is recorded as a new row with refId
 `ANET-<transId>` (the alternate key makes a concurrent duplicate fail) and settled through the same path.
 """
+
 from __future__ import annotations
 
 import logging
@@ -14,6 +15,7 @@ import re
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
+from core import odata
 from core.errors import DuplicateRecord, GatewayNotFound
 from core.ports import Record, TransactionDetails
 from core.services import Services
@@ -72,11 +74,11 @@ def _details(services: Services, trans_id: str) -> TransactionDetails | None:
 
 def _find_row(services: Services, details: TransactionDetails, kind: str) -> Record | None:
     """The row of this kind whose refId is the transaction's transrefId, else whose transId it is."""
-    keys = [f"w365_gatewaytransactionid eq '{_quote(details.trans_id)}'"]
+    keys = [f"w365_gatewaytransactionid eq {odata.literal(details.trans_id)}"]
     if details.ref_id:
-        keys.append(f"w365_refid eq '{_quote(details.ref_id)}'")
+        keys.append(f"w365_refid eq {odata.literal(details.ref_id)}")
     if kind == VOID:
-        keys.append(f"w365_refid eq '{_quote(_external_ref(details.trans_id, VOID))}'")
+        keys.append(f"w365_refid eq {odata.literal(_external_ref(details.trans_id, VOID))}")
     rows = services.dataverse.query(TRANSACTIONS, select=TRANSACTION_COLUMNS, filter=" or ".join(keys))
     rows = [r for r in rows if attempts.type_label(r.get("w365_type")) == kind]
     by_ref = [r for r in rows if details.ref_id and r.get("w365_refid") == details.ref_id]
@@ -124,7 +126,7 @@ def _record_external(services: Services, details: TransactionDetails, kind: str,
         transaction_id = services.dataverse.create(TRANSACTIONS, body)
     except DuplicateRecord:                    # another delivery recorded it a moment ago
         rows = services.dataverse.query(TRANSACTIONS, select=TRANSACTION_COLUMNS,
-                                        filter=f"w365_refid eq '{_quote(ref_id)}'", top=1)
+                                        filter=odata.eq("w365_refid", ref_id), top=1)
         return _settle(services, rows[0], details) if rows else Outcome.succeeded("Already recorded.")
     log.info("gateway webhook: recorded %s %s made outside Dynamics", kind, details.trans_id)
     reconciler.reconcile_attempt(services, transaction_id, details=details)
@@ -139,7 +141,7 @@ def _links_for(services: Services, details: TransactionDetails) -> dict[str, str
     account_id = ""
     if details.customer_profile_id:
         accounts = dataverse.query("accounts", select=("accountid",), top=1,
-                                   filter=f"w365_gatewaycustomerprofileid eq '{_quote(details.customer_profile_id)}'")
+                                   filter=odata.eq("w365_gatewaycustomerprofileid", details.customer_profile_id))
         account_id = accounts[0]["accountid"] if accounts else ""
     invoice_id = ""
     # Our own charges send `INV-1001-<attempt>` (attempts.gateway_invoice_number); one made at the gateway for an
@@ -148,7 +150,7 @@ def _links_for(services: Services, details: TransactionDetails) -> dict[str, str
     invoices: list = []
     for number in dict.fromkeys(numbers):
         invoices = dataverse.query(ledger.INVOICES, select=("invoiceid", "_customerid_value"), top=2,
-                                   filter=f"invoicenumber eq '{_quote(number)}'")
+                                   filter=odata.eq("invoicenumber", number))
         if invoices:
             break
     if invoices:
@@ -163,7 +165,7 @@ def _links_for(services: Services, details: TransactionDetails) -> dict[str, str
         links["w365_invoiceid@odata.bind"] = f"/invoices({invoice_id})"
     if links and details.payment_profile_id:
         profiles = dataverse.query("w365_paymentprofiles", select=PROFILE_COLUMNS, top=1,
-                                   filter=f"w365_paymentprofileidgateway eq '{_quote(details.payment_profile_id)}'")
+                                   filter=odata.eq("w365_paymentprofileidgateway", details.payment_profile_id))
         if profiles:
             links["w365_paymentprofileid@odata.bind"] = f"/w365_paymentprofiles({profiles[0]['w365_paymentprofileid']})"
     return links
@@ -185,7 +187,3 @@ def _amount(details: TransactionDetails) -> Decimal:
 def _external_ref(trans_id: str, kind: str) -> str:
     """Deterministic, so two deliveries of one transaction collide on w365_refid's alternate key (20 characters)."""
     return (EXTERNAL_PREFIX + ("V" if kind == VOID else "") + trans_id)[-20:]
-
-
-def _quote(value: str) -> str:
-    return value.replace("'", "''")

@@ -12,7 +12,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from core import footprint
+from core import footprint, odata
 from core.errors import (AccessDenied, BadRequest, BusinessRuleViolation, ConcurrencyConflict, ConflictInProgress,
                          GatewayError, GatewayNotFound, GatewayRefused, InvalidNonce, RecordNotFound)
 from core.ports import BatchOperation, BillTo, GatewayPaymentProfile, OpaqueData
@@ -138,7 +138,7 @@ def add_card_from_nonce(services: Services, *, account_id: str, contact_id: str 
                                                                  default=set_default)
     # The gateway answers a duplicate card with the existing profile's id (E00039): keep one row for it.
     existing = _rows(services, f"_w365_accountid_value eq {account_id} and "
-                               f"w365_paymentprofileidgateway eq '{payment_profile_id}'")
+                               f"w365_paymentprofileidgateway eq {odata.literal(payment_profile_id)}")
     if existing:
         row = existing[0]
         return AddedCard(row["w365_paymentprofileid"], row.get("w365_name") or "", customer_profile_id,
