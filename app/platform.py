@@ -16,6 +16,7 @@ import azure.functions as func
 
 from core import footprint, odata
 from app.composition import get_services, webhook_key
+from app.responses import json_response
 from core.context import EntityRef, PluginContext
 from core.errors import (AccessDenied, BadRequest, BusinessRuleViolation, ConfigurationError, ConflictInProgress, DataverseError,
                          DuplicateRecord, GatewayAuthError, GatewayUnavailable, PlatformUnavailable, RecordNotFound)
@@ -50,25 +51,25 @@ def dataverse_webhook(req: func.HttpRequest) -> func.HttpResponse:
     try:
         expected = webhook_key(services.settings)
     except ConfigurationError as exc:
-        return _json(500, {"status": "failed", "message": str(exc)})
+        return json_response(500, {"status": "failed", "message": str(exc)})
     given = req.headers.get("x-w365-webhook-key") or ""
     if not hmac.compare_digest(given.encode("utf-8", "replace"), expected.encode("utf-8")):
         log.warning("dataverse webhook: refused a request with a missing or wrong x-w365-webhook-key")
-        return _json(401, {"status": "failed", "message": "Missing or wrong x-w365-webhook-key."})
+        return json_response(401, {"status": "failed", "message": "Missing or wrong x-w365-webhook-key."})
     try:
         context = parse_context(req.get_body(),
                                 size_exceeded=bool(req.headers.get("x-ms-dynamics-msg-size-exceeded")))
     except BadRequest as exc:
-        return _json(400, {"status": "failed", "message": str(exc)})
+        return json_response(400, {"status": "failed", "message": str(exc)})
     try:
         result = dispatch(context, services)
     except Exception:  # noqa: BLE001 - answer like the Functions host, without leaking details to the caller
         log.exception("dataverse webhook: %s on %s failed", context.message_name, context.primary_entity_name)
-        return _json(500, {"status": "failed", "message": "The service failed; see its logs."})
+        return json_response(500, {"status": "failed", "message": "The service failed; see its logs."})
     headers = dict(result.headers)
     if result.retry_after is not None:
         headers["Retry-After"] = str(int(max(1, round(result.retry_after))))
-    return _json(result.http_status, result.body, headers)
+    return json_response(result.http_status, result.body, headers)
 
 
 @bp.function_name("work_queue")
@@ -116,7 +117,7 @@ def work_queue(message: func.ServiceBusMessage) -> None:
 def health(req: func.HttpRequest) -> func.HttpResponse:
     settings = get_services().settings
     missing = settings.missing()
-    return _json(200, {"status": "ok" if not missing else "degraded",
+    return json_response(200, {"status": "ok" if not missing else "degraded",
                        "mode": "local" if settings.is_local else "real", "missingSettings": missing})
 
 
@@ -327,10 +328,6 @@ def app_user_id(services: Services) -> str:
     """The service's own systemuserid: table events it caused itself are skipped."""
     return environment(services).user_id
 
-
-def _json(status: int, body: Mapping[str, Any], headers: Mapping[str, str] | None = None) -> func.HttpResponse:
-    return func.HttpResponse(json.dumps(body, default=str), status_code=status, mimetype="application/json",
-                             headers=dict(headers or {}))
 
 
 def _registry() -> Registry:

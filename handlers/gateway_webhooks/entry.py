@@ -5,13 +5,12 @@ refused request changes nothing and logs neither its body nor its signature.
 """
 from __future__ import annotations
 
-import json
 import logging
-from typing import Any, Mapping
 
 import azure.functions as func
 
 from app.composition import get_services, signature_key
+from app.responses import json_response
 from core.errors import BadRequest, ConfigurationError
 from gateway.signature import verify_signature
 from core.steps import Registry
@@ -31,33 +30,29 @@ def authorizenet_webhook(req: func.HttpRequest) -> func.HttpResponse:
     body = req.get_body() or b""
     if len(body) > MAX_BODY_BYTES:
         log.warning("gateway webhook: refused a %d-byte body", len(body))
-        return _json(413, {"status": "failed", "message": f"The body is larger than {MAX_BODY_BYTES} bytes."})
+        return json_response(413, {"status": "failed", "message": f"The body is larger than {MAX_BODY_BYTES} bytes."})
     services = get_services()
     try:
         key = signature_key(services.settings)
     except ConfigurationError as exc:
         log.error("gateway webhook: %s", exc)
-        return _json(500, {"status": "failed", "message": "The webhook signature key is not configured."})
+        return json_response(500, {"status": "failed", "message": "The webhook signature key is not configured."})
     if not verify_signature(body, req.headers.get(SIGNATURE_HEADER), key):
         log.warning("gateway webhook: refused a request with a missing or wrong %s", SIGNATURE_HEADER)
-        return _json(401, {"status": "failed", "message": f"Missing or wrong {SIGNATURE_HEADER}."})
+        return json_response(401, {"status": "failed", "message": f"Missing or wrong {SIGNATURE_HEADER}."})
     try:
         note = parse_notification(body)
     except BadRequest as exc:
-        return _json(400, {"status": "failed", "message": str(exc)})
+        return json_response(400, {"status": "failed", "message": str(exc)})
     try:
         handled = handle_notification(services, note)
     except Exception:  # noqa: BLE001 - answer like the Functions host, without details; Authorize.Net redelivers
         log.exception("gateway webhook %s %s failed", note.notification_id, note.event_type)
-        return _json(500, {"status": "failed", "message": "The service failed; see its logs."})
+        return json_response(500, {"status": "failed", "message": "The service failed; see its logs."})
     headers = {"Retry-After": str(handled.retry_after)} if handled.retry_after else {}
-    return _json(handled.http_status, {"status": handled.status, "message": handled.message,
+    return json_response(handled.http_status, {"status": handled.status, "message": handled.message,
                                        "notificationId": note.notification_id}, headers)
 
-
-def _json(status: int, body: Mapping[str, Any], headers: Mapping[str, str] | None = None) -> func.HttpResponse:
-    return func.HttpResponse(json.dumps(body), status_code=status, mimetype="application/json",
-                             headers=dict(headers or {}))
 
 
 def register(registry: Registry) -> None:
