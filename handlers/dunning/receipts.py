@@ -9,6 +9,7 @@ from core.configuration import configuration
 from core.services import Services
 from handlers.charging.ledger import format_money, money
 from handlers.customer_pages import links
+from core import odata
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +34,7 @@ def send_receipt(services: Services, transaction_id: str) -> str:
     number = invoice.get("invoicenumber") or invoice.get("name") or invoice["invoiceid"]
     subject = f"Receipt for invoice {number} (payment {row.get('w365_gatewaytransactionid') or transaction_id})"
     earlier = services.dataverse.query("emails", select=("activityid",), top=1, filter=(
-        f"_regardingobjectid_value eq {invoice['invoiceid']} and subject eq '{subject.replace(chr(39), chr(39) * 2)}'"))
+        f"_regardingobjectid_value eq {invoice['invoiceid']} and {odata.eq('subject', subject)}"))
     if earlier:
         return "receipt already sent"
     queue_id = configuration(services).get("_w365_emailfromqueueid_value")
