@@ -143,10 +143,10 @@ class AuthorizeNetGateway:
                                default: bool = False, opaque: OpaqueData | None = None) -> None:
         address = _bill_to(bill_to)
         if opaque is None:
-            # The update replaces the whole payment profile; resending the masked card keeps the stored one.
+            # The update replaces the whole payment profile; resending the masked card (and expiry) keeps the stored
+            # one, even though the read now has the expiry unmasked.
             current = self.get_payment_profile(customer_profile_id, payment_profile_id)
-            payment = {"creditCard": {"cardNumber": current.card_number_masked,
-                                      "expirationDate": current.expiration or "XXXX"}}
+            payment = {"creditCard": {"cardNumber": current.card_number_masked, "expirationDate": "XXXX"}}
         else:
             payment = _opaque(opaque)
         fields: dict[str, Any] = {

@@ -83,7 +83,9 @@ def test_payment_profile_round_trip_keeps_utf8_and_masks_the_card(gw, sim, rsps)
     assert body["paymentProfile"]["payment"]["opaqueData"]["dataDescriptor"] == "COMMON.ACCEPT.INAPP.PAYMENT"
 
     profile = gw.get_payment_profile(customer, payment)
-    assert (profile.card_type, profile.card_number_masked, profile.expiration) == ("Visa", "XXXX1111", "XXXX")
+    # unmaskExpirationDate: the expiry is not card data (CONTRACT §4) and drives the expiry notices
+    assert (profile.card_type, profile.card_number_masked, profile.expiration) == ("Visa", "XXXX1111", "2030-12")
+    assert sent(rsps)["getCustomerPaymentProfileRequest"]["unmaskExpirationDate"] is True
     assert profile.bill_to == HOME        # "Zoë Müller GmbH" survives: decoded as UTF-8, not Latin-1
     assert profile.is_default is True
     assert gw.get_customer_profile(customer) == [profile]
