@@ -7,7 +7,6 @@ Latin-1 decoding, secrets in DEBUG logs). Its XSD bindings stay the oracle, in t
 """
 from __future__ import annotations
 
-import datetime as dt
 import json
 import logging
 import random
@@ -20,7 +19,7 @@ import requests
 
 from core.errors import (BadRequest, ConfigurationError, GatewayAuthError, GatewayError, GatewayNotFound,
                          GatewayRefused, GatewayUnavailable, InvalidNonce, OutcomeUnknown)
-from core import declines
+from core import dates, declines
 from core.transport import never_sent
 from core.ports import (BillTo, ChargeOutcome, ChargeResult, GatewayPaymentProfile, OpaqueData, TransactionDetails,
                         TransactionSummary)
@@ -214,7 +213,7 @@ class AuthorizeNetGateway:
             amount=_decimal(tx.get("authAmount")),
             settle_amount=_decimal(tx.get("settleAmount")),
             invoice_number=(tx.get("order") or {}).get("invoiceNumber", ""),
-            submitted_at=_timestamp(tx.get("submitTimeUTC")),
+            submitted_at=dates.parse(tx.get("submitTimeUTC")),
             customer_profile_id=str(profile.get("customerProfileId", "")),
             payment_profile_id=str(profile.get("customerPaymentProfileId", "")),
             auth_code=tx.get("authCode", ""),
@@ -425,13 +424,6 @@ def _decimal(value: Any) -> Decimal:
     return Decimal(str(value)).quantize(_CENT) if value not in (None, "") else Decimal("0.00")
 
 
-def _timestamp(value: Any) -> dt.datetime | None:
-    if not value:
-        return None
-    moment = dt.datetime.fromisoformat(str(value))
-    return moment if moment.tzinfo else moment.replace(tzinfo=dt.timezone.utc)
-
-
 def _payment_profile(customer_profile_id: str, item: dict[str, Any]) -> GatewayPaymentProfile:
     card = (item.get("payment") or {}).get("creditCard") or {}
     address = item.get("billTo") or {}
@@ -449,7 +441,7 @@ def _summary(row: dict[str, Any]) -> TransactionSummary:
     profile = row.get("profile") or {}
     return TransactionSummary(
         trans_id=str(row.get("transId", "")), status=row.get("transactionStatus", ""),
-        submitted_at=_timestamp(row.get("submitTimeUTC")), invoice_number=row.get("invoiceNumber", ""),
+        submitted_at=dates.parse(row.get("submitTimeUTC")), invoice_number=row.get("invoiceNumber", ""),
         settle_amount=_decimal(row.get("settleAmount")),
         customer_profile_id=str(profile.get("customerProfileId", "")),
         payment_profile_id=str(profile.get("customerPaymentProfileId", "")),

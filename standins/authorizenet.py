@@ -58,9 +58,10 @@ from pathlib import Path
 from typing import Any, Callable
 from urllib.parse import urlsplit
 
-from standins import LOCAL_GATEWAY_KEY, LOCAL_GATEWAY_LOGIN, LOCAL_SIGNATURE_KEY
+from core import dates
 from core.ports import Clock, OpaqueData, SystemClock
 from gateway.signature import sign
+from standins import LOCAL_GATEWAY_KEY, LOCAL_GATEWAY_LOGIN, LOCAL_SIGNATURE_KEY
 
 log = logging.getLogger(__name__)
 
@@ -847,7 +848,7 @@ class AuthorizeNetSimulator:
                 profile["card"] = _Card(**profile["card"])
         self._transactions = state["transactions"]
         for tx in self._transactions.values():
-            tx.update(card=_Card(**tx["card"]), submitted_at=dt.datetime.fromisoformat(tx["submitted_at"]),
+            tx.update(card=_Card(**tx["card"]), submitted_at=dates.parse(tx["submitted_at"]),
                       amount=Decimal(str(tx["amount"])), settle_amount=Decimal(str(tx["settle_amount"])))
 
     def _new_id(self, kind: str) -> str:

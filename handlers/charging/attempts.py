@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Callable, Iterable, Mapping
 
-from core import declines, footprint
+from core import dates, declines, footprint
 from core.errors import (ConcurrencyConflict, ConflictInProgress, DataverseError, DuplicateRecord, GatewayAuthError,
                          GatewayRefused, GatewayUnavailable, OutcomeUnknown, RecordNotFound)
 from core.ports import BatchOperation, ChargeOutcome, ChargeResult, Record
@@ -386,12 +386,11 @@ def read_open_attempt(services: Services, transaction_id: str) -> OpenAttempt | 
         return None
     invoice = row.get("w365_invoiceid")
     profile = row.get("w365_paymentprofileid") or {}
-    created = row.get("createdon")
     return OpenAttempt(
         transaction_id=transaction_id, ref_id=row["w365_refid"], amount=ledger.money(row.get("w365_amount")),
         kind=type_label(row.get("w365_type")), outcome=outcome, invoice=invoice or None, etag=row.get("@odata.etag"),
         gateway_transaction_id=row.get("w365_gatewaytransactionid") or "",
-        created=dt.datetime.fromisoformat(created.replace("Z", "+00:00")) if created else None,
+        created=dates.parse(row.get("createdon")),
         invoice_number=gateway_invoice_number((invoice or {}).get("invoicenumber") or "", row["w365_refid"])
         if invoice else "",
         customer_profile_id=profile.get("w365_customerprofileid") or "",

@@ -16,7 +16,7 @@ import uuid
 from decimal import Decimal
 from typing import Any, Mapping
 
-from core import footprint, odata
+from core import dates, footprint, odata
 from core.errors import DataverseError, DuplicateRecord, GatewayError, GatewayNotFound
 from core.ports import ChargeOutcome, ChargeResult, TransactionDetails
 from core.services import Services
@@ -92,7 +92,7 @@ def reconcile_due(services: Services, *, everything: bool = False) -> int:
     for row in rows:
         flagged = (row.get("w365_transactionresult") or "").startswith(FLAG)
         created = row.get("createdon")
-        age = now - dt.datetime.fromisoformat(created.replace("Z", "+00:00")) if created else steps[0]
+        age = now - dates.parse(created) if created else steps[0]
         due = everything or any(step <= age < step + SWEEP_EVERY for step in steps)
         past_all = age >= steps[-1] + SWEEP_EVERY
         if not (due or (past_all and not flagged)):

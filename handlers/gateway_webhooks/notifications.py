@@ -17,7 +17,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from core import footprint, jsonutil, odata
+from core import dates, footprint, jsonutil, odata
 from core.errors import (BadRequest, ConcurrencyConflict, ConflictInProgress, DataverseError, DuplicateRecord,
                          GatewayUnavailable, PlatformUnavailable)
 from core.services import Services
@@ -152,7 +152,7 @@ def _age(services: Services, row: dict[str, Any]) -> dt.timedelta:
     created = row.get("createdon")
     if not created:
         return dt.timedelta()
-    return services.clock.now() - dt.datetime.fromisoformat(str(created).replace("Z", "+00:00"))
+    return services.clock.now() - dates.parse(created)
 
 
 def _status(label: str) -> int:
