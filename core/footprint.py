@@ -21,6 +21,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Mapping
 
+from core import bill_to
+
 COLUMN_TYPES = frozenset({"string", "memo", "integer", "decimal", "money", "boolean", "datetime", "choice", "lookup",
                           "uniqueidentifier", "state", "status"})
 PREFIX = "w365_"
@@ -238,9 +240,7 @@ def _ours(short: str, columns: tuple[Column, ...], **kw) -> Table:
     return _table(name, f"{name}id", f"{PREFIX}name", columns, states=ACTIVE_INACTIVE, **kw)
 
 
-BILL_TO = tuple(_s(f"w365_billto_{part}", n) for part, n in (
-    ("firstname", 50), ("lastname", 50), ("company", 50), ("address", 60), ("city", 40), ("state", 40),
-    ("zip", 20), ("country", 60), ("phone", 25)))   # Authorize.Net customerAddressType limits
+BILL_TO = tuple(_s(field.column, field.limit) for field in bill_to.FIELDS)   # Authorize.Net customerAddressType limits
 
 # --- our tables ------------------------------------------------------------------------------------------------------
 

@@ -23,6 +23,7 @@ from core import dates, declines
 from core.transport import never_sent
 from core.ports import (BillTo, ChargeOutcome, ChargeResult, GatewayPaymentProfile, OpaqueData, TransactionDetails,
                         TransactionSummary)
+from core.bill_to import FIELDS as BILL_TO_FIELDS
 
 log = logging.getLogger(__name__)
 
@@ -36,10 +37,6 @@ MAX_DUPLICATE_WINDOW_SECONDS = 28800   # the gateway's ceiling (support article 
 # Field limits from the XSD facets (checked against the SDK bindings by the schema oracle test).
 LIMITS = {"refId": 20, "invoiceNumber": 20, "orderDescription": 255, "merchantCustomerId": 20,
           "profileDescription": 255, "email": 255}
-# BillTo attribute -> (JSON element, max length), in customerAddressType's sequence order.
-BILL_TO_FIELDS = (("first_name", "firstName", 50), ("last_name", "lastName", 50), ("company", "company", 50),
-                  ("address", "address", 60), ("city", "city", 40), ("state", "state", 40), ("zip", "zip", 20),
-                  ("country", "country", 60), ("phone_number", "phoneNumber", 25))
 
 _ERROR_TYPES = {"E00007": GatewayAuthError, "E00008": GatewayAuthError, "E00124": GatewayAuthError,
                 "E00040": GatewayNotFound, "E00114": InvalidNonce}
@@ -379,8 +376,8 @@ def _limited(name: str, value: str, limit: int) -> str:
 
 
 def _bill_to(bill_to: BillTo) -> dict[str, str]:
-    return {element: _limited(element, getattr(bill_to, attribute), limit)
-            for attribute, element, limit in BILL_TO_FIELDS if getattr(bill_to, attribute)}
+    return {field.name: _limited(field.name, getattr(bill_to, field.attribute), field.limit)
+            for field in BILL_TO_FIELDS if getattr(bill_to, field.attribute)}
 
 
 def _opaque(opaque: OpaqueData) -> dict[str, Any]:
@@ -432,7 +429,7 @@ def _payment_profile(customer_profile_id: str, item: dict[str, Any]) -> GatewayP
         payment_profile_id=str(item.get("customerPaymentProfileId", "")),
         card_type=card.get("cardType", ""), card_number_masked=card.get("cardNumber", ""),
         expiration=card.get("expirationDate", ""),
-        bill_to=BillTo(**{attribute: str(address.get(element, "")) for attribute, element, _ in BILL_TO_FIELDS}),
+        bill_to=BillTo(**{field.attribute: str(address.get(field.name, "")) for field in BILL_TO_FIELDS}),
         is_default=bool(item.get("defaultPaymentProfile", False)),
     )
 

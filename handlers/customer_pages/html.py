@@ -14,20 +14,8 @@ from typing import Any, Mapping
 from urllib.parse import urlsplit
 
 from core.ports import BillTo, OpaqueData
+from core.bill_to import FIELDS as BILL_TO_FIELDS
 
-# (form field, BillTo attribute, label, autocomplete, max length): CONTRACT §2 names, Authorize.Net limits.
-BILL_TO_FORM = (
-    ("firstName", "first_name", "First name", "given-name", 50),
-    ("lastName", "last_name", "Last name", "family-name", 50),
-    ("company", "company", "Company", "organization", 50),
-    ("address", "address", "Address", "street-address", 60),
-    ("city", "city", "City", "address-level2", 40),
-    ("state", "state", "State / region", "address-level1", 40),
-    ("zip", "zip", "ZIP / postal code", "postal-code", 20),
-    ("country", "country", "Country", "country-name", 60),
-    ("phoneNumber", "phone_number", "Phone", "tel", 25),
-)
-REQUIRED_BILL_TO = ("firstName", "lastName", "address", "city", "zip", "country")
 
 
 def esc(value: Any) -> str:
@@ -136,12 +124,12 @@ def link_problem_page(state: str) -> Page:
 
 def bill_to_fields(values: Mapping[str, str]) -> str:
     parts = []
-    for name, _, label, autocomplete, limit in BILL_TO_FORM:
-        required = " required" if name in REQUIRED_BILL_TO else ""
+    for f in BILL_TO_FIELDS:
+        required = " required" if f.required else ""
         mark = "" if required else ' <span class="muted">(optional)</span>'
-        parts.append(f'<div><label for="{name}">{esc(label)}{mark}</label>'
-                     f'<input id="{name}" name="{name}" autocomplete="{autocomplete}" maxlength="{limit}"'
-                     f' value="{esc(values.get(name, ""))}"{required}></div>')
+        parts.append(f'<div><label for="{f.name}">{esc(f.label)}{mark}</label>'
+                     f'<input id="{f.name}" name="{f.name}" autocomplete="{f.autocomplete}" maxlength="{f.limit}"'
+                     f' value="{esc(values.get(f.name, ""))}"{required}></div>')
     grouped = [parts[0] + parts[1], parts[2], parts[3], parts[4] + parts[5], parts[6] + parts[7], parts[8]]
     return "\n".join(f'<div class="row">{g}</div>' if g.count("<label") == 2 else g for g in grouped)
 
@@ -218,8 +206,8 @@ def card_form(*, action: str, intro: str, values: Mapping[str, str], error: str 
 
 def bill_to_from_form(form: Mapping[str, str]) -> tuple[BillTo, list[str]]:
     """The posted bill-to, trimmed and cut to the gateway's limits, and the labels of required fields left empty."""
-    values = {attr: (form.get(name) or "").strip()[:limit] for name, attr, _, _, limit in BILL_TO_FORM}
-    missing = [label for name, attr, label, _, _ in BILL_TO_FORM if name in REQUIRED_BILL_TO and not values[attr]]
+    values = {f.attribute: (form.get(f.name) or "").strip()[:f.limit] for f in BILL_TO_FIELDS}
+    missing = [f.label for f in BILL_TO_FIELDS if f.required and not values[f.attribute]]
     return BillTo(**values), missing
 
 
@@ -244,4 +232,4 @@ def read_card_form(form: Mapping[str, str]) -> CardForm:
 
 
 def form_values(bill_to: BillTo) -> dict[str, str]:
-    return {name: getattr(bill_to, attr) for name, attr, _, _, _ in BILL_TO_FORM}
+    return {f.name: getattr(bill_to, f.attribute) for f in BILL_TO_FIELDS}

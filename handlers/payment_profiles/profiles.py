@@ -18,18 +18,12 @@ from core.errors import (AccessDenied, BadRequest, BusinessRuleViolation, Concur
 from core.ports import BatchOperation, BillTo, GatewayPaymentProfile, OpaqueData
 from core.services import Services
 from handlers.dunning.recovery import card_became_usable
+from core.bill_to import FIELDS as BILL_TO_FIELDS
 
 log = logging.getLogger(__name__)
 
 PROFILES = "w365_paymentprofiles"
 ACTIVE, INACTIVE = (0, 1), (1, 2)                  # (statecode, statuscode)
-# BillTo attribute -> (w365_ column, JSON/form name of CONTRACT §3)
-BILL_TO_COLUMNS = (("first_name", "w365_billto_firstname", "firstName"), ("last_name", "w365_billto_lastname", "lastName"),
-                   ("company", "w365_billto_company", "company"), ("address", "w365_billto_address", "address"),
-                   ("city", "w365_billto_city", "city"), ("state", "w365_billto_state", "state"),
-                   ("zip", "w365_billto_zip", "zip"), ("country", "w365_billto_country", "country"),
-                   ("phone_number", "w365_billto_phone", "phoneNumber"))
-_LIMITS = {c.name: c.max_length for c in footprint.BILL_TO}
 
 
 def sync_status(label: str) -> int:
@@ -52,8 +46,7 @@ def bill_to_from_json(text: str | None) -> BillTo:
         raise BadRequest("BillTo is not valid JSON.") from None
     if not isinstance(data, dict):
         raise BadRequest("BillTo must be a JSON object.")
-    return BillTo(**{attr: str(data.get(name) or "").strip()[:_LIMITS[column]]
-                     for attr, column, name in BILL_TO_COLUMNS})
+    return BillTo(**{f.attribute: str(data.get(f.name) or "").strip()[:f.limit] for f in BILL_TO_FIELDS})
 
 
 def opaque_from(descriptor: str | None, value: str | None) -> OpaqueData | None:
@@ -65,11 +58,11 @@ def opaque_from(descriptor: str | None, value: str | None) -> OpaqueData | None:
 
 
 def bill_to_columns(bill_to: BillTo) -> dict[str, str]:
-    return {column: getattr(bill_to, attr)[:_LIMITS[column]] for attr, column, _ in BILL_TO_COLUMNS}
+    return {f.column: getattr(bill_to, f.attribute)[:f.limit] for f in BILL_TO_FIELDS}
 
 
 def bill_to_of(row: dict[str, Any]) -> BillTo:
-    return BillTo(**{attr: row.get(column) or "" for attr, column, _ in BILL_TO_COLUMNS})
+    return BillTo(**{f.attribute: row.get(f.column) or "" for f in BILL_TO_FIELDS})
 
 
 def display_name(card_type: str, masked: str) -> str:

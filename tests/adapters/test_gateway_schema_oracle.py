@@ -17,6 +17,7 @@ from core.ports import BillTo
 from gateway import client as client_module
 from gateway.client import AuthorizeNetGateway
 from standins.authorizenet import AuthorizeNetSimulator
+from core.bill_to import FIELDS as BILL_TO_FIELDS
 
 apicontracts = pytest.importorskip("authorizenet.apicontractsv1")
 pyxb = pytest.importorskip("pyxb")
@@ -148,7 +149,7 @@ def test_client_limits_match_the_xsd_facets():
     assert limits["email"] == max_length(apicontracts.customerProfileType, "email")
     address = [(d.name().localName(), facet(d.elementBinding().typeDefinition(), "maxLength"))
                for d in sequence(apicontracts.customerAddressType)]
-    ours = [(element, limit) for _, element, limit in client_module.BILL_TO_FIELDS]
+    ours = [(field.name, field.limit) for field in BILL_TO_FIELDS]
     assert ours == address[:len(ours)]
     modes = {str(v) for v in apicontracts.validationModeEnum._CF_enumeration.values()}
     assert set(client_module.VALIDATION_MODES) <= modes
