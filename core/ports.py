@@ -167,6 +167,21 @@ class TransactionSummary:
     payment_profile_id: str = ""
 
 
+@dataclass(frozen=True)
+class AccountUpdaterChange:
+    """One line of the gateway's Account Updater report (getAUJobDetails): an auUpdate (a new number or expiry) or an
+    auDelete (the card's account was closed). Card numbers are masked ("XXXX1111"); expiries usually too."""
+    kind: str                        # "update" or "delete"
+    customer_profile_id: str
+    payment_profile_id: str
+    reason_code: str                 # auReasonCode: NAN new number, NED new expiry, ACL closed, CCH call the holder
+    reason: str = ""
+    card_number_masked: str = ""     # the new card's (update) or the closed one's (delete)
+    expiration: str = ""
+    old_card_number_masked: str = ""
+    updated_at: dt.datetime | None = None
+
+
 class PaymentGateway(Protocol):
     """Authorize.Net's CIM and transactions, as the use cases need them. Errors are those of core.errors."""
 
@@ -208,6 +223,14 @@ class PaymentGateway(Protocol):
 
     def public_client_key(self) -> str:
         """getMerchantDetails' publicClientKey, for Accept.js on the customer pages."""
+        ...
+
+    def account_updater_summary(self, month: str) -> dict[str, int]:
+        """getAUJobSummary for `YYYY-MM`: profile count by auReasonCode."""
+        ...
+
+    def account_updater_details(self, month: str) -> list[AccountUpdaterChange]:
+        """getAUJobDetails for `YYYY-MM`, every page."""
         ...
 
 

@@ -21,7 +21,7 @@ from core.errors import (BadRequest, ConfigurationError, GatewayAuthError, Gatew
                          GatewayRefused, GatewayUnavailable, InvalidNonce, OutcomeUnknown)
 from core import dates, declines
 from core.transport import never_sent
-from core.ports import (BillTo, ChargeOutcome, ChargeResult, GatewayPaymentProfile, OpaqueData, TransactionDetails,
+from core.ports import (AccountUpdaterChange, BillTo, ChargeOutcome, ChargeResult, GatewayPaymentProfile, OpaqueData, TransactionDetails,
                         TransactionSummary)
 from core.bill_to import FIELDS as BILL_TO_FIELDS
 
@@ -237,6 +237,26 @@ class AuthorizeNetGateway:
                                "Merchant Interface (Account > Security Settings > Manage Public Client Key).")
         return str(key)
 
+    # --- Account Updater (developer.authorize.net/api/reference, "Account Updater Job Summary/Details") -------------
+
+    def account_updater_summary(self, month: str) -> dict[str, int]:
+        answer = self._call("getAUJobSummary", {"month": _month(month)}, retry=True)
+        return {str(row.get("auReasonCode", "")): int(row.get("profileCount") or 0)
+                for row in _items(answer.get("auSummary"), "auResponse")}
+
+    def account_updater_details(self, month: str) -> list[AccountUpdaterChange]:
+        changes: list[AccountUpdaterChange] = []
+        page = 1
+        while True:
+            answer = self._call("getAUJobDetails", {"month": _month(month), "modifiedTypeFilter": "all",
+                                                    "paging": {"limit": _PAGE_LIMIT, "offset": page}}, retry=True)
+            rows = parse_au_details(answer.get("auDetails"))
+            changes.extend(rows)
+            total = int(answer.get("totalNumInResultSet") or 0)
+            if len(rows) < _PAGE_LIMIT or len(changes) >= total:
+                return changes
+            page += 1
+
     # --- Internals ---------------------------------------------------------------------------------------------------
 
     def _transaction(self, transaction_request: dict[str, Any], ref_id: str) -> ChargeResult:
@@ -432,6 +452,48 @@ def _payment_profile(customer_profile_id: str, item: dict[str, Any]) -> GatewayP
         bill_to=BillTo(**{field.attribute: str(address.get(field.name, "")) for field in BILL_TO_FIELDS}),
         is_default=bool(item.get("defaultPaymentProfile", False)),
     )
+
+
+def _month(month: str) -> str:
+    if not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", month or ""):
+        raise BadRequest("The Account Updater month must be YYYY-MM.")
+    return month
+
+
+def parse_au_details(details: Any) -> list[AccountUpdaterChange]:
+    """`auDetails` as the API reference shows it ({"auUpdate": [...], "auDelete": {...}}, one object or a list each)
+    and as merchants report the live gateway sends it (one list mixing both, told apart by `newCreditCard` vs
+    `creditCard`: community.developer.authorize.net thread 61484)."""
+    if isinstance(details, dict) and ("auUpdate" in details or "auDelete" in details):
+        tagged = [("update", r) for r in _items(details.get("auUpdate"), "auUpdate")] + \
+                 [("delete", r) for r in _items(details.get("auDelete"), "auDelete")]
+    else:
+        rows = details if isinstance(details, list) else _items(details, "auDetail")
+        tagged = [("update" if "newCreditCard" in r else "delete", r) for r in rows if isinstance(r, dict)]
+    changes = []
+    for kind, row in tagged:
+        card = (row.get("newCreditCard") if kind == "update" else row.get("creditCard")) or {}
+        old = row.get("oldCreditCard") or {}
+        changes.append(AccountUpdaterChange(
+            kind=kind, customer_profile_id=str(row.get("customerProfileID", "")),
+            payment_profile_id=str(row.get("customerPaymentProfileID", "")),
+            reason_code=str(row.get("auReasonCode", "")), reason=str(row.get("reasonDescription", "")),
+            card_number_masked=str(card.get("cardNumber", "")), expiration=str(card.get("expirationDate", "")),
+            old_card_number_masked=str(old.get("cardNumber", "")), updated_at=_au_time(row.get("updateTimeUTC"))))
+    return changes
+
+
+def _au_time(value: Any) -> dt.datetime | None:
+    """updateTimeUTC comes as "6/27/2017 9:24:47 AM" in the reference example; ISO is accepted too."""
+    if not value:
+        return None
+    try:
+        return dt.datetime.strptime(str(value), "%m/%d/%Y %I:%M:%S %p").replace(tzinfo=dt.timezone.utc)
+    except ValueError:
+        try:
+            return _timestamp(value)
+        except ValueError:
+            return None
 
 
 def _summary(row: dict[str, Any]) -> TransactionSummary:

@@ -33,6 +33,12 @@ Triggers (research/gateway.md §5, plus simulator conventions marked *):
   field longer than its XSD limit (refId, invoiceNumber, merchantCustomerId, billTo)   E00003
   void of an unknown or settled transaction: error 16; refund of an unsettled one: 54; over the charge: 55
 
+Account Updater (`account_updater(customer, payment, reason_code, ...)`, a test and local-mode helper): the card's
+bank reports a change; NAN (new number) and NED (new expiry) change the stored card, ACL (account closed) marks it
+closed (its charges are declined, reason 4 hard: the bank asks to keep the card, a simulator convention); each is
+listed in that month's getAUJobSummary / getAUJobDetails, shaped as the API reference's example (auDetails with
+auUpdate / auDelete, masked numbers and expiries).
+
 Fault switches (`fail_next(kind, count, operation)`), for the next `count` requests of `operation` (None: any):
   refused            nothing recorded; requests.ConnectionError (NewConnectionError) through `responses`
   lost_after_commit  processed and recorded, then requests.ReadTimeout through `responses`
@@ -208,6 +214,7 @@ class AuthorizeNetSimulator:
         self._sink: Any = None
         self._outbox: list[tuple[str, dict[str, Any]]] = []
         self._next_id = {"customer": 500000001, "payment": 600000001, "transaction": 120000000001}
+        self._au_events: list[dict[str, Any]] = []
         self.storage_path = storage_path
         if storage_path and os.path.exists(storage_path):
             self._load(storage_path)
@@ -246,6 +253,34 @@ class AuthorizeNetSimulator:
             raise ValueError(f"unknown fault {kind!r}; one of {FAULTS}")
         with self._lock:
             self._faults.append([kind, count, operation])
+
+    AU_REASONS = {"NAN": "NewAccountNumber", "NED": "NewExpirationDate", "ACL": "AccountClosed",
+                  "CCH": "ContactCardHolder"}
+
+    def account_updater(self, customer_profile_id: str, payment_profile_id: str, reason_code: str, *,
+                        new_number: str = "", new_expiration: str = "") -> None:
+        """The card's bank reports a change (see the module docstring). `new_expiration`: `YYYY-MM`."""
+        if reason_code not in self.AU_REASONS:
+            raise ValueError(f"reason_code must be one of {sorted(self.AU_REASONS)}")
+        with self._lock:
+            customer = self._customer(customer_profile_id)
+            profile = self._payment_profile(customer, payment_profile_id)
+            old = profile["card"]
+            card = old
+            if reason_code == "NAN":
+                card = dataclasses.replace(card, number=new_number or card.number)
+            if new_expiration:
+                year, _, month = new_expiration.partition("-")
+                card = dataclasses.replace(card, exp_year=int(year), exp_month=int(month))
+            profile["card"] = card
+            if reason_code in ("ACL", "CCH"):
+                profile["closed"] = True
+            self._au_events.append({"kind": "delete" if reason_code in ("ACL", "CCH") else "update",
+                                    "customer": customer["customerProfileId"], "payment": profile["id"],
+                                    "reason": reason_code, "old": old, "new": card,
+                                    "first_name": profile["billTo"].get("firstName", ""),
+                                    "last_name": profile["billTo"].get("lastName", ""), "at": self.clock.now()})
+            self._save()
 
     def transactions(self) -> list[dict[str, Any]]:
         """Every recorded transaction (charges, refunds), oldest first, without card data."""
@@ -581,6 +616,9 @@ class AuthorizeNetSimulator:
         if card.expired(now):
             return _tx_error("3", "8", "The credit card has expired.")
         wanted_reason = reason_for_zip(zip_code)
+        if profile_ids and self._payment_profile(self._customer(profile_ids["customerProfileId"]),
+                                                 profile_ids["customerPaymentProfileId"]).get("closed"):
+            wanted_reason = "4"                  # Account Updater closed the card's account
         if wanted_reason in ERROR_REASONS:
             return _tx_error("3", wanted_reason, _reason_text(wanted_reason))
         if wanted_reason:
@@ -682,6 +720,51 @@ class AuthorizeNetSimulator:
         if request.get("status") == "pendingApproval":
             rows = [tx for tx in rows if tx["status"] == "FDSPendingReview"]
         return self._transaction_page(rows, request)
+
+    def _op_getAUJobSummary(self, request: dict[str, Any]) -> dict[str, Any]:
+        events = self._au_month(request)
+        counts: dict[str, int] = {}
+        for event in events:
+            counts[event["reason"]] = counts.get(event["reason"], 0) + 1
+        if not counts:
+            return {"messages": _messages("Ok", "I00004", "No records found.")}
+        return {"auSummary": {"auResponse": [{"auReasonCode": code, "profileCount": n,
+                                              "reasonDescription": self.AU_REASONS[code]}
+                                             for code, n in sorted(counts.items())]}}
+
+    def _op_getAUJobDetails(self, request: dict[str, Any]) -> dict[str, Any]:
+        events = self._au_month(request)
+        wanted = request.get("modifiedTypeFilter") or "all"
+        events = [e for e in events if wanted == "all" or e["kind"] == wanted]
+        paging = request.get("paging") or {}
+        limit, page = int(paging.get("limit", 1000)), int(paging.get("offset", 1))
+        rows = events[(page - 1) * limit: page * limit]
+        if not events:
+            return {"messages": _messages("Ok", "I00004", "No records found.")}
+
+        def line(event: dict[str, Any]) -> dict[str, Any]:
+            return {"customerProfileID": int(event["customer"]), "customerPaymentProfileID": int(event["payment"]),
+                    "firstName": event["first_name"], "lastName": event["last_name"],
+                    "updateTimeUTC": event["at"].strftime("%-m/%-d/%Y %-I:%M:%S %p"),
+                    "auReasonCode": event["reason"], "reasonDescription": self.AU_REASONS[event["reason"]]}
+
+        updates = [{**line(e), "newCreditCard": {"cardNumber": e["new"].masked, "expirationDate": "XXXX"},
+                    "oldCreditCard": {"cardNumber": e["old"].masked, "expirationDate": "XXXX"}}
+                   for e in rows if e["kind"] == "update"]
+        deletes = [{**line(e), "creditCard": {"cardNumber": e["old"].masked, "expirationDate": "XXXX"}}
+                   for e in rows if e["kind"] == "delete"]
+        details: dict[str, Any] = {}
+        if deletes:
+            details["auDelete"] = deletes
+        if updates:
+            details["auUpdate"] = updates
+        return {"totalNumInResultSet": len(events), "auDetails": details}
+
+    def _au_month(self, request: dict[str, Any]) -> list[dict[str, Any]]:
+        month = str(request.get("month") or "")
+        if len(month) != 7:
+            raise _ApiError("E00003", "The month element is invalid.")
+        return [e for e in self._au_events if e["at"].strftime("%Y-%m") == month]
 
     def _op_getMerchantDetails(self, request: dict[str, Any]) -> dict[str, Any]:
         return {"isTestMode": False, "processors": [{"name": "First Data Nashville"}],
@@ -832,6 +915,8 @@ class AuthorizeNetSimulator:
                           for cid, c in self._customers.items()},
             "transactions": {tid: {**t, "card": card(t["card"]), "submitted_at": t["submitted_at"].isoformat()}
                              for tid, t in self._transactions.items()},
+            "au_events": [{**e, "old": card(e["old"]), "new": card(e["new"]), "at": e["at"].isoformat()}
+                          for e in self._au_events],
         }
         temporary = f"{self.storage_path}.tmp"
         with open(temporary, "wb") as file:
@@ -846,6 +931,8 @@ class AuthorizeNetSimulator:
         for customer in self._customers.values():
             for profile in customer["payment_profiles"].values():
                 profile["card"] = _Card(**profile["card"])
+        self._au_events = [{**e, "old": _Card(**e["old"]), "new": _Card(**e["new"]),
+                            "at": dt.datetime.fromisoformat(e["at"])} for e in state.get("au_events", [])]
         self._transactions = state["transactions"]
         for tx in self._transactions.values():
             tx.update(card=_Card(**tx["card"]), submitted_at=dates.parse(tx["submitted_at"]),

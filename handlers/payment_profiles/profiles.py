@@ -17,6 +17,7 @@ from core.errors import (AccessDenied, BadRequest, BusinessRuleViolation, Concur
                          GatewayError, GatewayNotFound, GatewayRefused, InvalidNonce, RecordNotFound)
 from core.ports import BatchOperation, BillTo, GatewayPaymentProfile, OpaqueData
 from core.services import Services
+from handlers.dunning.account_updater import closed_by_account_updater
 from handlers.dunning.recovery import card_became_usable
 from core.bill_to import FIELDS as BILL_TO_FIELDS
 
@@ -271,6 +272,9 @@ def sync_profile(services: Services, profile_id: str, *, reactivate: bool = True
     `reactivate=False` (a gateway webhook, not a person) leaves a profile a person deactivated inactive.
     Returns (succeeded, message)."""
     row = _profile(services, profile_id)
+    if closed_by_account_updater(row):
+        return False, ("The card's bank closed this card's account (Account Updater), so it stays inactive; add a "
+                       "new card instead.")
     customer_profile_id = row.get("w365_customerprofileid")
     payment_profile_id = row.get("w365_paymentprofileidgateway")
     if not customer_profile_id or not payment_profile_id:
@@ -304,9 +308,13 @@ def sync_account(services: Services, account_id: str, *, import_only: bool = Fal
         return False, f"Authorize.Net has no customer profile {customer_profile_id} for this account."
     rows = _rows(services, f"_w365_accountid_value eq {account_id}")
     by_gateway_id = {r.get("w365_paymentprofileidgateway"): r for r in rows}
+    closed = {gateway_id for gateway_id, r in by_gateway_id.items() if closed_by_account_updater(r)}
     ops: list[BatchOperation] = []
     imported = refreshed = 0
     for card in cards:
+        if card.payment_profile_id in closed:
+            by_gateway_id.pop(card.payment_profile_id)
+            continue                     # Account Updater closed it: no Sync brings it back
         row = by_gateway_id.pop(card.payment_profile_id, None)
         if row is None:
             body = {**_synced_columns(services, card, active=True), "w365_isdefault": card.is_default,
@@ -323,7 +331,8 @@ def sync_account(services: Services, account_id: str, *, import_only: bool = Fal
         body["w365_isdefault"] = bool(card.is_default and (activate or row.get("statecode") == ACTIVE[0]))
         ops.append(BatchOperation.update(PROFILES, row["w365_paymentprofileid"], body, etag=row.get("@odata.etag")))
         refreshed += 1
-    gone = [] if import_only else [r for r in by_gateway_id.values() if r.get("w365_paymentprofileidgateway")]
+    gone = [] if import_only else [r for r in by_gateway_id.values() if r.get("w365_paymentprofileidgateway")
+                                   and r.get("w365_paymentprofileidgateway") not in closed]
     for row in gone:
         ops.append(BatchOperation.update(PROFILES, row["w365_paymentprofileid"],
                                          {"w365_syncstatus": sync_status("Sync Failed"), "w365_isdefault": False},
