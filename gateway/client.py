@@ -479,21 +479,8 @@ def parse_au_details(details: Any) -> list[AccountUpdaterChange]:
             payment_profile_id=str(row.get("customerPaymentProfileID", "")),
             reason_code=str(row.get("auReasonCode", "")), reason=str(row.get("reasonDescription", "")),
             card_number_masked=str(card.get("cardNumber", "")), expiration=str(card.get("expirationDate", "")),
-            old_card_number_masked=str(old.get("cardNumber", "")), updated_at=_au_time(row.get("updateTimeUTC"))))
+            old_card_number_masked=str(old.get("cardNumber", "")), updated_at=dates.parse_report_time(row.get("updateTimeUTC"))))
     return changes
-
-
-def _au_time(value: Any) -> dt.datetime | None:
-    """updateTimeUTC comes as "6/27/2017 9:24:47 AM" in the reference example; ISO is accepted too."""
-    if not value:
-        return None
-    try:
-        return dt.datetime.strptime(str(value), "%m/%d/%Y %I:%M:%S %p").replace(tzinfo=dt.timezone.utc)
-    except ValueError:
-        try:
-            return _timestamp(value)
-        except ValueError:
-            return None
 
 
 def _summary(row: dict[str, Any]) -> TransactionSummary:
