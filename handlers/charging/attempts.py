@@ -29,9 +29,9 @@ from core.errors import (ConcurrencyConflict, ConflictInProgress, DataverseError
 from core.ports import BatchOperation, ChargeOutcome, ChargeResult, Record
 from core.services import Services
 from handlers.charging import ledger, outcomes
-from handlers.charging.ledger import format_money
 # The outcome labels and the open ones live with the transition table; re-exported for the callers of this module.
 from handlers.charging.outcomes import APPROVED, DECLINED, ERROR, HELD, OPEN_OUTCOMES, PENDING, UNKNOWN  # noqa: F401
+from core.money import CURRENCY_EXPAND, Currency, currency_of, format_money
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +56,14 @@ RECORD_RETRY_DELAYS = (dt.timedelta(minutes=1), dt.timedelta(minutes=5), dt.time
                        dt.timedelta(hours=1), dt.timedelta(hours=2))
 NEEDS_PERSON = "Needs a person:"
 WAITING = "Sent to Authorize.Net; waiting for its answer."
+# A transaction's currency is its invoice's, else its order's: expanded in the same read as the row.
+ORDER_CURRENCY = f"w365_salesorderid($select=salesorderid;$expand={CURRENCY_EXPAND})"
+CURRENCY_EXPANDS = f"w365_invoiceid($select=invoiceid;$expand={CURRENCY_EXPAND}),{ORDER_CURRENCY}"
+
+
+def currency_of_transaction(row: Record) -> Currency | None:
+    """The currency of a transaction row read with CURRENCY_EXPANDS (or ledger.expand_invoice and ORDER_CURRENCY)."""
+    return currency_of(row.get("w365_invoiceid")) or currency_of(row.get("w365_salesorderid"))
 
 
 def outcome_value(label: str) -> int:
@@ -108,6 +116,7 @@ class OpenAttempt:
     customer_profile_id: str = ""
     payment_profile_id: str = ""
     result_text: str = ""
+    currency: Currency | None = None  # the invoice's or order's: every amount in a message is written in it
     source: str = ""                 # w365_source label (Manual, Autopay, Retry, ...): dunning follows automatic ones
     profile_id: str = ""             # the w365_paymentprofile row charged
 
@@ -165,7 +174,7 @@ def collect_payment(services: Services, *, account_id: str, profile: Record, amo
                     attempt_number: int, invoice_number: str, invoice: Record | None = None,
                     salesorder_id: str | None = None, request_id: str | None = None,
                     acting: Services | None = None, description: str = "", source: str | None = None,
-                    billing_run_id: str | None = None) -> PaymentAttempt:
+                    billing_run_id: str | None = None, currency: Currency | None = None) -> PaymentAttempt:
     """Charge `amount` to a synced card on file exactly once and record it.
 
     The caller has read (in one request) what it charges and checked its own rules, including that no charge of the
@@ -193,6 +202,7 @@ def collect_payment(services: Services, *, account_id: str, profile: Record, amo
     transaction_id = start_attempt(acting or services, body, "A charge of this is in progress")
     invoice_number = gateway_invoice_number(invoice_number, ref_id)
     attempt = OpenAttempt(transaction_id, ref_id, amount, CHARGE, invoice=invoice, invoice_number=invoice_number,
+                          currency=currency or currency_of(invoice),
                           customer_profile_id=profile["w365_customerprofileid"],
                           payment_profile_id=profile["w365_paymentprofileidgateway"], source=source or "",
                           profile_id=profile["w365_paymentprofileid"])
@@ -217,6 +227,16 @@ def record_refused_attempt(acting: Services, *, account_id: str, amount: Decimal
     return start_attempt(acting, body, "A payment of this is in progress")
 
 
+def links_of(charge: Record) -> dict[str, str]:
+    """The lookups of a charge as binds, for a refund or void row that belongs to the same things."""
+    links = {}
+    for column, entity_set in (("w365_invoiceid", "invoices"), ("w365_salesorderid", "salesorders"),
+                               ("w365_accountid", "accounts"), ("w365_paymentprofileid", "w365_paymentprofiles")):
+        if charge.get(f"_{column}_value"):
+            links[f"{column}@odata.bind"] = f"/{entity_set}({charge[f'_{column}_value']})"
+    return links
+
+
 def start_attempt(acting: Services, body: Mapping[str, Any], conflict: str) -> str:
     try:
         return acting.dataverse.create(TRANSACTIONS, body)
@@ -232,8 +252,8 @@ def send_attempt(services: Services, attempt: OpenAttempt, send: Callable[[], Ch
         result = send()
     except OutcomeUnknown:
         text = (f"Authorize.Net did not answer, so it is not known yet whether the {verb} of "
-                f"{format_money(attempt.amount)} went through. The outcome is being confirmed with Authorize.Net; do "
-                "not try again until this transaction shows Approved or Error.")
+                f"{format_money(attempt.amount, attempt.currency)} went through. The outcome is being confirmed with "
+                "Authorize.Net; do not try again until this transaction shows Approved or Error.")
         schedule_reconcile(services, attempt.transaction_id, 1)
         _settle_quietly(services, attempt, UNKNOWN, {"w365_transactionresult": text})
         return PaymentAttempt(attempt.transaction_id, attempt.ref_id, attempt.amount, UNKNOWN, text)
@@ -325,13 +345,13 @@ def settlement_ops(attempt: OpenAttempt, result: ChargeResult) -> list[BatchOper
     ops = [BatchOperation.update(TRANSACTIONS, attempt.transaction_id, row, etag=attempt.etag)]
     if result.outcome == ChargeOutcome.APPROVED and attempt.invoice is not None:
         delta = attempt.amount if attempt.kind == CHARGE else -attempt.amount
-        status = f"{attempt.kind} of {format_money(attempt.amount)} approved ({result.trans_id})"
+        status = f"{attempt.kind} of {format_money(attempt.amount, attempt.currency)} approved ({result.trans_id})"
         ops += ledger.invoice_payment_ops(attempt.invoice, delta, status)
     return ops
 
 
 def describe(attempt: OpenAttempt, result: ChargeResult) -> PaymentAttempt:
-    verb, amount = _verb(attempt.kind), format_money(attempt.amount)
+    verb, amount = _verb(attempt.kind), format_money(attempt.amount, attempt.currency)
     reason = (result.reason or "").rstrip(".")
     if result.outcome == ChargeOutcome.APPROVED:
         text = f"{verb.capitalize()} of {amount} approved by Authorize.Net (transaction {result.trans_id}" + (
@@ -377,7 +397,7 @@ def read_open_attempt(services: Services, transaction_id: str) -> OpenAttempt | 
     try:
         row = services.dataverse.retrieve(
             TRANSACTIONS, transaction_id, select=TRANSACTION_COLUMNS + ("w365_source",),
-            expand=f"w365_invoiceid($select={','.join(ledger.INVOICE_COLUMNS)}),"
+            expand=f"{ledger.expand_invoice()},{ORDER_CURRENCY},"
                    f"w365_paymentprofileid($select={','.join(PROFILE_COLUMNS)})")
     except RecordNotFound:
         return None
@@ -395,7 +415,7 @@ def read_open_attempt(services: Services, transaction_id: str) -> OpenAttempt | 
         if invoice else "",
         customer_profile_id=profile.get("w365_customerprofileid") or "",
         payment_profile_id=profile.get("w365_paymentprofileidgateway") or "",
-        result_text=row.get("w365_transactionresult") or "",
+        result_text=row.get("w365_transactionresult") or "", currency=currency_of_transaction(row),
         source=footprint.label("w365_paymenttransaction", "w365_source", row["w365_source"])
         if row.get("w365_source") is not None else "",
         profile_id=row.get("_w365_paymentprofileid_value") or "")

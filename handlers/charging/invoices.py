@@ -16,7 +16,7 @@ from core.services import Services
 from core.steps import Outcome
 from handlers.charging import attempts, ledger
 from handlers.charging.attempts import PROFILE_COLUMNS, TRANSACTION_COLUMNS
-from handlers.charging.ledger import format_money
+from core.money import CURRENCY_EXPAND, currency_of, format_money
 
 SYNCED = footprint.choice("w365_paymentprofile", "w365_syncstatus", "Synced")
 _PROFILE = ",".join(PROFILE_COLUMNS)
@@ -24,7 +24,7 @@ INVOICE_EXPAND = (
     f"w365_billingcontractid($select=w365_billingcontractid;$expand=w365_paymentprofileid($select={_PROFILE})),"
     f"customerid_account($select=accountid;$expand=w365_paymentprofile_accountid($select={_PROFILE};"
     f"$filter=w365_isdefault eq true and statecode eq 0)),"
-    f"w365_paymenttransaction_invoiceid($select={','.join(TRANSACTION_COLUMNS)})")
+    f"w365_paymenttransaction_invoiceid($select={','.join(TRANSACTION_COLUMNS)}),{CURRENCY_EXPAND}")
 IN_PROGRESS = "A charge of this invoice is in progress"
 
 
@@ -45,6 +45,7 @@ def charge_invoice(services: Services, invoice_id: str, amount: Decimal | None, 
     if earlier is not None:              # a redelivery whose first run got past the charge: never charge twice
         return _replayed(earlier)
     number = invoice.get("invoicenumber") or invoice.get("name") or invoice_id
+    currency = currency_of(invoice)
     total, paid, balance = ledger.totals(invoice)
     if invoice["statecode"] == ledger.CANCELED:
         raise BusinessRuleViolation(f"Invoice {number} is canceled; it cannot be charged.")
@@ -54,15 +55,15 @@ def charge_invoice(services: Services, invoice_id: str, amount: Decimal | None, 
         raise ConflictInProgress(f"{IN_PROGRESS}: wait until its transaction shows Approved, Declined or Error.")
     amount = balance if amount is None else ledger.parse_amount(amount)
     if amount > balance:
-        raise BusinessRuleViolation(f"{format_money(amount)} is more than the balance of invoice {number} "
-                                    f"({format_money(balance)}); charge at most the balance.")
+        raise BusinessRuleViolation(f"{format_money(amount, currency)} is more than the balance of invoice {number} "
+                                    f"({format_money(balance, currency)}); charge at most the balance.")
     profile = usable_profile(invoice)
     card = profile.get("w365_name") or profile.get("w365_cardlast4") or "the card on file"
     new_paid, new_balance, state = ledger.after_payment(invoice, amount)
-    totals = f"{state}: paid {format_money(new_paid)}, balance {format_money(new_balance)}"
+    totals = f"{state}: paid {format_money(new_paid, currency)}, balance {format_money(new_balance, currency)}"
 
     def approved_message(done: attempts.PaymentAttempt) -> str:
-        return (f"Charged {format_money(amount)} to {card} ({attempts.gateway_reference(done)}). "
+        return (f"Charged {format_money(amount, currency)} to {card} ({attempts.gateway_reference(done)}). "
                 f"Invoice {number} is now {totals}.")
 
     if services.operation is not None:
@@ -78,8 +79,8 @@ def charge_invoice(services: Services, invoice_id: str, amount: Decimal | None, 
     if attempt.recorded:
         message = approved_message(attempt)
     else:
-        message = (f"Charged {format_money(amount)} to {card} ({attempts.gateway_reference(attempt)}). Dynamics 365 "
-                   f"was busy, so invoice {number} shows it in a few minutes ({totals}).")
+        message = (f"Charged {format_money(amount, currency)} to {card} ({attempts.gateway_reference(attempt)}). "
+                   f"Dynamics 365 was busy, so invoice {number} shows it in a few minutes ({totals}).")
     return Outcome.succeeded(message, **data, amountPaid=str(new_paid), balance=str(new_balance))
 
 def usable_profile(invoice: Record) -> Record:

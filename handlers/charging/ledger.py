@@ -12,6 +12,7 @@ from typing import Any
 from core import footprint
 from core.errors import BusinessRuleViolation
 from core.ports import BatchOperation, Record
+from core.money import CURRENCY_EXPAND
 
 CENT = Decimal("0.01")
 INVOICES = "invoices"
@@ -33,8 +34,9 @@ def money(value: Any) -> Decimal:
     return Decimal(value if value is not None else 0).quantize(CENT)
 
 
-def format_money(amount: Decimal) -> str:
-    return f"${amount:,.2f}"
+def expand_invoice(navigation: str = "w365_invoiceid") -> str:
+    """An invoice read through a lookup, with INVOICE_COLUMNS and its currency (messages name it)."""
+    return f"{navigation}($select={','.join(INVOICE_COLUMNS)};$expand={CURRENCY_EXPAND})"
 
 
 def parse_amount(value: Any, *, what: str = "amount") -> Decimal:

@@ -21,9 +21,9 @@ from core.errors import DataverseError, DuplicateRecord, GatewayError, GatewayNo
 from core.ports import ChargeOutcome, ChargeResult, TransactionDetails
 from core.services import Services
 from handlers.charging import attempts, outcomes
-from handlers.charging.ledger import format_money
 from handlers.charging.attempts import (RECONCILE_SCHEDULE, RECONCILE_WORK, TRANSACTION_COLUMNS, TRANSACTIONS, VOID,
                                         OpenAttempt)
+from core.money import format_money
 
 log = logging.getLogger(__name__)
 
@@ -112,7 +112,8 @@ def flag_for_person(services: Services, transaction_id: str, tries: int) -> None
     attempt = attempts.read_open_attempt(services, transaction_id)
     if attempt is None:
         return
-    text = (f"{FLAG} Authorize.Net could not confirm this {attempt.kind.lower()} of {format_money(attempt.amount)} "
+    amount = format_money(attempt.amount, attempt.currency)
+    text = (f"{FLAG} Authorize.Net could not confirm this {attempt.kind.lower()} of {amount} "
             f"after {tries} checks. Look up refId {attempt.ref_id} in the Authorize.Net Merchant Interface and settle "
             "it by hand; do not try again before that.")
     attempts.flag_for_person(services, transaction_id, text, name=f"Reconcile {attempt.ref_id}")

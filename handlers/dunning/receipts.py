@@ -7,9 +7,10 @@ from typing import Any, Mapping
 
 from core.configuration import configuration
 from core.services import Services
-from handlers.charging.ledger import format_money, money
+from handlers.charging.ledger import money
 from handlers.customer_pages import links
 from core import odata
+from core.money import CURRENCY_EXPAND, currency_of, format_money
 
 log = logging.getLogger(__name__)
 
@@ -21,7 +22,8 @@ def send_receipt(services: Services, transaction_id: str) -> str:
     invoice with that subject means a redelivery."""
     row = services.dataverse.retrieve(TRANSACTIONS, transaction_id, select=(
         "w365_paymenttransactionid", "w365_amount", "w365_gatewaytransactionid", "_w365_invoiceid_value"),
-        expand="w365_invoiceid($select=invoiceid,invoicenumber,name,w365_balance,_customerid_value),"
+        expand=f"w365_invoiceid($select=invoiceid,invoicenumber,name,w365_balance,_customerid_value;"
+               f"$expand={CURRENCY_EXPAND}),"
                "w365_paymentprofileid($select=w365_name)")
     invoice = row.get("w365_invoiceid") or {}
     account_id = invoice.get("_customerid_value")
@@ -41,9 +43,11 @@ def send_receipt(services: Services, transaction_id: str) -> str:
     if not queue_id:
         return "no queue to send emails from: no receipt"
     card = (row.get("w365_paymentprofileid") or {}).get("w365_name") or "your card on file"
-    body = (f"<p>Thank you. We received your payment of {format_money(money(row.get('w365_amount')))} for invoice "
-            f"{number}, charged to {card}.</p><p>Balance now: {format_money(money(invoice.get('w365_balance')))}."
-            "</p>")
+    currency = currency_of(invoice)
+    paid, balance = format_money(money(row.get("w365_amount")), currency), format_money(
+        money(invoice.get("w365_balance")), currency)
+    body = (f"<p>Thank you. We received your payment of {paid} for invoice {number}, charged to {card}.</p>"
+            f"<p>Balance now: {balance}.</p>")
     email_id = links.create_email(services, queue_id=queue_id, contact_id=contact_id, subject=subject, body=body,
                                   regarding=("invoice", invoice["invoiceid"]))
     services.dataverse.execute("SendEmail", {"IssueSend": True}, bound_to=("emails", email_id))

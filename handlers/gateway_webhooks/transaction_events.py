@@ -22,7 +22,7 @@ from core.services import Services
 from core.steps import Outcome
 from handlers.charging import attempts, ledger, outcomes, reconciler
 from handlers.charging.attempts import CHARGE, PROFILE_COLUMNS, REFUND, TRANSACTION_COLUMNS, TRANSACTIONS, VOID
-from handlers.charging.ledger import format_money
+from core.money import format_money
 
 if TYPE_CHECKING:
     from handlers.gateway_webhooks.notifications import Notification
@@ -107,7 +107,7 @@ def _said(row: Record, what: str) -> Outcome:
 
 def _record_external(services: Services, details: TransactionDetails, kind: str, *,
                      charge: Record | None = None) -> Outcome:
-    links = _links_of(charge) if charge is not None else _links_for(services, details)
+    links = attempts.links_of(charge) if charge is not None else _links_for(services, details)
     if not links:
         return Outcome.succeeded(
             f"Authorize.Net transaction {details.trans_id} belongs to no account or invoice in Dynamics "
@@ -130,8 +130,10 @@ def _record_external(services: Services, details: TransactionDetails, kind: str,
         return _settle(services, rows[0], details) if rows else Outcome.succeeded("Already recorded.")
     log.info("gateway webhook: recorded %s %s made outside Dynamics", kind, details.trans_id)
     reconciler.reconcile_attempt(services, transaction_id, details=details)
-    fresh = services.dataverse.retrieve(TRANSACTIONS, transaction_id, select=TRANSACTION_COLUMNS)
-    return _said(fresh, f"Recorded a {kind.lower()} of {format_money(amount)} made outside Dynamics")
+    fresh = services.dataverse.retrieve(TRANSACTIONS, transaction_id, select=TRANSACTION_COLUMNS,
+                                        expand=attempts.CURRENCY_EXPANDS)
+    currency = attempts.currency_of_transaction(fresh)
+    return _said(fresh, f"Recorded a {kind.lower()} of {format_money(amount, currency)} made outside Dynamics")
 
 
 def _links_for(services: Services, details: TransactionDetails) -> dict[str, str]:
@@ -168,15 +170,6 @@ def _links_for(services: Services, details: TransactionDetails) -> dict[str, str
                                    filter=odata.eq("w365_paymentprofileidgateway", details.payment_profile_id))
         if profiles:
             links["w365_paymentprofileid@odata.bind"] = f"/w365_paymentprofiles({profiles[0]['w365_paymentprofileid']})"
-    return links
-
-
-def _links_of(charge: Record) -> dict[str, str]:
-    links = {}
-    for column, entity_set in (("w365_invoiceid", "invoices"), ("w365_salesorderid", "salesorders"),
-                               ("w365_accountid", "accounts"), ("w365_paymentprofileid", "w365_paymentprofiles")):
-        if charge.get(f"_{column}_value"):
-            links[f"{column}@odata.bind"] = f"/{entity_set}({charge[f'_{column}_value']})"
     return links
 
 

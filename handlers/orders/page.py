@@ -163,7 +163,7 @@ def _signature_script(form_id: str) -> str:
 
 def order_summary(order: Order, lines: list[dict[str, Any]]) -> str:
     def amount(value: Any) -> str:
-        return esc(f"{order.currency_symbol}{money(value):,.2f}")
+        return esc(format_money(value, order, code=False))
 
     rows = "".join(
         f'<tr><td>{esc((line.get("productid") or {}).get("name") or line.get("productdescription") or "Item")}</td>'

@@ -117,7 +117,8 @@ def submit_order_payment(services: Services, order_id: str, card: CardOnFile | N
         attempt = attempts.collect_payment(
             services, acting=acting, account_id=order.account_id, profile=profile, amount=amount,
             ref_key=f"salesorder:{order.id}", attempt_number=attempts.next_attempt_number(transactions),
-            invoice_number=number, salesorder_id=order.id, request_id=request_id, description=f"Order {order.name}")
+            invoice_number=number, salesorder_id=order.id, request_id=request_id, description=f"Order {order.name}",
+            currency=order.currency)
     except AccessDenied:
         raise BusinessRuleViolation("You do not have permission to collect payments (create payment transactions) "
                                     "in Dynamics 365.") from None

@@ -11,6 +11,7 @@ from core import dates
 from core import footprint
 from core.errors import BusinessRuleViolation
 from core.ports import BatchOperation
+from core.money import CURRENCY_EXPAND, Currency, currency_of, format_money as money_text
 from core.services import Services
 from handlers.charging.ledger import money
 
@@ -20,8 +21,7 @@ ORDER_COLUMNS = (
     "salesorderid", "name", "ordernumber", "totalamount", "totaltax", "totallineitemamount", "discountamount",
     "w365_orderstatus", "w365_paymentdeclined", "w365_activationdate", "w365_signaturename", "w365_approvedon",
     "statecode")
-ORDER_EXPAND = ("customerid_account($select=accountid,name,creditonhold,_primarycontactid_value),"
-                "transactioncurrencyid($select=isocurrencycode,currencysymbol)")
+ORDER_EXPAND = "customerid_account($select=accountid,name,creditonhold,_primarycontactid_value)," + CURRENCY_EXPAND
 LINE_COLUMNS = ("salesorderdetailid", "productdescription", "quantity", "priceperunit", "baseamount", "tax",
                 "extendedamount")
 
@@ -68,12 +68,9 @@ class Order:
         return status_label(self.row.get("w365_orderstatus"))
 
     @property
-    def currency_code(self) -> str:
-        return (self.row.get("transactioncurrencyid") or {}).get("isocurrencycode") or "USD"
-
-    @property
-    def currency_symbol(self) -> str:
-        return (self.row.get("transactioncurrencyid") or {}).get("currencysymbol") or ""
+    def currency(self) -> Currency:
+        """The order's transactioncurrency (read with the order); an order always has one, USD if it was not read."""
+        return currency_of(self.row) or Currency("", "USD")
 
     @property
     def activation_date(self) -> dt.datetime | None:
@@ -116,8 +113,8 @@ def _note(order_id: str, subject: str, text: str, attachment: tuple[str, str, st
     return note
 
 
-def format_money(amount: Decimal, order: Order) -> str:
-    return f"{order.currency_symbol}{money(amount):,.2f} {order.currency_code}".strip()
+def format_money(amount: Decimal, order: Order, *, code: bool = True) -> str:
+    return money_text(money(amount), order.currency, code=code)
 
 
 iso, parse_datetime = dates.iso, dates.parse            # the order's modules read them from here

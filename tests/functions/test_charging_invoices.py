@@ -37,7 +37,7 @@ def test_part_then_the_rest_reactivates_the_partly_paid_invoice_in_one_changeset
     assert "Paid (Partial)" in first.message and "balance $80.00" in first.message
     invoice = _invoice(world)
     assert (invoice["statecode"], invoice["statuscode"]) == (2, 100002)
-    assert invoice["w365_lastchargestatus"].startswith("Charge of $40.00 approved")
+    assert invoice["w365_lastchargestatus"].startswith("Charge of $40.00 USD approved")
     second = charge(world)                                   # Amount omitted: the balance
     assert second.body["status"] == "succeeded", second.body
     invoice = _invoice(world)
@@ -411,3 +411,23 @@ def test_the_same_request_id_twice_charges_once_even_when_the_invoice_number_is_
     assert len(world.simulator.charges()) == 1
     [row] = transactions(world)
     assert request_id in row["w365_name"] and len(row["w365_name"]) <= 100
+
+
+def test_every_message_names_the_invoices_own_currency(books, monkeypatch):
+    """Money is written in the invoice's transactioncurrency (symbol and ISO code), never a hard-coded `$`: in the
+    answer, the invoice's last charge status, the transaction's result and a refund."""
+    world = books
+    euro = world.standin.seed("transactioncurrency", {"currencyname": "Euro", "isocurrencycode": "EUR",
+                                                      "currencysymbol": "€", "exchangerate": Decimal("0.9")})
+    world.standin.update("invoice", world.ids["invoice1"],
+                         {"transactioncurrencyid@odata.bind": f"/transactioncurrencies({euro})"})
+    too_much = charge(world, "500.00")
+    assert "€500.00 EUR is more than the balance" in too_much.message and "$" not in too_much.message
+    reply = charge(world, "40.00")
+    assert reply.body["status"] == "succeeded" and "Charged €40.00 EUR" in reply.message, reply.body
+    assert "balance €80.00 EUR" in reply.message and "$" not in reply.message
+    assert _invoice(world)["w365_lastchargestatus"].startswith("Charge of €40.00 EUR approved")
+    row = world.row("w365_paymenttransaction", reply.body["transactionId"])
+    assert "€40.00 EUR" in row["w365_transactionresult"] and "$" not in row["w365_transactionresult"]
+    refund = world.send("w365_RefundTransaction", "w365_paymenttransaction", reply.body["transactionId"])
+    assert refund.message.startswith("Voided €40.00 EUR") and "$" not in refund.message, refund.body
