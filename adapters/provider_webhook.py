@@ -7,13 +7,22 @@ signed with HMAC-SHA256 over the exact body bytes:
 
 The key is the app setting W365_PROVIDER_SIGNING_KEY (local mode: a default, app.composition). 2xx = Provisioned;
 4xx = Failed with the provider's message (408 and 429 excepted: they mean "later"); 5xx, timeout, refused = retried.
+
+The service posts signed data there, so in real mode the endpoint must be `https` to a public address: a URL that is
+not https, carries credentials, names a private, loopback, link-local, shared or reserved address, or a host that
+resolves to one, fails at once without a request (SSRF: a provider row must not make the service call into its own
+network or the cloud's metadata endpoint). Local mode allows its demo provider on 127.0.0.1
+(`allow_private_addresses`). The check resolves the name just before the call; a DNS answer that changes between the
+check and the connection is not caught here (no redirects are followed, though).
 """
 from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 import json
-from typing import Any, Callable
+import socket
+from typing import Any, Callable, Iterable
 from urllib.parse import urlsplit
 
 import requests
@@ -45,18 +54,69 @@ def subscription_document(subscription: Record, provider: Record, attempt: int) 
     }
 
 
+Resolver = Callable[[str], Iterable[str]]
+
+
+def _resolve(host: str) -> list[str]:
+    return [info[4][0] for info in socket.getaddrinfo(host, 443, proto=socket.IPPROTO_TCP)]
+
+
+def _public(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return address.is_global and not address.is_multicast
+
+
+def endpoint_refusal(url: str, *, allow_private: bool = False, resolve: Resolver = _resolve) -> str | None:
+    """Why the service must not post to `url` (a sentence for the provider's result), or None when it may."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+        parts.port                                   # noqa: B018 - raises ValueError on a bad port
+    except ValueError:
+        return "is not a valid URL"
+    if parts.scheme not in ("http", "https") or not host:
+        return "is not a valid http(s) URL"
+    if allow_private:
+        return None
+    if parts.scheme != "https":
+        return "must use https"
+    if parts.username or parts.password:
+        return "must not carry a user name or password"
+    try:
+        addresses = [ipaddress.ip_address(host)]
+    except ValueError:
+        try:
+            addresses = [ipaddress.ip_address(a.split("%", 1)[0]) for a in resolve(host)]
+        except (OSError, UnicodeError, ValueError):
+            return f"names a host ({host}) that cannot be resolved"
+    if not addresses:
+        return f"names a host ({host}) that cannot be resolved"
+    for address in addresses:
+        if not _public(address):
+            return f"points at a private or reserved address ({address}); it must be a public https address"
+    return None
+
+
 class WebhookProvider:
     def __init__(self, signing_key: Callable[[], str], *, timeout: float | tuple[float, float] = DEFAULT_TIMEOUT,
-                 session: requests.Session | None = None):
+                 session: requests.Session | None = None, allow_private_addresses: bool = False,
+                 resolve: Resolver = _resolve):
         self._signing_key = signing_key          # a callable: the setting is read at the first send, not at wiring
         self._timeout = timeout
         self._session = session or requests.Session()
+        self.allow_private_addresses = allow_private_addresses       # local mode's demo provider on 127.0.0.1
+        self._resolve = resolve
 
     def provision(self, services: Services, subscription: Record, provider: Record,
                   attempt: int) -> ProvisioningResult:
         url = (provider.get("w365_endpointurl") or "").strip()
-        if urlsplit(url).scheme not in ("http", "https"):
+        if not url:
             return ProvisioningResult.failed(f"The provider {provider.get('w365_name')} has no valid endpoint URL.")
+        refusal = endpoint_refusal(url, allow_private=self.allow_private_addresses, resolve=self._resolve)
+        if refusal:
+            return ProvisioningResult.failed(f"The endpoint URL of the provider {provider.get('w365_name')} "
+                                             f"{refusal}. Nothing was sent."[:RESULT_MAX])
         body = jsonutil.dumps(subscription_document(subscription, provider, attempt),
                               separators=(",", ":")).encode("utf-8")
         headers = {"Content-Type": "application/json", SIGNATURE_HEADER: sign(self._signing_key(), body),

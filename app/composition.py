@@ -83,7 +83,9 @@ def provisioning_providers(settings: Settings) -> dict[str, Any]:
     from adapters.provider_webhook import WebhookProvider
     from handlers.credit_hold.manual_provider import ManualProvider
 
-    return {"Manual": ManualProvider(), "Webhook": WebhookProvider(lambda: provider_signing_key(settings))}
+    # Real mode posts only to public https addresses; local mode's demo provider listens on 127.0.0.1.
+    return {"Manual": ManualProvider(), "Webhook": WebhookProvider(lambda: provider_signing_key(settings),
+                                                                   allow_private_addresses=settings.is_local)}
 
 
 def build_services(settings: Settings) -> Services:

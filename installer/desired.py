@@ -19,6 +19,7 @@ from xml.sax.saxutils import escape
 
 from core import footprint
 from core.footprint import Column, CustomApi, Table, WebhookStep
+from installer import labels, product
 
 PUBLISHER = {"uniquename": "w365", "friendlyname": "W365", "customizationprefix": "w365",
              "customizationoptionvalueprefix": 10000, "description": "Publisher of the W365 Payments solution"}
@@ -50,10 +51,6 @@ def label(text: str) -> dict[str, Any]:
     return {"@odata.type": "Microsoft.Dynamics.CRM.Label",
             "LocalizedLabels": [{"@odata.type": "Microsoft.Dynamics.CRM.LocalizedLabel", "Label": text,
                                  "LanguageCode": LANGUAGE}]}
-
-
-def display(name: str) -> str:
-    return name.removeprefix(footprint.PREFIX).replace("_", " ").title()
 
 
 # --- what is ours --------------------------------------------------------------------------------------------------
@@ -99,10 +96,13 @@ def _required(column: Column) -> dict[str, Any]:
             "ManagedPropertyLogicalName": "canmodifyrequirementlevelsettings"}
 
 
-def attribute_body(column: Column, *, primary_name: bool = False) -> dict[str, Any]:
+def attribute_body(table: Table, column: Column, *, primary_name: bool = False) -> dict[str, Any]:
+    name, description = labels.column_label(table.logical_name, column.name)
     body: dict[str, Any] = {"@odata.type": f"Microsoft.Dynamics.CRM.{_METADATA_TYPES[column.type]}",
-                            "SchemaName": column.name, "DisplayName": label(display(column.name)),
-                            "Description": label(display(column.name)), "RequiredLevel": _required(column)}
+                            "SchemaName": column.name, "DisplayName": label(name),
+                            "Description": label(description), "RequiredLevel": _required(column),
+                            # Field security: only the profiles of installer/product.py may write (or read) it.
+                            "IsSecured": product.is_secured(table.logical_name, column.name)}
     kind = column.type
     if kind == "string":
         body.update(MaxLength=column.max_length or 100, FormatName={"Value": "Text"})
@@ -134,25 +134,33 @@ def attribute_body(column: Column, *, primary_name: bool = False) -> dict[str, A
 
 def entity_body(table: Table) -> dict[str, Any]:
     primary = table.column(table.primary_name)
+    name, plural, description = labels.table_label(table.logical_name)
     return {
         "@odata.type": "Microsoft.Dynamics.CRM.EntityMetadata",
         "SchemaName": table.logical_name,
-        "DisplayName": label(display(table.logical_name)),
-        "DisplayCollectionName": label(display(table.logical_name) + "s"),
-        "Description": label(f"W365 Payments: {display(table.logical_name).lower()}"),
+        "DisplayName": label(name),
+        "DisplayCollectionName": label(plural),
+        "Description": label(description),
+        "IsAuditEnabled": audit_setting(table.logical_name),
         "OwnershipType": "OrganizationOwned" if table.logical_name in ORGANIZATION_OWNED else "UserOwned",
         "IsActivity": False,
         "HasNotes": has_notes(table),
         "HasActivities": has_activities(table),
         "PrimaryNameAttribute": table.primary_name,
         "IsOptimisticConcurrencyEnabled": True,     # the use cases PATCH with If-Match ETags
-        "Attributes": [attribute_body(primary, primary_name=True)],
+        "Attributes": [attribute_body(table, primary, primary_name=True)],
     }
+
+
+def audit_setting(logical_name: str) -> dict[str, Any]:
+    return {"Value": logical_name in product.AUDITED_TABLES, "CanBeChanged": True,
+            "ManagedPropertyLogicalName": "canmodifyauditsettings"}
 
 
 def relationship_body(table: Table, column: Column) -> dict[str, Any]:
     relation = relationship_for(table, column)
     target = footprint.table(relation.referenced)
+    name, description = labels.column_label(table.logical_name, column.name)
     return {
         "@odata.type": "Microsoft.Dynamics.CRM.OneToManyRelationshipMetadata",
         "SchemaName": relation.name,
@@ -165,13 +173,14 @@ def relationship_body(table: Table, column: Column) -> dict[str, Any]:
         "CascadeConfiguration": {"Assign": "NoCascade", "Delete": "RemoveLink", "Merge": "NoCascade",
                                  "Reparent": "NoCascade", "Share": "NoCascade", "Unshare": "NoCascade"},
         "Lookup": {"@odata.type": "Microsoft.Dynamics.CRM.LookupAttributeMetadata", "SchemaName": column.name,
-                   "DisplayName": label(display(column.name)), "Description": label(display(column.name)),
-                   "RequiredLevel": _required(column)},
+                   "DisplayName": label(name), "Description": label(description),
+                   "RequiredLevel": _required(column),
+                   "IsSecured": product.is_secured(table.logical_name, column.name)},
     }
 
 
 def key_body(table: Table, key: tuple[str, ...]) -> dict[str, Any]:
-    return {"SchemaName": key_name(table, key), "DisplayName": label(" + ".join(display(c) for c in key)),
+    return {"SchemaName": key_name(table, key), "DisplayName": label(" + ".join(labels.column_label(table.logical_name, c)[0] for c in key)),
             "KeyAttributes": list(key)}
 
 
@@ -182,9 +191,10 @@ def parameter_body(api: CustomApi, parameter: footprint.Parameter) -> dict[str, 
 
 
 def custom_api_body(api: CustomApi) -> dict[str, Any]:
+    name, description = labels.api_label(api.unique_name)
     return {
         "uniquename": api.unique_name, "name": api.unique_name,
-        "displayname": display(api.unique_name), "description": f"W365 Payments: {api.unique_name}",
+        "displayname": name, "description": description,
         "bindingtype": 1 if api.bound_to else 0,
         "boundentitylogicalname": api.bound_to,
         "allowedcustomprocessingsteptype": api.step_type,
@@ -232,8 +242,9 @@ def step_body(step: WebhookStep) -> dict[str, Any]:
     """Without the message, filter and endpoint binds, which are looked up when the step is created."""
     body: dict[str, Any] = {"name": step_name(step), "description": step_name(step), "stage": step.stage,
                             "mode": step.mode, "rank": 1, "supporteddeployment": 0,
-                            # Keep failed and succeeded system jobs: they are the only trace of an async webhook.
-                            "asyncautodelete": False}
+                            # Succeeded system jobs are deleted at once (they pile up otherwise, one per button
+                            # press); failed ones stay, the trace of a webhook that did not get through.
+                            "asyncautodelete": True}
     body["filteringattributes"] = ",".join(step.filtering_attributes) or None
     return body
 

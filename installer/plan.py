@@ -332,7 +332,7 @@ def _create_table(table: Table) -> Callable[[Target], None]:
 
 def _create_column(table: Table, column: Column) -> Callable[[Target], None]:
     def run(t: Target) -> None:
-        t.in_solution.create(f"{entity_path(table.logical_name)}/Attributes", desired.attribute_body(column))
+        t.in_solution.create(f"{entity_path(table.logical_name)}/Attributes", desired.attribute_body(table, column))
     return run
 
 

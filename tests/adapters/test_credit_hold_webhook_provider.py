@@ -25,7 +25,7 @@ def server():
 
 
 def call(url, timeout=2.0, attempt=1):
-    provider = WebhookProvider(lambda: KEY, timeout=timeout)
+    provider = WebhookProvider(lambda: KEY, timeout=timeout, allow_private_addresses=True)   # 127.0.0.1 servers
     return provider.provision(None, SUB, {"w365_providerid": "p1", "w365_name": "Acme", "w365_endpointurl": url},
                               attempt)
 
@@ -82,3 +82,35 @@ def test_the_signing_key_is_not_in_what_is_sent(server):
     call(server.url)
     headers, body = server.received[0]
     assert KEY.encode() not in body and all(KEY not in v for v in headers.values())
+
+
+@pytest.mark.parametrize("url, resolved, refused", [
+    ("https://provider.example.com/hook", ["93.184.215.14"], None),
+    ("https://provider.example.com/hook", ["93.184.215.14", "10.0.0.5"], "private or reserved address (10.0.0.5)"),
+    ("https://internal.example.com/hook", ["192.168.1.20"], "private or reserved address"),
+    ("https://metadata.example.com/", ["169.254.169.254"], "private or reserved address"),
+    ("https://v6.example.com/", ["fe80::1%eth0"], "private or reserved address"),
+    ("https://mapped.example.com/", ["::ffff:127.0.0.1"], "private or reserved address"),
+    ("https://cgnat.example.com/", ["100.64.0.9"], "private or reserved address"),
+    ("https://gone.example.com/", OSError("no such host"), "cannot be resolved"),
+    ("http://provider.example.com/hook", ["93.184.215.14"], "must use https"),
+    ("https://8.8.8.8/hook", [], None),
+    ("https://127.0.0.1/hook", [], "private or reserved address"),
+])
+def test_endpoint_refusal_in_real_mode(url, resolved, refused):
+    from adapters.provider_webhook import endpoint_refusal
+
+    def resolve(host):
+        if isinstance(resolved, Exception):
+            raise resolved
+        return resolved
+    got = endpoint_refusal(url, resolve=resolve)
+    assert (got is None) if refused is None else (refused in got)
+
+
+def test_a_private_endpoint_is_refused_before_any_request(server):
+    provider = WebhookProvider(lambda: KEY, timeout=2.0)             # real mode: private addresses refused
+    result = provider.provision(None, SUB, {"w365_providerid": "p1", "w365_name": "Acme",
+                                            "w365_endpointurl": server.url}, 1)
+    assert result.state == ProvisioningResult.FAILED and "Nothing was sent" in result.message
+    assert server.received == []

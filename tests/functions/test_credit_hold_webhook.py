@@ -24,6 +24,8 @@ def status(world, label):
 
 
 def point_webhook_provider_at(world, url):
+    # The test servers listen on 127.0.0.1, which real mode refuses (test_real_mode_refuses_... below): allowed here.
+    world.services.providers["Webhook"].allow_private_addresses = True
     world.standin.update("w365_provider", world.ids["provider_webhook"], {"w365_endpointurl": url})
 
 
@@ -132,3 +134,18 @@ def test_demo_provider_refuses_a_bad_signature():
                        "HTTP_X_W365_SIGNATURE": "sha256=00"}, lambda s, h: seen.append(s))
     assert seen == ["401 Unauthorized"] and b"signature" in b"".join(answer)
     assert endpoint.received == []
+
+
+@pytest.mark.parametrize("url", ["http://provider.example.com/hook", "https://127.0.0.1:8443/hook",
+                                 "https://10.1.2.3/hook", "https://169.254.169.254/latest/meta-data",
+                                 "https://[::1]/hook", "https://user:pw@provider.example.com/hook"])
+def test_real_mode_refuses_a_non_https_or_private_endpoint_without_a_request(world, url):
+    """The service signs what it posts: never to plain http, its own network or the cloud's metadata address."""
+    assert world.services.providers["Webhook"].allow_private_addresses is False      # real mode's wiring
+    world.services.providers["Webhook"]._resolve = lambda host: ["93.184.215.14"]     # a public answer, no DNS
+    world.standin.update("w365_provider", world.ids["provider_webhook"], {"w365_endpointurl": url})
+    sub = create_subscription(world)
+    world.queue.drain(include_delayed=True)
+    row = world.row("w365_subscription", sub)
+    assert row["w365_provisioningstatus"] == status(world, "Failed")
+    assert "Nothing was sent" in row["w365_provisioningresult"]

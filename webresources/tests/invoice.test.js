@@ -100,3 +100,15 @@ test("the Charge button is disabled on a fully paid or canceled invoice only", (
   assert.equal(can(3, 100003), false);           // Canceled
   assert.equal(W365.Invoice.canCharge(formContext("invoice", ID, {})), true);   // columns not on the form
 });
+
+test("the always-shown Charge command refuses a paid or canceled invoice, sending nothing", async () => {
+  for (const columns of [{ statecode: 2, statuscode: 100001 }, { statecode: 3, statuscode: 100003 }]) {
+    global.Xrm = fakeXrm();
+    const asked = answering("10.00");
+    const outcome = await W365.Invoice.charge(invoiceForm(columns));
+    assert.equal(outcome.status, "Cancelled");
+    assert.equal(asked.length, 0);
+    assert.equal(Xrm.executed.length, 0);
+    assert.match(Xrm.alerts[0].text, /paid in full or canceled/);
+  }
+});

@@ -69,3 +69,15 @@ test("the Refund button is enabled only on an approved charge", () => {
   assert.equal(can(CHARGE, null), false);
   assert.equal(W365.PaymentTransaction.canRefund(formContext("w365_paymenttransaction", ID, {})), false);
 });
+
+test("the always-shown Refund command refuses a declined attempt or a refund row, sending nothing", async () => {
+  for (const columns of [{ w365_outcome: DECLINED }, { w365_type: REFUND }]) {
+    global.Xrm = fakeXrm();
+    const asked = answering("10.00");
+    const outcome = await W365.PaymentTransaction.refund(transactionForm(columns));
+    assert.equal(outcome.status, "Cancelled");
+    assert.equal(asked.length, 0);
+    assert.equal(Xrm.executed.length, 0);
+    assert.match(Xrm.alerts[0].text, /Only an approved charge/);
+  }
+});

@@ -110,12 +110,21 @@ test("a template without {Approval Link} is refused before sending", async () =>
 });
 
 test("convert to draft asks first and is enabled only for declined or pending orders", async () => {
+  const declined = () => orderForm({ w365_orderstatus: 100000002 });
   global.Xrm = fakeXrm({ confirm: false });
-  assert.equal((await W365.SalesOrder.convertToDraft(orderForm())).status, "Cancelled");
+  assert.equal((await W365.SalesOrder.convertToDraft(declined())).status, "Cancelled");
   assert.equal(Xrm.executed.length, 0);
   global.Xrm = fakeXrm();
-  await W365.SalesOrder.convertToDraft(orderForm());
+  await W365.SalesOrder.convertToDraft(declined());
   assert.equal(Xrm.executed[0].metadata.operationName, "w365_ConvertOrderToDraft");
   assert.equal(W365.SalesOrder.canConvertToDraft(orderForm({ w365_orderstatus: 100000002 })), true);
   assert.equal(W365.SalesOrder.canConvertToDraft(orderForm({ w365_orderstatus: 100000003 })), false);
+});
+
+test("the always-shown command refuses an order that is neither declined nor pending, with a message", async () => {
+  global.Xrm = fakeXrm();
+  const outcome = await W365.SalesOrder.convertToDraft(orderForm({ w365_orderstatus: 100000003 }));
+  assert.equal(outcome.status, "Cancelled");
+  assert.equal(Xrm.executed.length, 0);
+  assert.match(Xrm.alerts[0].text, /declined order or one waiting for approval/);
 });

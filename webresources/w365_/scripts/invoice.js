@@ -22,6 +22,9 @@ W365.Invoice = (function () {
   /* The Charge button. The amount is always sent, even when it is the whole balance: if the invoice changed since
      the form was loaded, the service refuses rather than charging a different amount than the person saw. */
   function charge(primaryControl) {
+    if (!canCharge(primaryControl)) {           // a modern command is always shown: the rule is checked here
+      return refuse("Nothing to charge", "This invoice is paid in full or canceled.");
+    }
     var balance = balanceCents(primaryControl);
     if (balance !== null && balance <= 0) {
       return Xrm.Navigation.openAlertDialog({ title: "Nothing to charge", text: "This invoice has no balance left." })
@@ -37,6 +40,11 @@ W365.Invoice = (function () {
       return W365.Common.runButton(primaryControl, "w365_ChargeInvoice", { Amount: ["Decimal", Number(amount.text)] },
                                    { progressText: "Charging " + amount.text + "\u2026" });
     });
+  }
+
+  function refuse(title, text) {
+    return Xrm.Navigation.openAlertDialog({ title: title, text: text })
+      .then(function () { return { status: "Cancelled", message: text }; });
   }
 
   /* Enable rule of the Charge button: not on a fully paid (Paid/Complete) or a canceled invoice. */

@@ -16,6 +16,11 @@ W365.PaymentTransaction = (function () {
      the earlier refunds); the charge's own amount is the client-side limit. A charge that has not settled yet can
      only be voided in full: the service says so. */
   function refund(primaryControl) {
+    if (!canRefund(primaryControl)) {           // a modern command is always shown: the rule is checked here
+      var text = "Only an approved charge can be refunded.";
+      return Xrm.Navigation.openAlertDialog({ title: "Nothing to refund", text: text })
+        .then(function () { return { status: "Cancelled", message: text }; });
+    }
     var charged = W365.Amount.toCents(value(primaryControl, "w365_amount"));
     return W365.Amount.ask({
       text: "Amount to refund" + (charged === null ? "" : " (charged " + W365.Amount.format(charged) + ")") +

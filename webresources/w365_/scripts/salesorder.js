@@ -88,6 +88,11 @@ W365.SalesOrder = (function () {
   }
 
   function convertToDraft(primaryControl) {
+    if (!canConvertToDraft(primaryControl)) {   // a modern command is always shown: the rule is checked here
+      var text = "Only a declined order or one waiting for approval can go back to Draft.";
+      return Xrm.Navigation.openAlertDialog({ title: "Convert to Draft", text: text })
+        .then(function () { return { status: "Cancelled", message: text }; });
+    }
     return Xrm.Navigation.openConfirmDialog({
       title: "Convert to Draft",
       text: "Put this order back to Draft? You can then choose another card and submit the payment again."
