@@ -18,13 +18,13 @@ from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit
 from core import footprint
 from core.footprint import Column, Table
 from standins import LOCAL_ORGANIZATION_ID
-from standins.dataverse import actions, metadata
+from standins.dataverse import actions, fetchxml, metadata
 from standins.dataverse.batch import Changeset, PartResponse, parse_batch, write_batch
 from standins.dataverse.query import (parse_expand, parse_filter, parse_orderby, parse_select, parse_top,
                                      sort_rows)
 from standins.dataverse.security import has_privilege
 from standins.dataverse.store import (GUID, VERSION, ODataError, Store, bad_request, coerce, dumps, loads,
-                                     not_found, unknown_property)
+                                     not_found, parse_datetime, unknown_property)
 
 API = "/api/data/v9.2/"
 JSON = "application/json; odata.metadata=minimal"
@@ -291,6 +291,8 @@ class DataverseStandIn:
     def _query(self, ctx: "Context", table: Table) -> Response:
         self.require(ctx.caller, "read", table)
         q = ctx.query
+        if "fetchXml" in q:
+            return self._fetch(ctx, table, q["fetchXml"])
         select = parse_select(table, q.get("$select"))
         expands = parse_expand(q["$expand"]) if q.get("$expand") else []
         found = ctx.filtered(table, list(self.store.rows[table.logical_name].values()), q)
@@ -318,6 +320,17 @@ class DataverseStandIn:
                 {**{k: v for k, v in q.items() if k != "$skiptoken"}, "$skiptoken": str(skip + page_size)},
                 quote_via=quote, safe="$,()'=")
         return 200, headers, dumps(body).encode()
+
+    def _fetch(self, ctx: "Context", table: Table, text: str) -> Response:
+        """`GET <entityset>?fetchXml=...`: the views' and charts' queries (standins/dataverse/fetchxml.py)."""
+        if set(ctx.query) - {"fetchXml"}:
+            raise bad_request("fetchXml cannot be combined with other query options.", "0x80060888")
+        now = parse_datetime(self.store.now_iso())
+        query, rows = fetchxml.run(text, self.store.tables, self.store.rows, now, expected_table=table.logical_name)
+        for link in fetchxml.linked_tables(query):
+            self.require(ctx.caller, "read", link)
+        body = {"@odata.context": f"{ctx.root}$metadata#{table.entity_set}", "value": rows}
+        return 200, {"Content-Type": JSON}, dumps(body).encode()
 
     # --- writes ----------------------------------------------------------------------------------------------------
 
