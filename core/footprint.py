@@ -561,6 +561,15 @@ TABLES = OUR_TABLES + NATIVE_TABLES
 
 MANY_TO_MANY = (ManyToMany("systemuserroles_association", "systemuser", "role", "systemuserroles"),)
 
+# Security privileges are named prv<Access><schema name>: ours by their logical name (schema = logical, CONTRACT §4),
+# natives by Dataverse's schema names; activities share prv<Access>Activity and notes are prv<Access>Note.
+PRIVILEGE_SCHEMA: Mapping[str, str] = {
+    "account": "Account", "contact": "Contact", "invoice": "Invoice", "salesorder": "SalesOrder", "product": "Product",
+    "annotation": "Note", "email": "Activity", "task": "Activity", "queue": "Queue", "systemuser": "User",
+    "role": "Role", "transactioncurrency": "TransactionCurrency", "pricelevel": "PriceLevel",
+    "environmentvariabledefinition": "environmentvariabledefinition",
+    "environmentvariablevalue": "environmentvariablevalue"}
+
 
 def _relationships() -> tuple[Relationship, ...]:
     found = []

@@ -104,6 +104,11 @@ class DataverseClient:
     def delete(self, entity_set: str, record_id: str) -> None:
         self._request("DELETE", f"{entity_set}({record_id})", expected=(204,))
 
+    def put(self, path: str, body: Mapping[str, Any], *, headers: Mapping[str, str] | None = None) -> None:
+        """Replace a whole definition: metadata updates are PUTs of the full EntityDefinitions(...) or
+        .../Attributes(...) body (the installer's use; the service never calls it)."""
+        self._request("PUT", path, json_body=body, headers=headers, expected=(204,))
+
     def execute(self, operation: str, parameters: Mapping[str, Any] | None = None, *,
                 bound_to: tuple[str, str] | None = None, is_function: bool = False) -> Record:
         name = operation

@@ -262,7 +262,8 @@ def web_resource_content(root: Path, resource: footprint.WebResource) -> str | N
 
 def web_resource_body(resource: footprint.WebResource, content: str) -> dict[str, Any]:
     return {"name": resource.name, "displayname": resource.name, "webresourcetype": resource.type,
-            "content": content, "description": "W365 Payments ribbon script"}
+            "content": content, "description": "W365 Payments ribbon script",
+            "dependencyxml": product.dependency_xml(resource.name)}
 
 
 def variable_body(variable: footprint.EnvironmentVariable) -> dict[str, Any]:

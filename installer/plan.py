@@ -4,6 +4,11 @@ Each Action carries the function that carries it out; the functions get a `Targe
 header, and the ids learnt along the way: the solution's publisher, the endpoint, new Custom APIs and steps).
 Only what is missing or different is planned; a difference the Web API cannot change in place (a column's type, a
 Custom API's binding) is a `drift` line: reported, never acted on.
+
+What belongs to one environment (marked CONFIGURATION below: the webhook endpoint with its URL and key, its steps and
+images, the environment variables' current values, the configuration row) is created outside the product's
+solution, so an exported solution never carries them; `scope="configuration"` plans only those (what
+`python -m installer configure` does after a managed import), `scope="product"` everything else.
 """
 from __future__ import annotations
 
@@ -74,10 +79,22 @@ class Plan:
 
 # --- install -----------------------------------------------------------------------------------------------------
 
+SCOPES = ("all", "product", "configuration")
+
+
 def plan_install(inv: Inventory, *, solution: str, webhook_url: str | None, webhook_key: str | None,
-                 root: Path, settings: Mapping[str, str] | None = None) -> Plan:
+                 root: Path, settings: Mapping[str, str] | None = None, scope: str = "all") -> Plan:
     """`settings`: app settings by name; only those of footprint.ENVIRONMENT_VARIABLES are read."""
+    if scope not in SCOPES:
+        raise ValueError(f"scope must be one of {SCOPES}")
+    from installer import product_plan            # imports this module's Action, Plan, Target
+
     plan = Plan([])
+    if scope != "product":
+        _plan_configuration(inv, plan, webhook_url, webhook_key, settings, product_missing=scope == "configuration")
+    if scope == "configuration":
+        return plan
+    configuration, plan.actions = plan.actions, []
     add = plan.actions.append
     _plan_solution(inv, solution, add)
     for table in desired.tables_to_create():
@@ -92,24 +109,54 @@ def plan_install(inv: Inventory, *, solution: str, webhook_url: str | None, webh
             if state is None or tuple(sorted(key)) not in state.keys:
                 add(Action("key", f"{table.logical_name}.{desired.key_name(table, key)}", CREATE,
                            ", ".join(key), _create_key(table, key)))
+    product_plan.plan_table_settings(inv, add)
     for api in footprint.CUSTOM_APIS:
         _plan_custom_api(inv, api, add)
-    _plan_endpoint(inv, webhook_url, webhook_key, plan)
-    has_endpoint = inv.endpoint is not None or any(a.component == "webhook endpoint" for a in plan.actions)
-    for step in footprint.WEBHOOK_STEPS:
-        _plan_step(inv, step, add, has_endpoint)
     _plan_web_resources(inv, root, plan)
+    product_plan.plan_dependencies(inv, add)
     for variable in footprint.ENVIRONMENT_VARIABLES:
-        _plan_variable(inv, variable, desired.variable_value(variable, settings or {}), add)
-    if inv.configuration_rows == 0:
-        add(Action("configuration", "w365_configuration", CREATE,
-                   ", ".join(f"{k}={v}" for k, v in footprint.CONFIGURATION_DEFAULTS.items()), _create_configuration))
+        _plan_variable(inv, variable, add)
+    product_plan.plan_roles(inv, plan)
+    product_plan.plan_field_security(inv, add)
+    product_plan.plan_views_and_charts(inv, add)
+    product_plan.plan_app(inv, plan)
+    plan.actions += configuration                         # steps need the Custom APIs' messages: after them
     if plan.changes:
         # Everything of ours, not only this run's changes: a run cut short before publishing is published by the next.
         add(Action("publish", "PublishXml", CREATE, "our tables and web resources",
                    _publish([t.logical_name for t in desired.tables_with_columns()],
                             [r["webresourceid"] for r in inv.web_resources.values()])))
     return plan
+
+
+def _plan_configuration(inv: Inventory, plan: Plan, webhook_url: str | None, webhook_key: str | None,
+                        settings: Mapping[str, str] | None, *, product_missing: bool) -> None:
+    """What belongs to this environment only: the endpoint, its steps, the variables' values, the configuration row.
+    With product_missing (configure after an import) a part of the product that is absent is an error line."""
+    add = plan.actions.append
+    if product_missing:
+        missing = [api.unique_name for api in footprint.CUSTOM_APIS if api.unique_name not in inv.custom_apis]
+        missing += [t.logical_name for t in footprint.OUR_TABLES if t.logical_name not in inv.entities]
+        if missing:
+            plan.warnings.append(f"the product is not installed here ({', '.join(missing[:4])}... missing): "
+                                 f"import the solution first (python -m installer import <zip>)")
+            return
+    _plan_endpoint(inv, webhook_url, webhook_key, plan)
+    has_endpoint = inv.endpoint is not None or any(a.component == "webhook endpoint" for a in plan.actions)
+    for step in footprint.WEBHOOK_STEPS:
+        _plan_step(inv, step, add, has_endpoint)
+    for variable in footprint.ENVIRONMENT_VARIABLES:
+        value = desired.variable_value(variable, settings or {})
+        if value is not None:
+            _plan_variable_value(inv, variable, value, add)
+        elif not (inv.variables.get(variable.schema_name) or {}).get(desired.VARIABLE_VALUES):
+            plan.warnings.append(f"{variable.schema_name}: no value ({variable.setting} is not set); the dialog uses "
+                                 f"the default ({variable.default_value or 'none'})")
+    if "w365_configuration" in inv.entities or not product_missing:
+        if inv.configuration_rows == 0:
+            add(Action("configuration", "w365_configuration", CREATE,
+                       ", ".join(f"{k}={v}" for k, v in footprint.CONFIGURATION_DEFAULTS.items()),
+                       _create_configuration))
 
 
 def _plan_solution(inv: Inventory, solution: str, add: Callable[[Action], None]) -> None:
@@ -278,17 +325,13 @@ def _plan_web_resources(inv: Inventory, root: Path, plan: Plan) -> None:
                                        _update_web_resource(row["webresourceid"], content)))
 
 
-def _plan_variable(inv: Inventory, variable: footprint.EnvironmentVariable, value: str | None,
-                   add: Callable[[Action], None]) -> None:
+def _plan_variable(inv: Inventory, variable: footprint.EnvironmentVariable, add: Callable[[Action], None]) -> None:
+    """The definition (a product component); its current value is configuration (_plan_variable_value)."""
     name = variable.schema_name
-    source = f"value from {variable.setting}" if value is not None else f"no value ({variable.setting} is not set)"
     row = inv.variables.get(name)
     if row is None:
         default = f", default {variable.default_value}" if variable.default_value is not None else ""
-        add(Action("environment variable", name, CREATE, variable.type + default + ("" if value else f"; {source}"),
-                   _create_variable(variable)))
-        if value is not None:
-            add(Action("environment variable value", name, CREATE, source, _create_variable_value(variable, value)))
+        add(Action("environment variable", name, CREATE, variable.type + default, _create_variable(variable)))
         return
     wanted = desired.variable_body(variable)
     if row.get("type") != wanted["type"]:
@@ -298,8 +341,17 @@ def _plan_variable(inv: Inventory, variable: footprint.EnvironmentVariable, valu
     if changed:
         add(Action("environment variable", name, UPDATE, ", ".join(changed),
                    _update_row("environmentvariabledefinitions", row["environmentvariabledefinitionid"], changed)))
-    if value is None:
-        return                                   # keep whatever an administrator set in the environment
+
+
+def _plan_variable_value(inv: Inventory, variable: footprint.EnvironmentVariable, value: str,
+                         add: Callable[[Action], None]) -> None:
+    """A current value from the settings (none given: whatever an administrator set in the environment stays)."""
+    name = variable.schema_name
+    source = f"value from {variable.setting}"
+    row = inv.variables.get(name)
+    if row is None:                              # created earlier in this run (install), or imported just now
+        add(Action("environment variable value", name, CREATE, source, _create_variable_value(variable, value)))
+        return
     current = (row.get(desired.VARIABLE_VALUES) or [None])[0]
     if current is None:
         add(Action("environment variable value", name, CREATE, source,
@@ -371,7 +423,7 @@ def _create_parameter(api: CustomApi, parameter: footprint.Parameter, row: dict)
 
 def _create_endpoint(url: str, key: str) -> Callable[[Target], None]:
     def run(t: Target) -> None:
-        t.ids["endpoint"] = t.in_solution.create("serviceendpoints", desired.endpoint_body(url, key))
+        t.ids["endpoint"] = t.dv.create("serviceendpoints", desired.endpoint_body(url, key))   # CONFIGURATION
     return run
 
 
@@ -415,7 +467,7 @@ def _create_step(step: WebhookStep) -> Callable[[Target], None]:
         if filter_id:
             body["sdkmessagefilterid@odata.bind"] = f"/sdkmessagefilters({filter_id})"
         body["eventhandler_serviceendpoint@odata.bind"] = f"/serviceendpoints({_endpoint_id(t)})"
-        t.ids[f"step:{desired.step_name(step)}"] = t.in_solution.create("sdkmessageprocessingsteps", body)
+        t.ids[f"step:{desired.step_name(step)}"] = t.dv.create("sdkmessageprocessingsteps", body)    # CONFIGURATION
     return run
 
 
@@ -431,7 +483,7 @@ def _update_step(step_id: str, changes: dict[str, Any]) -> Callable[[Target], No
 def _create_image(step: WebhookStep, step_id: str | None = None) -> Callable[[Target], None]:
     def run(t: Target) -> None:
         owner = step_id or t.ids[f"step:{desired.step_name(step)}"]
-        t.in_solution.create("sdkmessageprocessingstepimages", {
+        t.dv.create("sdkmessageprocessingstepimages", {                               # CONFIGURATION
             **desired.image_body(step), "sdkmessageprocessingstepid@odata.bind": f"/sdkmessageprocessingsteps({owner})"})
     return run
 
@@ -461,7 +513,7 @@ def _create_variable_value(variable: footprint.EnvironmentVariable, value: str,
                            definition_id: str | None = None) -> Callable[[Target], None]:
     def run(t: Target) -> None:
         owner = definition_id or t.ids[f"variable:{variable.schema_name}"]
-        t.in_solution.create("environmentvariablevalues", {
+        t.dv.create("environmentvariablevalues", {                                    # CONFIGURATION
             "schemaname": variable.schema_name, "value": value,
             "EnvironmentVariableDefinitionId@odata.bind": f"/environmentvariabledefinitions({owner})"})
     return run

@@ -32,13 +32,6 @@ ROLES: dict[str, str] = {
 BASIC, LOCAL, DEEP, GLOBAL = "Basic", "Local", "Deep", "Global"
 ACCESS = ("Create", "Read", "Write", "Delete", "Append", "AppendTo", "Assign", "Share")
 
-# Privilege names use the table's schema name: ours equal their logical names (CONTRACT §4); natives keep Dataverse's
-# (activities share prv...Activity, notes are prv...Note, users prv...User).
-_NATIVE_SCHEMA = {"account": "Account", "contact": "Contact", "invoice": "Invoice", "salesorder": "SalesOrder",
-                  "product": "Product", "annotation": "Note", "email": "Activity", "task": "Activity",
-                  "queue": "Queue", "systemuser": "User", "role": "Role", "transactioncurrency": "TransactionCurrency",
-                  "pricelevel": "PriceLevel", "environmentvariabledefinition": "environmentvariabledefinition",
-                  "environmentvariablevalue": "environmentvariablevalue"}
 # Privileges that belong to no table.
 ACT_ON_BEHALF = "prvActOnBehalfOfAnotherUser"
 
@@ -46,7 +39,7 @@ ACT_ON_BEHALF = "prvActOnBehalfOfAnotherUser"
 def privilege(access: str, table: str) -> str:
     if access not in ACCESS:
         raise ValueError(f"unknown access {access}")
-    return f"prv{access}{_NATIVE_SCHEMA.get(table, table)}"
+    return f"prv{access}{footprint.PRIVILEGE_SCHEMA.get(table, table)}"
 
 
 def privilege_table(name: str) -> str | None:
@@ -54,7 +47,7 @@ def privilege_table(name: str) -> str | None:
     for access in sorted(ACCESS, key=len, reverse=True):
         if name.startswith(f"prv{access}"):
             schema = name[len(f"prv{access}"):]
-            natives = [t for t, s in _NATIVE_SCHEMA.items() if s == schema]
+            natives = [t for t, s in footprint.PRIVILEGE_SCHEMA.items() if s == schema]
             return natives[0] if natives else schema
     return None
 

@@ -67,7 +67,7 @@ class Query:
     orders: list[tuple[str, bool, bool]]   # (name or alias, descending, is_alias)
     links: list[Link]
     top: int | None
-    all_attributes: bool = False
+    every_column: bool = False
 
 
 def parse(text: str, table_of: Callable[[str], Table]) -> Query:
@@ -87,7 +87,7 @@ def parse(text: str, table_of: Callable[[str], Table]) -> Query:
     query = Query(table, aggregate, [], [], [], [], int(top) if top and top.isdigit() else None)
     _read_entity(entity, table, query, None, table_of)
     if aggregate:
-        for a in _all_attributes(query):
+        for a in all_attributes(query):
             if not a.alias:
                 raise _error(f"an aggregate query needs an alias on every attribute ({a.column.name}).")
             if not a.aggregate and not a.groupby:
@@ -126,7 +126,7 @@ def _read_entity(element: ET.Element, table: Table, query: Query, link: Link | N
             attributes.append(Attribute(table, column, child.get("alias"), aggregate, child.get("groupby") == "true",
                                         dategrouping, f"{link.alias}." if link else ""))
         elif child.tag == "all-attributes":
-            query.all_attributes = link is None or query.all_attributes
+            query.every_column = link is None or query.every_column
         elif child.tag == "order":
             if link is not None:
                 raise _error("<order> inside <link-entity> is not supported here.")
@@ -161,7 +161,7 @@ def linked_tables(query: Query) -> list[Table]:
     return found
 
 
-def _all_attributes(query: Query) -> list[Attribute]:
+def all_attributes(query: Query) -> list[Attribute]:
     found = list(query.attributes)
 
     def walk(links: list[Link]) -> None:
@@ -302,7 +302,7 @@ def execute(query: Query, rows_of: Callable[[str], list[Row]], now: dt.datetime)
     out = []
     for links, row in joined:
         record: dict[str, Any] = {}
-        columns = list(query.table.columns) if query.all_attributes else [a.column for a in query.attributes]
+        columns = list(query.table.columns) if query.every_column else [a.column for a in query.attributes]
         for column in [query.table.column(query.table.primary_id), *columns]:
             record[column.value_property] = _plain(column, row.get(column.name))
         for link_alias, (link, linked) in links.items():
@@ -352,7 +352,7 @@ def _date_part(value: Any, grouping: str) -> int | None:
 
 
 def _aggregate(query: Query, joined: list[tuple[dict, Row]]) -> list[dict[str, Any]]:
-    attributes = _all_attributes(query)
+    attributes = all_attributes(query)
     groups = [a for a in attributes if a.groupby]
     measures = [a for a in attributes if a.aggregate]
 

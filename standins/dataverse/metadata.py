@@ -44,7 +44,8 @@ _CAST_OF = {v: k for k, v in ATTRIBUTE_KINDS.items()} | {"Lookup": "LookupAttrib
                                                           "State": "StateAttributeMetadata",
                                                           "Status": "StatusAttributeMetadata"}
 BASE_ATTRIBUTE_PROPERTIES = {"MetadataId", "LogicalName", "SchemaName", "AttributeType", "EntityLogicalName",
-                             "DisplayName", "Description", "RequiredLevel", "IsCustomAttribute", "IsPrimaryName"}
+                             "DisplayName", "Description", "RequiredLevel", "IsCustomAttribute", "IsPrimaryName",
+                             "IsSecured"}
 TYPED_PROPERTIES = {"String": {"MaxLength", "FormatName"}, "Memo": {"MaxLength", "Format"},
                     "Integer": {"MinValue", "MaxValue", "Format"}, "Decimal": {"Precision", "MinValue", "MaxValue"},
                     "Money": {"Precision", "PrecisionSource", "MinValue", "MaxValue"},
@@ -53,7 +54,7 @@ TYPED_PROPERTIES = {"String": {"MaxLength", "FormatName"}, "Memo": {"MaxLength",
 ENTITY_PROPERTIES = {"MetadataId", "LogicalName", "SchemaName", "EntitySetName", "PrimaryIdAttribute",
                      "PrimaryNameAttribute", "IsOptimisticConcurrencyEnabled", "HasNotes", "HasActivities",
                      "OwnershipType", "IsCustomEntity", "DisplayName", "DisplayCollectionName", "Description",
-                     "IsActivity"}
+                     "IsActivity", "IsAuditEnabled"}
 TABLE_MESSAGES = ("Create", "Update", "Delete")
 _PRIVILEGE = re.compile(r"prv(Create|Read|Write|Delete|Append|AppendTo|Assign|Share)(\w+)$")
 
@@ -113,12 +114,60 @@ SYSTEM_TABLES = (
         _text("attributes", 100000), _ref("sdkmessageprocessingstepid", "sdkmessageprocessingstep"))),
     _row_table("webresource", "webresourceid", (
         _text("name", 256), _text("displayname", 200), _text("description", 2000), _int("webresourcetype"),
-        _text("content", 1073741823)), entity_set="webresourceset"),
+        _text("content", 1073741823), _text("dependencyxml", 1073741823)), entity_set="webresourceset"),
+    # Security: privileges exist per table (created with it); field security profiles and their permissions.
+    _row_table("privilege", "privilegeid", (_text("name", 100), _int("accessright"), _flag("canbeglobal"))),
+    _row_table("fieldsecurityprofile", "fieldsecurityprofileid", (_text("name", 256), _text("description", 2000))),
+    _row_table("fieldpermission", "fieldpermissionid", (
+        _text("entityname", 100), _text("attributelogicalname", 100), _int("canread"), _int("cancreate"),
+        _int("canupdate"), _ref("fieldsecurityprofileid", "fieldsecurityprofile"))),
+    # The model-driven product: views, charts, dashboards (system forms), the app, its sitemap and components, and
+    # modern commands.
+    _row_table("savedquery", "savedqueryid", (
+        _text("name", 200), _text("description", 2000), _text("returnedtypecode", 100), _int("querytype"),
+        _text("fetchxml", 1073741823), _text("layoutxml", 1073741823), _flag("isdefault")),
+        entity_set="savedqueries"),
+    _row_table("savedqueryvisualization", "savedqueryvisualizationid", (
+        _text("name", 200), _text("description", 2000), _text("primaryentitytypecode", 100),
+        _text("datadescription", 1073741823), _text("presentationdescription", 1073741823), _flag("isdefault"))),
+    _row_table("systemform", "formid", (
+        _text("name", 100), _text("description", 2000), _int("type"), _text("objecttypecode", 100),
+        _text("formxml", 1073741823))),
+    _row_table("appmodule", "appmoduleid", (
+        _text("uniquename", 100), _text("name", 100), _text("description", 2000), _int("clienttype"),
+        _int("formfactor"), Column("webresourceid", "uniqueidentifier"))),
+    _row_table("appmodulecomponent", "appmodulecomponentid", (
+        Column("objectid", "uniqueidentifier"), _int("componenttype"), _ref("appmoduleidunique", "appmodule"))),
+    _row_table("sitemap", "sitemapid", (
+        _text("sitemapname", 200), _text("sitemapnameunique", 200), _text("sitemapxml", 1073741823),
+        _flag("isappaware"))),
+    _row_table("appaction", "appactionid", (
+        _text("uniquename", 200), _text("name", 200), _text("buttonlabeltext", 200), _text("buttontooltiptitle", 200),
+        _text("buttontooltipdescription", 2000), _text("contextvalue", 100), _int("context"), _int("location"),
+        _int("type"), _int("onclickeventtype"), _text("onclickeventjavascriptfunctionname", 200),
+        _text("onclickeventjavascriptparameters", 2000),
+        _ref("onclickeventjavascriptwebresourceid", "webresource", "OnClickEventJavaScriptWebResourceId"),
+        _int("visibilitytype"), _text("fonticon", 100), Column("sequence", "decimal", precision=2), _flag("hidden"),
+        _ref("appmoduleid", "appmodule", "AppModuleId"))),
+    # Solutions moving between environments: the import's system job and its log.
+    _row_table("asyncoperation", "asyncoperationid", (
+        _text("name", 256), _int("operationtype"), _int("statecode"), _int("statuscode"), _text("message", 100000),
+        _text("friendlymessage", 100000), _text("startedon", 40), _text("completedon", 40))),
+    _row_table("importjob", "importjobid", (
+        _text("solutionname", 256), _text("data", 1073741823), Column("progress", "decimal", precision=2),
+        _text("startedon", 40), _text("completedon", 40))),
 )
 _BY_SET = {t.entity_set: t for t in SYSTEM_TABLES}
 # What each row table's create adds to a solution (the rest, publishers and solutions, are not components).
 COMPONENT_SETS = {"customapis", "customapirequestparameters", "serviceendpoints", "sdkmessageprocessingsteps",
-                  "sdkmessageprocessingstepimages", "webresourceset"}
+                  "sdkmessageprocessingstepimages", "webresourceset", "fieldsecurityprofiles", "fieldpermissions",
+                  "savedqueries", "savedqueryvisualizations", "systemforms", "appmodules", "sitemaps", "appactions"}
+READ_ONLY_SETS = {"privileges", "asyncoperations", "importjobs", "appmodulecomponents"}
+# AddAppComponents: the component types an app takes, by the @odata.type of each item (solution component types).
+APP_COMPONENT_TYPES = {"entity": 1, "savedquery": 26, "savedqueryvisualization": 59, "systemform": 60, "sitemap": 62}
+ACCESS_RIGHTS = {"Read": 1, "Write": 2, "Append": 4, "AppendTo": 16, "Create": 32, "Delete": 65536, "Share": 262144,
+                 "Assign": 524288}
+DEPTHS = ("Basic", "Local", "Deep", "Global")
 DEEP_INSERTS = {("customapis", "CustomAPIRequestParameters"): ("customapirequestparameters", "customapiid")}
 # Native tables of the footprint whose rows are solution components (created through the data side): -> name column.
 COMPONENT_ROWS = {"environmentvariabledefinition": "schemaname", "environmentvariablevalue": "schemaname"}
@@ -144,6 +193,9 @@ class Catalog:
     components: dict[str, list[tuple[str, str]]] = field(default_factory=dict)   # solution -> (kind, name)
     published: list[str] = field(default_factory=list)                    # ParameterXml of each PublishXml
     enforce: bool = False
+    component_rows: dict[str, list[tuple[str, str]]] = field(default_factory=dict)  # solution -> (table, row id)
+    role_privileges: dict[str, dict[str, str]] = field(default_factory=dict)  # role id -> privilege id -> depth
+    pending_imports: dict[str, dict[str, Any]] = field(default_factory=dict)  # async operation id -> the work
 
     # --- building ---------------------------------------------------------------------------------------------
     def add_entity_from_footprint(self, table: Table, *, ours: bool) -> None:
@@ -152,18 +204,33 @@ class Catalog:
                   "PrimaryIdAttribute": table.primary_id, "PrimaryNameAttribute": table.primary_name,
                   "IsOptimisticConcurrencyEnabled": True, "HasNotes": False, "HasActivities": False,
                   "OwnershipType": "UserOwned", "IsCustomEntity": not table.native,
+                  "IsAuditEnabled": {"Value": False, "CanBeChanged": True,
+                                     "ManagedPropertyLogicalName": "canmodifyauditsettings"},
                   "DisplayName": _plain_label(table.logical_name), "_attributes": {}, "_keys": {}}
         self.entities[table.logical_name] = entity
         for column in table.columns:
             if ours or not column.is_ours:
                 self._add_column(entity, column)
         self._add_filters(table.logical_name)
+        self.add_privileges(table.logical_name, footprint.PRIVILEGE_SCHEMA.get(table.logical_name, table.logical_name))
+
+    def add_privileges(self, logical_name: str, schema: str) -> None:
+        """prv<Access><schema> for each access right, as Dataverse creates them with a table (shared names, such as
+        the activities' prv...Activity, exist once)."""
+        existing = {p["name"] for p in self.rows.rows["privilege"].values()}
+        for access, right in ACCESS_RIGHTS.items():
+            if f"prv{access}{schema}" not in existing:
+                self.insert("privilege", {"name": f"prv{access}{schema}", "accessright": right, "canbeglobal": True})
+
+    def privilege(self, privilege_id: str) -> dict[str, Any] | None:
+        return self.rows.find(self.rows.table("privilege"), privilege_id)
 
     def _add_column(self, entity: dict, column: Column) -> None:
         kind = _FOOTPRINT_KINDS[column.type]
         attribute = {"MetadataId": str(uuid.uuid4()), "LogicalName": column.name, "SchemaName": column.name,
                      "AttributeType": kind, "@odata.type": f"#{CRM}{_CAST_OF[kind]}",
-                     "EntityLogicalName": entity["LogicalName"], "IsCustomAttribute": column.is_ours}
+                     "EntityLogicalName": entity["LogicalName"], "IsCustomAttribute": column.is_ours,
+                     "IsSecured": False}
         if kind in ("String", "Memo"):
             attribute["MaxLength"] = column.max_length or 100
         if kind == "Picklist":
@@ -182,8 +249,10 @@ class Catalog:
     def message(self, name: str) -> dict[str, Any] | None:
         return next((m for m in self.rows.rows["sdkmessage"].values() if m["name"] == name), None)
 
-    def component(self, solution: str | None, kind: str, name: str) -> None:
+    def component(self, solution: str | None, kind: str, name: str, row: tuple[str, str] | None = None) -> None:
         self.components.setdefault(solution or "Default", []).append((kind, name))
+        if row is not None:
+            self.component_rows.setdefault(solution or "Default", []).append(row)
 
 
 def attach(standin: Any, *, installed: bool = False, enforce: bool = True) -> Catalog:
@@ -192,6 +261,7 @@ def attach(standin: Any, *, installed: bool = False, enforce: bool = True) -> Ca
     for table in footprint.TABLES:
         if table.native or installed:
             catalog.add_entity_from_footprint(table, ours=installed)
+    catalog.insert("privilege", {"name": "prvActOnBehalfOfAnotherUser", "accessright": 0, "canbeglobal": True})
     standin._metadata_catalog = catalog
     return catalog
 
@@ -219,12 +289,15 @@ def create_component_row(standin: Any, table: Table, headers: Mapping[str, str],
 # --- dispatch (called by DataverseStandIn._dispatch under its lock) ---------------------------------------------------
 
 METADATA_NAMES = {"EntityDefinitions", "RelationshipDefinitions", "InsertOptionValue", "UpdateOptionValue",
-                  "PublishXml"}
+                  "PublishXml", "RetrieveRolePrivilegesRole", "AddAppComponents", "ExportSolution",
+                  "ImportSolutionAsync"}
 
 
 def dispatch(standin: Any, method: str, root: str, name: str, key: str | None, rest: str | None,
              query: Mapping[str, str], headers: Mapping[str, str], body: bytes):
     """The response for a metadata or solution-row request, or None when the request is not one of those."""
+    if name == "roles" and method == "POST":
+        return _roles(standin, catalog(standin), root, key, rest, headers, loads(body) if body else {})
     if name not in METADATA_NAMES and name not in _BY_SET:
         cat = getattr(standin, "_metadata_catalog", None)
         if cat is not None and cat.enforce and name not in _BY_SET:
@@ -246,6 +319,14 @@ def dispatch(standin: Any, method: str, root: str, name: str, key: str | None, r
         return _option_value(cat, name, data)
     if name == "PublishXml" and method == "POST" and key is None:
         return _publish(cat, data)
+    if name == "RetrieveRolePrivilegesRole" and method == "GET":
+        return _role_privileges(standin, cat, key, query)
+    if name == "AddAppComponents" and method == "POST" and key is None:
+        return _add_app_components(cat, data)
+    if name in ("ExportSolution", "ImportSolutionAsync") and method == "POST" and key is None:
+        from standins.dataverse import solutions
+        return (solutions.export_solution if name == "ExportSolution" else solutions.import_solution_async)(
+            standin, cat, data)
     if name in _BY_SET:
         return _rows(cat, method, root, _BY_SET[name], key, rest, query, data, solution)
     raise ODataError(405, "0x80060888", f"The HTTP method '{method}' is not allowed on '{name}'.")
@@ -325,6 +406,16 @@ def _entities(cat: Catalog, method: str, root: str, key: str | None, rest: str |
     elif method == "DELETE":
         _delete_entity(cat, entity)
         return 204, {}, b""
+    elif method == "PUT":
+        # An update sends the whole definition back (create-update-entity-definitions-using-web-api: PUT, with
+        # MSCRM.MergeLabels); what the product changes in place: auditing, names and description.
+        if data.get("@odata.type") != f"{CRM}EntityMetadata" or str(data.get("LogicalName", "")) != logical:
+            raise bad_request("PUT EntityDefinitions needs the table's whole EntityMetadata (LogicalName included).")
+        entity["IsAuditEnabled"] = _managed_flag(data.get("IsAuditEnabled"))
+        for prop in ("DisplayName", "DisplayCollectionName"):
+            if data.get(prop):
+                entity[prop] = _label_of(data[prop])
+        return 204, {}, b""
     raise ODataError(405, "0x80060888", f"The HTTP method '{method}' is not allowed here.")
 
 
@@ -352,6 +443,8 @@ def _create_entity(cat: Catalog, root: str, data: dict, solution: dict | None):
               "IsOptimisticConcurrencyEnabled": True,
               "HasNotes": bool(data.get("HasNotes")), "HasActivities": bool(data.get("HasActivities")),
               "OwnershipType": data["OwnershipType"], "IsCustomEntity": True, "IsActivity": False,
+              "IsAuditEnabled": _managed_flag(data.get("IsAuditEnabled")),
+              "Description": data.get("Description"),
               "DisplayName": _label_of(data["DisplayName"]),
               "DisplayCollectionName": _label_of(data["DisplayCollectionName"]), "_attributes": {}, "_keys": {}}
     cat.entities[logical] = entity
@@ -360,8 +453,17 @@ def _create_entity(cat: Catalog, root: str, data: dict, solution: dict | None):
         cat._add_column(entity, column)
     _add_attribute(entity, primaries[0])
     cat._add_filters(logical)
+    cat.add_privileges(logical, schema)
     cat.component(solution and solution["uniquename"], "table", logical)
     return _created(f"{root}EntityDefinitions({entity['MetadataId']})")
+
+
+def _managed_flag(value: Any) -> dict[str, Any]:
+    if value is None:
+        return {"Value": False, "CanBeChanged": True, "ManagedPropertyLogicalName": "canmodifyauditsettings"}
+    if not isinstance(value, dict) or not isinstance(value.get("Value"), bool):
+        raise bad_request("IsAuditEnabled is a BooleanManagedProperty: {\"Value\": true|false, ...}.")
+    return dict(value)
 
 
 def _delete_entity(cat: Catalog, entity: dict) -> None:
@@ -394,7 +496,8 @@ def _add_attribute(entity: dict, data: dict) -> dict:
     attribute = {"MetadataId": str(uuid.uuid4()), "LogicalName": logical, "SchemaName": schema, "AttributeType": kind,
                  "@odata.type": f"#{CRM}{type_name}", "EntityLogicalName": entity["LogicalName"],
                  "IsCustomAttribute": True, "IsPrimaryName": bool(data.get("IsPrimaryName")),
-                 "RequiredLevel": data.get("RequiredLevel")}
+                 "IsSecured": bool(data.get("IsSecured")), "Description": data.get("Description"),
+                 "DisplayName": data.get("DisplayName"), "RequiredLevel": data.get("RequiredLevel")}
     if kind in ("String", "Memo"):
         limit = 4000 if kind == "String" else 1048576
         if not isinstance(data.get("MaxLength"), int) or not 1 <= data["MaxLength"] <= limit:
@@ -437,6 +540,15 @@ def _entity_children(cat: Catalog, method: str, root: str, entity: dict, rest: s
         if method == "GET":
             return _json(200, _select(attribute, query, BASE_ATTRIBUTE_PROPERTIES
                                       | TYPED_PROPERTIES.get(attribute["AttributeType"], set()), "AttributeMetadata"))
+        if method == "PUT":
+            cast_name = str(data.get("@odata.type", "")).removeprefix("#").removeprefix(CRM)
+            if cast_name != attribute["@odata.type"].removeprefix(f"#{CRM}") or data.get("LogicalName") != logical:
+                raise bad_request(f"PUT of {logical} needs its whole {attribute['@odata.type']} definition; the "
+                                  f"type of a column cannot change.", "0x80048d19")
+            attribute["IsSecured"] = bool(data.get("IsSecured"))
+            if data.get("DisplayName"):
+                attribute["DisplayName"] = _label_of(data["DisplayName"])
+            return 204, {}, b""
         if method == "DELETE":
             if attribute["AttributeType"] == "Lookup":
                 cat.relationships = {n: r for n, r in cat.relationships.items()
@@ -556,7 +668,8 @@ def _relationships(cat: Catalog, method: str, root: str, key: str | None, data: 
         "MetadataId": str(uuid.uuid4()), "LogicalName": column, "SchemaName": lookup["SchemaName"],
         "AttributeType": "Lookup", "@odata.type": f"#{CRM}LookupAttributeMetadata",
         "EntityLogicalName": referencing["LogicalName"], "IsCustomAttribute": True,
-        "Targets": [referenced["LogicalName"]], "RequiredLevel": lookup.get("RequiredLevel")}
+        "Targets": [referenced["LogicalName"]], "RequiredLevel": lookup.get("RequiredLevel"),
+        "IsSecured": bool(lookup.get("IsSecured"))}
     cat.component(solution and solution["uniquename"], "relationship", name)
     return _created(f"{root}RelationshipDefinitions({relation['MetadataId']})")
 
@@ -608,19 +721,25 @@ def _rows(cat: Catalog, method: str, root: str, table: Table, key: str | None, r
             top = parse_top(query.get("$top"))
             select = parse_select(table, query.get("$select"))
             return _json(200, {"value": [_shape(table, r, select) for r in rows[:top]]})
-        if method == "POST":
+        if method == "POST" and table.entity_set not in READ_ONLY_SETS:
             row = _create_row(cat, table, data, solution)
             return _created(f"{root}{table.entity_set}({row[table.primary_id]})")
         raise ODataError(405, "0x80060888", f"The HTTP method '{method}' is not allowed on '{table.entity_set}'.")
     row = store.find(table, key.strip())
     if row is None:
         raise not_found(table.logical_name, key)
+    if table.logical_name == "asyncoperation" and method == "GET":
+        from standins.dataverse import solutions
+        solutions.advance(cat, row)            # a poll lets the system job move on, as the real one does meanwhile
     if method == "GET":
         return _json(200, _shape(table, row, parse_select(table, query.get("$select"))))
+    if table.entity_set in READ_ONLY_SETS:
+        raise ODataError(405, "0x80060888", f"The HTTP method '{method}' is not allowed on '{table.entity_set}'.")
     if method == "PATCH":
         values = _values(cat, table, data)
         if table.logical_name == "sdkmessageprocessingstep":
             _check_step(cat, {**row, **values})
+        _check_product_row(cat, table.logical_name, {**row, **values})
         store.update(table, row, values)
         return 204, {"OData-EntityId": f"{root}{table.entity_set}({key})"}, b""
     if method == "DELETE":
@@ -678,11 +797,11 @@ def _create_row(cat: Catalog, table: Table, data: dict, solution: dict | None,
     if parent is not None:
         values[parent[0]] = parent[1]
     name = table.logical_name
-    if name in ("customapi", "webresource"):
+    if name in ("customapi", "webresource", "appaction", "appmodule"):
         _check_prefix(cat, solution, str(values.get("uniquename") or values.get("name") or ""))
     if name == "solution" and values.get("publisherid") is None:
         raise bad_request("A solution needs publisherid@odata.bind.")
-    if name in ("publisher", "solution", "customapi", "webresource", "serviceendpoint") and any(
+    if name in ("publisher", "solution", "customapi", "webresource", "serviceendpoint", "appaction", "appmodule") and any(
             r.get(_unique(name)) == values.get(_unique(name)) for r in cat.rows.rows[name].values()):
         raise ODataError(412 if name != "webresource" else 400, "0x80040237",
                          f"A {name} named {values.get(_unique(name))} already exists.")
@@ -695,6 +814,8 @@ def _create_row(cat: Catalog, table: Table, data: dict, solution: dict | None,
             base64.b64decode(values.get("content") or "", validate=True)
         except binascii.Error:
             raise bad_request("The web resource content is not base64.") from None
+    elif name in _PRODUCT_CHECKS:
+        _check_product_row(cat, name, values)
     elif name == "serviceendpoint" and values.get("contract") == 8 and values.get("authtype") == 5:
         try:
             ET.fromstring(values.get("authvalue") or "")
@@ -711,8 +832,190 @@ def _create_row(cat: Catalog, table: Table, data: dict, solution: dict | None,
             _create_row(cat, cat.rows.table("customapirequestparameter"), item, solution,
                         ("customapiid", {"id": row["customapiid"], "table": "customapi"}))
     if table.entity_set in COMPONENT_SETS:
-        cat.component(solution and solution["uniquename"], name, str(values.get("uniquename") or values.get("name")))
+        cat.component(solution and solution["uniquename"], name, _component_name(name, values),
+                      (name, row[table.primary_id]))
     return row
+
+
+def _component_name(table: str, values: Mapping[str, Any]) -> str:
+    if table == "fieldpermission":
+        return f"{values.get('entityname')}.{values.get('attributelogicalname')}"
+    if table == "sitemap":
+        return str(values.get("sitemapnameunique"))
+    return str(values.get("uniquename") or values.get("name"))
+
+
+# --- the product's components: checked as Dataverse checks them on save ------------------------------------------------
+
+def _xml(text: Any, what: str) -> ET.Element:
+    try:
+        return ET.fromstring(text or "")
+    except ET.ParseError:
+        raise bad_request(f"{what} is not well-formed XML.", "0x80040216") from None
+
+
+def _check_fetch(cat: Catalog, text: Any, entity: Any, what: str, *, aggregate: bool) -> None:
+    """The query must parse, name its entity, and use only tables and columns that exist in this environment."""
+    from standins.dataverse import fetchxml
+
+    def table_of(name: str) -> Table:
+        if name not in cat.entities:
+            raise KeyError(name)
+        return footprint.table(name)
+    query = fetchxml.parse(str(text or ""), table_of)
+    if query.table.logical_name != entity:
+        raise bad_request(f"{what}: the query's entity {query.table.logical_name} is not {entity}.", "0x80040216")
+    if query.aggregate != aggregate:
+        raise bad_request(f"{what}: a {'chart' if aggregate else 'view'} needs "
+                          f"{'an aggregate' if aggregate else 'a plain'} query.", "0x80040216")
+    for attribute in fetchxml.all_attributes(query):
+        if attribute.column.name not in cat.entities[attribute.table.logical_name]["_attributes"]:
+            raise bad_request(f"{what}: {attribute.table.logical_name}.{attribute.column.name} does not exist here.",
+                              "0x80041103")
+
+
+def _check_product_row(cat: Catalog, name: str, values: Mapping[str, Any]) -> None:
+    check = _PRODUCT_CHECKS.get(name)
+    if check is not None:
+        check(cat, values)
+
+
+def _check_view(cat: Catalog, values: Mapping[str, Any]) -> None:
+    entity = values.get("returnedtypecode")
+    if entity not in cat.entities:
+        raise bad_request(f"The view's table {entity} does not exist.", "0x80040216")
+    _check_fetch(cat, values.get("fetchxml"), entity, f"view {values.get('name')}", aggregate=False)
+    if _xml(values.get("layoutxml"), "layoutxml").tag != "grid":
+        raise bad_request("layoutxml must be a <grid>.", "0x80040216")
+
+
+def _check_chart(cat: Catalog, values: Mapping[str, Any]) -> None:
+    entity = values.get("primaryentitytypecode")
+    data = _xml(values.get("datadescription"), "datadescription")
+    fetches = data.findall("fetchcollection/fetch")
+    if entity not in cat.entities or len(fetches) != 1:
+        raise bad_request("A chart names an existing table and holds one <fetch> in its datadescription.")
+    _check_fetch(cat, ET.tostring(fetches[0], encoding="unicode"), entity, f"chart {values.get('name')}",
+                 aggregate=True)
+    aliases = {a.get("alias") for a in fetches[0].iter("attribute")}
+    used = {c.get("alias") for c in data.iter("category")} | {m.get("alias") for m in data.iter("measure")}
+    if not used <= aliases:
+        raise bad_request(f"chart {values.get('name')}: {sorted(used - aliases)} are not aliases of its query.")
+    _xml(values.get("presentationdescription"), "presentationdescription")
+
+
+def _check_dashboard(cat: Catalog, values: Mapping[str, Any]) -> None:
+    form = _xml(values.get("formxml"), "formxml")
+    for tag, table in (("VisualizationId", "savedqueryvisualization"), ("ViewId", "savedquery")):
+        for ref in form.iter(tag):
+            if cat.rows.find(cat.rows.table(table), (ref.text or "").strip("{}")) is None:
+                raise bad_request(f"The dashboard names a {table} {ref.text} that does not exist.", "0x80040216")
+
+
+def _check_field_permission(cat: Catalog, values: Mapping[str, Any]) -> None:
+    entity = cat.entities.get(values.get("entityname"))
+    attribute = entity["_attributes"].get(values.get("attributelogicalname")) if entity else None
+    if attribute is None:
+        raise bad_request(f"{values.get('entityname')}.{values.get('attributelogicalname')} does not exist.")
+    if not attribute.get("IsSecured"):
+        raise bad_request(f"The column {attribute['LogicalName']} is not enabled for field security; a field "
+                          f"permission needs IsSecured on it first.", "0x8004f508")
+    for right in ("canread", "cancreate", "canupdate"):
+        if values.get(right) not in (0, 4):
+            raise bad_request(f"{right} must be 0 (not allowed) or 4 (allowed).")
+    if values.get("fieldsecurityprofileid") is None:
+        raise bad_request("A field permission belongs to a field security profile (fieldsecurityprofileid).")
+
+
+def _check_command(cat: Catalog, values: Mapping[str, Any]) -> None:
+    if values.get("contextvalue") not in cat.entities:
+        raise bad_request(f"The command's table {values.get('contextvalue')} does not exist.")
+    if values.get("onclickeventtype") == 2 and not (values.get("onclickeventjavascriptfunctionname")
+                                                    and values.get("onclickeventjavascriptwebresourceid")):
+        raise bad_request("A JavaScript command names its function and its web resource.")
+    if values.get("location") not in (0, 1, 2, 3):
+        raise bad_request("location must be 0 (form), 1 (grid), 2 (subgrid) or 3 (associated grid).")
+
+
+def _check_sitemap(cat: Catalog, values: Mapping[str, Any]) -> None:
+    for area in _xml(values.get("sitemapxml"), "sitemapxml").iter("SubArea"):
+        if area.get("Entity") and area.get("Entity") not in cat.entities:
+            raise bad_request(f"The sitemap names a table {area.get('Entity')} that does not exist.")
+
+
+_PRODUCT_CHECKS = {"savedquery": _check_view, "savedqueryvisualization": _check_chart, "systemform": _check_dashboard,
+                   "fieldpermission": _check_field_permission, "appaction": _check_command,
+                   "sitemap": _check_sitemap}
+
+
+def _roles(standin: Any, cat: Catalog, root: str, key: str | None, rest: str | None, headers: Mapping[str, str],
+           data: dict):
+    """POST roles (a new role in the root business unit, in the named solution) and
+    POST roles(<id>)/Microsoft.Dynamics.CRM.AddPrivilegesRole. The role row itself lives on the data side, where the
+    stand-in's security reads it."""
+    if key is None and not rest:
+        name = str(data.get("name") or "").strip()
+        unit = re.fullmatch(r"/?businessunits\(([0-9a-fA-F-]{36})\)", str(data.get("businessunitid@odata.bind", "")))
+        if not name or unit is None or unit.group(1).lower() != standin.business_unit_id:
+            raise bad_request("A role needs a name and businessunitid@odata.bind to the root business unit.")
+        if any(r["name"] == name for r in standin.store.rows["role"].values()):
+            raise ODataError(400, "0x80040237", f"A role named {name} already exists in this business unit.")
+        solution = _solution(cat, headers.get("mscrm.solutionuniquename"))
+        role_id = standin.seed("role", {"name": name})
+        cat.role_privileges[role_id] = {}
+        cat.component(solution and solution["uniquename"], "role", name, ("role", role_id))
+        return _created(f"{root}roles({role_id})")
+    if key and rest == "Microsoft.Dynamics.CRM.AddPrivilegesRole":
+        role_id = key.strip().lower()
+        if role_id not in standin.store.rows["role"]:
+            raise not_found("role", key)
+        granted = cat.role_privileges.setdefault(role_id, {})
+        for item in data.get("Privileges") or []:
+            privilege = cat.privilege(str(item.get("PrivilegeId", "")).lower())
+            if privilege is None or item.get("Depth") not in DEPTHS:
+                raise bad_request(f"Unknown privilege {item.get('PrivilegeId')} or depth {item.get('Depth')}.",
+                                  "0x80040217")
+            granted[privilege["privilegeid"]] = item["Depth"]
+        return 204, {}, b""
+    raise ODataError(405, "0x80060888", "Only creating a role and AddPrivilegesRole are supported here.")
+
+
+def _role_privileges(standin: Any, cat: Catalog, key: str | None, query: Mapping[str, str]):
+    """GET RetrieveRolePrivilegesRole(RoleId=@p1)?@p1=<guid>"""
+    m = re.fullmatch(r"RoleId=(@\w+)", (key or "").strip())
+    role_id = (query.get(m.group(1)) if m else "") or ""
+    role_id = role_id.strip("'").lower()
+    if role_id not in standin.store.rows["role"]:
+        raise not_found("role", role_id)
+    privileges = []
+    for privilege_id, depth in cat.role_privileges.get(role_id, {}).items():
+        privilege = cat.privilege(privilege_id)
+        privileges.append({"Depth": depth, "PrivilegeId": privilege_id, "BusinessUnitId": standin.business_unit_id,
+                           "PrivilegeName": privilege["name"]})
+    return _json(200, {"@odata.context": "$metadata#Microsoft.Dynamics.CRM.RetrieveRolePrivilegesRoleResponse",
+                       "RolePrivileges": privileges})
+
+
+def _add_app_components(cat: Catalog, data: dict):
+    app = cat.rows.find(cat.rows.table("appmodule"), str(data.get("AppId", "")).lower())
+    if app is None:
+        raise not_found("appmodule", str(data.get("AppId")))
+    have = {(c["componenttype"], c["objectid"]) for c in cat.rows.rows["appmodulecomponent"].values()
+            if c["appmoduleidunique"]["id"] == app["appmoduleid"]}
+    for item in data.get("Components") or []:
+        kind = str(item.get("@odata.type", "")).removeprefix("#").removeprefix(CRM)
+        if kind not in APP_COMPONENT_TYPES:
+            raise bad_request(f"AddAppComponents does not take {item.get('@odata.type')}.")
+        object_id = str(item.get(f"{kind}id" if kind != "systemform" else "formid", "")).lower()
+        if kind == "entity":
+            if not any(e["MetadataId"] == object_id for e in cat.entities.values()):
+                raise not_found("entity", object_id)
+        elif cat.rows.find(cat.rows.table(kind), object_id) is None:
+            raise not_found(kind, object_id)
+        if (APP_COMPONENT_TYPES[kind], object_id) not in have:
+            cat.insert("appmodulecomponent", {"objectid": object_id, "componenttype": APP_COMPONENT_TYPES[kind],
+                                              "appmoduleidunique": {"id": app["appmoduleid"], "table": "appmodule"}})
+    return 204, {}, b""
 
 
 def _unique(name: str) -> str:

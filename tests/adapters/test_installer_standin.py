@@ -143,18 +143,27 @@ def test_full_install_creates_the_footprint(env):
     assert len(cat.published) == 1 and "<entity>w365_paymentprofile</entity>" in cat.published[0]
 
 
-def test_every_component_create_carries_the_solution_header(env):
+# What belongs to one environment: created outside the product's solution so that no export carries it.
+CONFIGURATION = {"serviceendpoints", "sdkmessageprocessingsteps", "sdkmessageprocessingstepimages",
+                 "environmentvariablevalues", "w365_configurations"}
+
+
+def test_every_component_create_carries_the_solution_header_and_configuration_stays_out(env):
     env.install()
-    creates = [(path, headers) for method, path, headers in env.sent if method == "POST"]
-    data_or_container = {"publishers", "solutions", "w365_configurations", "PublishXml"}
-    components = [(p, h) for p, h in creates if p not in data_or_container]
-    assert len(components) > 100
+    creates = [(path, headers) for method, path, headers in env.sent if method == "POST"
+               and "Microsoft.Dynamics.CRM." not in path and path not in ("AddAppComponents", "PublishXml")]
+    containers = {"publishers", "solutions"}
+    components = [(p, h) for p, h in creates if p not in containers | CONFIGURATION]
+    assert len(components) > 150
     assert [p for p, h in components if h.get("MSCRM.SolutionUniqueName") != SOLUTION] == []
-    assert "Default" not in env.catalog.components          # nothing landed outside the solution
+    assert [p for p, h in creates if p in CONFIGURATION and "MSCRM.SolutionUniqueName" in h] == []
+    assert {kind for kind, _ in env.catalog.components["Default"]} == {
+        "serviceendpoint", "sdkmessageprocessingstep", "sdkmessageprocessingstepimage", "environmentvariablevalue"}
     kinds = {kind for kind, _ in env.catalog.components[SOLUTION]}
     assert kinds == {"table", "column", "relationship", "key", "customapi", "customapirequestparameter",
-                     "serviceendpoint", "sdkmessageprocessingstep", "sdkmessageprocessingstepimage", "webresource",
-                     "environmentvariabledefinition", "environmentvariablevalue"}
+                     "webresource", "environmentvariabledefinition", "role", "fieldsecurityprofile",
+                     "fieldpermission", "savedquery", "savedqueryvisualization", "systemform", "sitemap",
+                     "appmodule", "appaction"}
 
 
 def test_second_run_changes_nothing_and_says_so(env):
@@ -242,17 +251,19 @@ def test_install_creates_the_environment_variables_from_the_public_settings_only
         "w365_AuthorizeNetEnvironment": ("Authorize.Net Environment", 100000000, "sandbox", ["production"])}
     assert _dialog_reads(env) == {"w365_AcceptJsClientKey": "public-client-key",
                                   "w365_AuthorizeNetLoginId": "login-id", "w365_AuthorizeNetEnvironment": "production"}
-    posts = [h for m, path, h in env.sent if m == "POST" and path.startswith("environmentvariable")]
-    assert len(posts) == 6 and all(h.get("MSCRM.SolutionUniqueName") == SOLUTION for h in posts)
+    posts = {path: h for m, path, h in env.sent if m == "POST" and path.startswith("environmentvariable")}
+    assert posts["environmentvariabledefinitions"].get("MSCRM.SolutionUniqueName") == SOLUTION
+    assert "MSCRM.SolutionUniqueName" not in posts["environmentvariablevalues"]     # values stay out of exports
     assert sorted(n for kind, n in env.catalog.components[SOLUTION] if kind.startswith("environmentvariable")) == \
-        sorted([v.schema_name for v in footprint.ENVIRONMENT_VARIABLES] * 2)
+        sorted(v.schema_name for v in footprint.ENVIRONMENT_VARIABLES)
     stored = str([env.standin.rows(t.logical_name) for t in footprint.TABLES]) + str(env.catalog.rows.rows)
     assert "secret-" not in stored                 # the transaction and signature keys went nowhere
     assert env.install().done == []
 
 
 def test_without_the_settings_the_definitions_come_with_defaults_only(env):
-    assert "no value (AUTHORIZENET_CLIENT_KEY is not set)" in env.install(settings={}, dry_run=True).plan.table()
+    assert "no value (AUTHORIZENET_CLIENT_KEY is not set)" in " ".join(env.install(settings={}, dry_run=True)
+                                                                       .plan.warnings)
     assert env.install(settings={}).ok
     assert _dialog_reads(env) == {"w365_AcceptJsClientKey": None, "w365_AuthorizeNetLoginId": None,
                                   "w365_AuthorizeNetEnvironment": "sandbox"}
@@ -352,3 +363,83 @@ def test_uninstall_keeps_customer_data_unless_asked(env):
     assert not any(a.startswith("w365_") for e in cat.entities.values() for a in e["_attributes"])
     assert cat.rows.rows["solution"] == {}
     assert env.install().ok and end_state(env)["entities"]["w365_provider"]      # and it installs again
+
+
+# --- the product around the footprint (installer/product.py) -------------------------------------------------------
+
+def _role_privileges(env: Env, role: str) -> dict[str, str]:
+    import uuid
+    (row,) = env.dv.query("roles", select=("roleid",), filter=f"name eq '{role}'")
+    answer = env.dv.execute("RetrieveRolePrivilegesRole", {"RoleId": uuid.UUID(row["roleid"])}, is_function=True)
+    return {p["PrivilegeName"]: p["Depth"] for p in answer["RolePrivileges"]}
+
+
+def test_full_install_ships_roles_field_security_auditing_and_the_app(env):
+    from installer import product
+    assert env.install().ok
+    cat, rows = env.catalog, env.catalog.rows.rows
+    for role in product.ROLES:                                  # the matrix, exactly, read back through the Web API
+        assert _role_privileges(env, role) == product.role_privileges(role), role
+    assert "prvCreatew365_paymenttransaction" not in _role_privileges(env, product.CLERK)
+    for table, column in product.SECURED_COLUMNS:
+        assert cat.entities[table]["_attributes"][column]["IsSecured"] is True, (table, column)
+    assert cat.entities["w365_paymentprofile"]["_attributes"]["w365_cardtype"]["IsSecured"] is False
+    profiles = {r["fieldsecurityprofileid"]: r["name"] for r in rows["fieldsecurityprofile"].values()}
+    permissions = {(profiles[p["fieldsecurityprofileid"]["id"]], p["entityname"], p["attributelogicalname"]):
+                   (p["canread"], p["cancreate"], p["canupdate"]) for p in rows["fieldpermission"].values()}
+    assert permissions[("W365 Billing Readers", "invoice", "w365_balance")] == (4, 0, 0)
+    assert permissions[("W365 Service", "invoice", "w365_balance")] == (4, 4, 4)
+    assert len(permissions) == len(product.FIELD_PROFILES) * len(product.SECURED_COLUMNS)
+    for name, entity in cat.entities.items():
+        if name.startswith("w365_"):
+            assert entity["IsAuditEnabled"]["Value"] is (name in product.AUDITED_TABLES), name
+    assert all(s["asyncautodelete"] is True for s in rows["sdkmessageprocessingstep"].values())
+    resources = {r["name"]: r for r in rows["webresource"].values()}
+    assert "w365_/scripts/amount.js" in resources["w365_/scripts/invoice.js"]["dependencyxml"]
+
+    views = {r["name"]: r for r in rows["savedquery"].values()}
+    charts = {r["name"]: r for r in rows["savedqueryvisualization"].values()}
+    assert {v.name: v.fetch_xml for v in product.VIEWS} == {n: r["fetchxml"] for n, r in views.items()}
+    assert set(charts) == {c.name for c in product.CHARTS}
+    (dashboard,) = rows["systemform"].values()
+    assert all(f"{{{r['savedqueryvisualizationid']}}}" in dashboard["formxml"] for r in charts.values())
+    (sitemap,) = rows["sitemap"].values()
+    assert dashboard["formid"] in sitemap["sitemapxml"]
+    (app,) = rows["appmodule"].values()
+    assert app["name"] == "W365 Payments"
+    components = {(c["componenttype"], c["objectid"]) for c in rows["appmodulecomponent"].values()}
+    assert (62, sitemap["sitemapid"]) in components and (60, dashboard["formid"]) in components
+    assert {(26, r["savedqueryid"]) for r in views.values()} <= components
+    assert {(1, cat.entities[t]["MetadataId"]) for t in product.APP_TABLES} <= components
+    commands = {r["uniquename"]: r for r in rows["appaction"].values()}
+    assert set(commands) == {c.unique_name for c in product.COMMANDS}
+    charge = commands["w365_invoice_charge"]
+    assert (charge["contextvalue"], charge["location"], charge["onclickeventjavascriptfunctionname"]) == (
+        "invoice", 0, "W365.Invoice.charge")
+    assert charge["onclickeventjavascriptwebresourceid"]["id"] == resources["w365_/scripts/invoice.js"]["webresourceid"]
+    assert charge["appmoduleid"]["id"] == app["appmoduleid"]
+
+
+def test_an_environment_installed_before_the_product_gets_only_what_it_lacks(env):
+    """An earlier install had no auditing, field security or script dependencies: a run adds exactly those."""
+    assert env.install().ok
+    cat = env.catalog
+    cat.entities["w365_paymenttransaction"]["IsAuditEnabled"] = {"Value": False}
+    cat.entities["invoice"]["_attributes"]["w365_balance"]["IsSecured"] = False
+    for permission in [p for p in cat.rows.rows["fieldpermission"].values()
+                       if p["attributelogicalname"] == "w365_balance"]:
+        cat.rows.delete(cat.rows.table("fieldpermission"), permission["fieldpermissionid"])
+    resource = next(r for r in cat.rows.rows["webresource"].values() if r["name"] == "w365_/scripts/invoice.js")
+    cat.rows.update(cat.rows.table("webresource"), resource, {"dependencyxml": None})
+    result = env.install()
+    assert result.ok
+    assert sorted((a.change, a.component, a.name) for a in result.done) == sorted([
+        ("update", "table auditing", "w365_paymenttransaction"),
+        ("update", "column security", "invoice.w365_balance"),
+        ("update", "web resource", "w365_/scripts/invoice.js"),
+        ("create", "field permission", "W365 Service: invoice.w365_balance"),
+        ("create", "field permission", "W365 Billing Manager: invoice.w365_balance"),
+        ("create", "field permission", "W365 Billing Readers: invoice.w365_balance"),
+        ("create", "publish", "PublishXml")])
+    assert cat.entities["w365_paymenttransaction"]["IsAuditEnabled"]["Value"] is True
+    assert env.install().done == []
