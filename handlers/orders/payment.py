@@ -74,59 +74,112 @@ def submit_order_payment(services: Services, order_id: str, card: CardOnFile | N
                          order_columns: Mapping[str, Any] | None = None) -> PaymentResult:
     """Charge the order's total. `user_id` is the person who asked (None: the customer through the approval link);
     Dataverse applies their privileges to the order read and the attempt row. `allowed` are the order statuses that
-    may be paid; `order_columns` are written on the order with its approval (the customer's signature)."""
+    may be paid; `order_columns` are written on the order with its approval (the customer's signature).
+
+    Read, decide, validate, act: nothing is written and no card is touched before every rule has passed."""
     acting = services.for_user(user_id) if user_id else services
     if user_id:
         permissions.require_access(services, user_id, "salesorder", order_id, permissions.READ, permissions.WRITE,
                                    action="collect payment for it")
-    order = load_order(acting, order_id)
-    transactions = order_transactions(services, order_id)
+    order, transactions = read_order_payment(services, acting, order_id)
+    plan = decide(order, transactions)
+    if plan.unfinished is not None:
+        # Paid, but its completion was cut short: finish it now, never charge again.
+        return complete_paid_order(services, order, plan.unfinished, via=via, order_columns=order_columns)
+    validate(order, plan, allowed)
+    profile = card_to_charge(services, acting, order, card, plan, request_id=request_id, via=via)
+    if isinstance(profile, PaymentResult):
+        return profile                   # the gateway refused the new card: recorded, nothing charged
+    attempt = charge(services, acting, order, profile, plan, request_id=request_id)
+    return after_charge(services, order, attempt, profile["w365_paymentprofileid"], via=via,
+                        order_columns=order_columns)
+
+
+@dataclass(frozen=True)
+class OrderPaymentPlan:
+    """What the order's transactions say to do: finish an approved charge (`unfinished`) or charge `amount`."""
+    amount: Decimal
+    number: str                      # the gateway's invoice number base (order number, 20 characters)
+    attempt_number: int
+    already_paid: bool
+    in_progress: bool
+    unfinished: Record | None = None
+
+
+# --- read ------------------------------------------------------------------------------------------------------------
+
+def read_order_payment(services: Services, acting: Services, order_id: str) -> tuple[Order, list[Record]]:
+    """The order (as the person: their privileges apply) and its payment transactions."""
+    return load_order(acting, order_id), order_transactions(services, order_id)
+
+
+# --- decide / validate -----------------------------------------------------------------------------------------------
+
+def decide(order: Order, transactions: list[Record]) -> OrderPaymentPlan:
     approved = [t for t in transactions if _is_charge(t) and attempts.outcome_label(t.get("w365_outcome"))
                 == attempts.APPROVED]
     unfinished = [t for t in approved if not t.get("_w365_invoiceid_value")]
-    if unfinished:
-        # Paid, but its completion was cut short: finish it now, never charge again.
-        return complete_paid_order(services, order, unfinished[0], via=via, order_columns=order_columns)
-    if approved:
+    return OrderPaymentPlan(
+        amount=order.total, number=(order.row.get("ordernumber") or order.name)[:20],
+        attempt_number=attempts.next_attempt_number(transactions), already_paid=bool(approved),
+        in_progress=bool(attempts.open_charges(transactions)), unfinished=unfinished[0] if unfinished else None)
+
+
+def validate(order: Order, plan: OrderPaymentPlan, allowed: tuple[str, ...]) -> None:
+    if plan.already_paid:
         raise BusinessRuleViolation(f"The order is already paid ({order.status_label}); it cannot be charged again.")
     _require_payable(order, allowed)
-    if attempts.open_charges(transactions):
+    if plan.in_progress:
         raise ConflictInProgress("A payment of this order is in progress: wait until its transaction shows Approved, "
                                  "Declined or Error.")
-    amount = order.total
-    number = (order.row.get("ordernumber") or order.name)[:20]
-    if amount <= 0:
+    if plan.amount <= 0:
         raise BusinessRuleViolation("The order total is zero; there is nothing to charge.")
+
+
+# --- act -------------------------------------------------------------------------------------------------------------
+
+def card_to_charge(services: Services, acting: Services, order: Order, card: CardOnFile | NewCard,
+                   plan: OrderPaymentPlan, *, request_id: str | None, via: str) -> Record | PaymentResult:
+    """The payment profile row to charge. A new card the gateway refuses is recorded as a declined attempt and
+    declines the order: that PaymentResult is returned instead."""
     if isinstance(card, CardOnFile):
-        profile = _card_on_file(acting, order, card.profile_id)
-    else:
-        try:
-            profile = _new_card(services, order, card)
-        except InvalidNonce as exc:
-            raise BusinessRuleViolation(profiles.refusal_text(exc)) from None
-        except GatewayRefused as exc:
-            text = profiles.refusal_text(exc)
-            transaction_id = attempts.record_refused_attempt(
-                acting, account_id=order.account_id, amount=amount, ref_key=f"salesorder:{order.id}",
-                attempt_number=attempts.next_attempt_number(transactions), what=number, reason=text,
-                salesorder_id=order.id, request_id=request_id)
-            decline_order(services, order, text, via=via)
-            return PaymentResult(REFUSED, f"{text} The order is marked Declined.",
-                                 f"Your card was not accepted: {exc.text} Please try another card.", transaction_id)
+        return _card_on_file(acting, order, card.profile_id)
     try:
-        attempt = attempts.collect_payment(
-            services, acting=acting, account_id=order.account_id, profile=profile, amount=amount,
-            ref_key=f"salesorder:{order.id}", attempt_number=attempts.next_attempt_number(transactions),
-            invoice_number=number, salesorder_id=order.id, request_id=request_id, description=f"Order {order.name}",
+        return _new_card(services, order, card)
+    except InvalidNonce as exc:
+        raise BusinessRuleViolation(profiles.refusal_text(exc)) from None
+    except GatewayRefused as exc:
+        text = profiles.refusal_text(exc)
+        transaction_id = attempts.record_refused_attempt(
+            acting, account_id=order.account_id, amount=plan.amount, ref_key=f"salesorder:{order.id}",
+            attempt_number=plan.attempt_number, what=plan.number, reason=text,
+            salesorder_id=order.id, request_id=request_id)
+        decline_order(services, order, text, via=via)
+        return PaymentResult(REFUSED, f"{text} The order is marked Declined.",
+                             f"Your card was not accepted: {exc.text} Please try another card.", transaction_id)
+
+
+def charge(services: Services, acting: Services, order: Order, profile: Record, plan: OrderPaymentPlan, *,
+           request_id: str | None) -> attempts.PaymentAttempt:
+    try:
+        return attempts.collect_payment(
+            services, acting=acting, account_id=order.account_id, profile=profile, amount=plan.amount,
+            ref_key=f"salesorder:{order.id}", attempt_number=plan.attempt_number, invoice_number=plan.number,
+            salesorder_id=order.id, request_id=request_id, description=f"Order {order.name}",
             currency=order.currency)
     except AccessDenied:
         raise BusinessRuleViolation("You do not have permission to collect payments (create payment transactions) "
                                     "in Dynamics 365.") from None
+
+
+def after_charge(services: Services, order: Order, attempt: attempts.PaymentAttempt, profile_id: str, *, via: str,
+                 order_columns: Mapping[str, Any] | None) -> PaymentResult:
+    """Approved: complete the order; declined: decline it; otherwise (error, held, unknown): a history note."""
     if attempt.approved:
         try:
             return complete_paid_order(services, order, {
                 "w365_paymenttransactionid": attempt.transaction_id, "w365_amount": attempt.amount,
-                "_w365_paymentprofileid_value": profile["w365_paymentprofileid"],
+                "_w365_paymentprofileid_value": profile_id,
                 "w365_transactionresult": attempt.message}, via=via, order_columns=order_columns)
         except W365Error as exc:
             # The money moved: say so now, whatever stopped the rest (a refusal here must not read as "not charged",
@@ -138,19 +191,18 @@ def submit_order_payment(services: Services, order_id: str, card: CardOnFile | N
             return PaymentResult(attempt.outcome, f"{attempt.message} {cause}, so the invoice and the order's "
                                                   "activation will follow within a few minutes.",
                                  "Thank you: your payment was approved. We will confirm your order shortly.",
-                                 attempt.transaction_id, profile["w365_paymentprofileid"])
+                                 attempt.transaction_id, profile_id)
     if attempt.outcome == attempts.DECLINED:
-        decline_order(services, order, attempt.message, via=via, profile_id=profile["w365_paymentprofileid"])
+        decline_order(services, order, attempt.message, via=via, profile_id=profile_id)
         return PaymentResult(attempt.outcome, f"{attempt.message} The order is marked Declined: convert it to Draft "
                                               "to submit it again.",
-                             "Your card was declined. Please try another card.", attempt.transaction_id,
-                             profile["w365_paymentprofileid"])
+                             "Your card was declined. Please try another card.", attempt.transaction_id, profile_id)
     add_note(services, order.id, f"Payment {attempt.outcome.lower()}", f"{via}: {attempt.message}")
     return PaymentResult(attempt.outcome, attempt.message,
                          "We could not complete the payment just now. Please try again later."
                          if attempt.outcome == attempts.ERROR else
                          "Your payment is being confirmed. We will be in touch.",
-                         attempt.transaction_id, profile["w365_paymentprofileid"])
+                         attempt.transaction_id, profile_id)
 
 
 def order_transactions(services: Services, order_id: str) -> list[Record]:
