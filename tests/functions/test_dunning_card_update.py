@@ -3,8 +3,10 @@ page; the invoice is Retrying at once and the next automatic charge recovers it 
 from __future__ import annotations
 
 import re
+from decimal import Decimal
 
 from core import footprint
+from handlers.dunning import recovery_numbers
 from tests.functions.charging_world import assert_books_agree, card_on_file, transactions
 from tests.functions.dunning_world import (automatic_charge, card_update_links, configure, dunning, emails,
                                           set_card_zip)
@@ -46,6 +48,11 @@ def test_a_new_card_on_the_page_recovers_the_invoice_at_the_next_run(world):
     assert assert_books_agree(world) == world.row("invoice", world.ids["invoice1"])["totalamount"]
     notes = " ".join(n.get("notetext") or "" for n in world.rows("annotation"))
     assert "5424000000000015" not in notes and "XXXX0015" in notes
+    (month,) = recovery_numbers.monthly_recovery(world.services.dataverse)
+    assert (month.month, month.invoices_failed, month.invoices_recovered, month.recovery_rate) == (
+        "2026-11", 1, 1, 100)
+    assert month.amount_recovered == month.amount_failed == Decimal("120.00")
+    assert month.median_days_to_recover == 0
 
 
 def test_re_entering_the_failed_card_is_not_a_new_card(world):
