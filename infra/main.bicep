@@ -38,6 +38,12 @@ param authorizeNetCurrency string = 'USD'
 @description('NCRONTAB of the daily billing run (UTC).')
 param billingSchedule string = '0 0 6 * * *'
 
+@description('NCRONTAB of the daily dunning sweep: card-update re-sends and expiry notices (UTC).')
+param dunningSchedule string = '0 30 6 * * *'
+
+@description('NCRONTAB of the monthly Account Updater import (UTC).')
+param accountUpdaterSchedule string = '0 0 7 2 * *'
+
 @description('Public base URL of the app for emailed links; empty: https://<app>.azurewebsites.net')
 param publicBaseUrl string = ''
 
@@ -309,6 +315,8 @@ resource settings 'Microsoft.Web/sites/config@2024-04-01' = {
     W365_PUBLIC_BASE_URL: empty(publicBaseUrl) ? 'https://${app.properties.defaultHostName}' : publicBaseUrl
     W365_PROVIDER_SIGNING_KEY: '@Microsoft.KeyVault(SecretUri=${vault.properties.vaultUri}secrets/w365-provider-signing-key/)'
     W365_BILLING_SCHEDULE: billingSchedule
+    W365_DUNNING_SCHEDULE: dunningSchedule
+    W365_ACCOUNT_UPDATER_SCHEDULE: accountUpdaterSchedule
     W365_WORK_QUEUE: queueName
     ServiceBusConnection__fullyQualifiedNamespace: '${serviceBus.name}.servicebus.windows.net'
   }

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import os
 import re
 import threading
 import time
@@ -82,6 +83,20 @@ class CronSchedule:
         return all(value in allowed for value, allowed in zip(values, self._allowed))
 
 
+def _app_setting(expression: str) -> str:
+    """`%NAME%` as the Functions host resolves it: the app setting's value (here the environment, else the
+    setting's default of core.settings)."""
+    from core.settings import DEFAULTS
+
+    match = re.fullmatch(r"%(\w+)%", expression.strip())
+    if not match:
+        return expression
+    value = os.environ.get(match.group(1)) or DEFAULTS.get(match.group(1))
+    if not value:
+        raise ValueError(f"the app setting {match.group(1)} (used by a timer schedule) is not set")
+    return value
+
+
 def _route_pattern(route: str) -> re.Pattern:
     """`profile-requests/{token}` -> a regex with named groups; `{name:constraint}` and `{name?}` are understood."""
     regex = ""
@@ -112,7 +127,7 @@ class FunctionsDevHost:
                 self.http.append(HttpFunction(name, _route_pattern(route), methods, trigger["name"],
                                               function.get_user_function()))
             elif kind == "timerTrigger":
-                self.timers.append(TimerFunction(name, CronSchedule(trigger["schedule"]), trigger["name"],
+                self.timers.append(TimerFunction(name, CronSchedule(_app_setting(trigger["schedule"])), trigger["name"],
                                                  function.get_user_function()))
 
     # --- WSGI -------------------------------------------------------------------------------------------------
