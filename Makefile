@@ -28,7 +28,7 @@ run: $(STAMP)
 
 test: $(STAMP) browser-deps
 	$(PY) -m pytest
-	@if command -v node >/dev/null 2>&1; then node --test webresources/tests/; else echo "node not found: ribbon script tests skipped"; fi
+	@if command -v node >/dev/null 2>&1; then node --test webresources/tests/ tests/pages/; else echo "node not found: ribbon and page script tests skipped"; fi
 
 bench: $(STAMP)
 	$(PY) -m bench

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import logging
 from typing import Callable
-from urllib.parse import parse_qsl
 
 import azure.functions as func
 
@@ -42,13 +41,16 @@ def page_response(page: Page) -> func.HttpResponse:
 
 
 def read_form(req: func.HttpRequest) -> dict[str, str] | None:
-    """The urlencoded form, or None when the body is not one (wrong type, too big, not UTF-8)."""
+    """The urlencoded form, or None when the body is not one (wrong type, too big, not UTF-8). The guards run first;
+    the parsing is the request's own (`HttpRequest.form`, werkzeug's form parser). A repeated field keeps its last
+    value."""
     content_type = (req.headers.get("content-type") or "").split(";")[0].strip().lower()
     body = req.get_body() or b""
     if content_type != "application/x-www-form-urlencoded" or len(body) > MAX_FORM_BYTES:
         return None
     try:
-        return dict(parse_qsl(body.decode("utf-8"), keep_blank_values=True))
+        body.decode("utf-8")            # the parser would replace bad bytes; a form that is not UTF-8 is refused
+        return {key: values[-1] for key, values in req.form.lists()}
     except (UnicodeDecodeError, ValueError):
         return None
 

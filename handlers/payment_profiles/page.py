@@ -42,15 +42,7 @@ def _form_page(services: Services, token: str, view: RequestView, values: Mappin
         values = {"firstName": contact.get("firstname") or "", "lastName": contact.get("lastname") or "",
                   "company": view.account_name, "phoneNumber": contact.get("telephone1") or ""}
     client_key, login_id = accept_js_auth(services)
-    details = (f'<section class="card" aria-labelledby="who"><h2 id="who">Your details</h2><dl>'
-               f'<dt>Name</dt><dd>{pages.esc(contact.get("fullname"))}</dd>'
-               f'<dt>Email</dt><dd>{pages.esc(contact.get("emailaddress1"))}</dd>'
-               f'<dt>Phone</dt><dd>{pages.esc(contact.get("telephone1") or "-")}</dd>'
-               f'<dt>Company</dt><dd>{pages.esc(view.account_name)}</dd></dl>'
-               f'<p class="muted">If these are not right, please tell us when you reply.</p></section>')
-    intro = (f'<p>{pages.esc(view.account_name)} asked us to keep a card on file for its invoices. Your card is '
-             f'stored by Authorize.Net; we only keep its last four digits.</p>')
-    form = pages.card_form(action=f"/api/profile-requests/{token}", intro=intro, values=values, error=error,
-                           email=contact.get("emailaddress1") or "")
-    return pages.layout(TITLE, f'<h1>{TITLE}</h1>{details}<section class="card">{form}</section>', status=status,
-                        accept_js_url=services.accept_js_url, script=pages.card_form_script(client_key, login_id))
+    return pages.render("profile_request.html", title=TITLE, status=status, accept_js_url=services.accept_js_url,
+                        scripts=("card_form.js",), page_data=pages.accept_js_data(client_key, login_id),
+                        contact=contact, account_name=view.account_name, values=values, error=error,
+                        action=f"/api/profile-requests/{token}")
