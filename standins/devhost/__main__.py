@@ -6,6 +6,8 @@
     python -m standins.devhost create TABLE col=value ...       create a row, then fire its registered webhook step
     python -m standins.devhost show TABLE [--filter ODATA] [--select a,b]   rows of the local Dataverse
     python -m standins.devhost demo                         the ids of the demo data
+    python -m standins.devhost run TIMER                    run a timer now (dunning_daily, account_updater_import, ...)
+    python -m standins.devhost recovery                     the monthly recovery numbers of dunning
 """
 from __future__ import annotations
 
@@ -249,6 +251,32 @@ def _query(entity_set: str, filter_: str | None, select: str | None) -> list[dic
     return jsonutil.loads(response.content)["value"]
 
 
+def run_timer(args: argparse.Namespace) -> int:
+    """What the Functions host's admin endpoint does: run a timer-triggered function now."""
+    response = requests.post(f"{BASE}/admin/functions/{args.name}", timeout=300)
+    print(f"HTTP {response.status_code}: {response.text}")
+    return 0 if response.status_code == 202 else 1
+
+
+def recovery(args: argparse.Namespace) -> int:
+    """The monthly recovery numbers (handlers/dunning/recovery_numbers.py), read from the local Dataverse."""
+    from dataverse.auth import StaticTokenProvider
+    from dataverse.client import DataverseClient
+    from handlers.dunning.recovery_numbers import monthly_recovery
+
+    client = DataverseClient(f"{BASE}{LOCAL_DATAVERSE_PATH}", StaticTokenProvider("local"))
+    months = monthly_recovery(client)
+    print(f"{'month':8} {'failed':>6} {'recovered':>9} {'rate':>6} {'amount failed':>14} {'recovered':>10} "
+          f"{'by amount':>9} {'median days':>11}")
+    for m in months:
+        median = "-" if m.median_days_to_recover is None else str(m.median_days_to_recover)
+        print(f"{m.month:8} {m.invoices_failed:>6} {m.invoices_recovered:>9} {m.recovery_rate:>5}% "
+              f"{m.amount_failed:>14} {m.amount_recovered:>10} {m.amount_rate:>8}% {median:>11}")
+    if not months:
+        print("no invoice has entered dunning yet")
+    return 0
+
+
 def _admin_user() -> str:
     rows = _query("systemusers", None, "systemuserid,fullname")
     admins = [r for r in rows if "admin" in (r.get("fullname") or "").lower()]
@@ -280,6 +308,11 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(run=show)
     p = sub.add_parser("demo", help="list the demo data's ids")
     p.set_defaults(run=demo)
+    p = sub.add_parser("run", help="run a timer-triggered function now (the host's admin endpoint)")
+    p.add_argument("name")
+    p.set_defaults(run=run_timer)
+    p = sub.add_parser("recovery", help="the monthly recovery numbers of dunning")
+    p.set_defaults(run=recovery)
     args = parser.parse_args(argv)
     return args.run(args) or 0
 

@@ -141,6 +141,15 @@ class FunctionsDevHost:
         method = environ["REQUEST_METHOD"].upper()
         length = int(environ.get("CONTENT_LENGTH") or 0)
         body = environ["wsgi.input"].read(length) if length else b""
+        if path.startswith("/admin/functions/") and method == "POST":
+            # The Functions host's admin API runs a non-HTTP function now (learn.microsoft.com/azure/azure-functions/
+            # functions-manually-run-non-http); here only from this machine, for timers.
+            name = path.rsplit("/", 1)[-1]
+            timer = next((t for t in self.timers if t.name == name), None)
+            if timer is None:
+                return self._plain(start_response, 404, "Not found")
+            self.run_timer(timer)
+            return self._plain(start_response, 202, "Accepted")
         if path.startswith("/api/"):
             self.received.append((method, path + ("?" + environ["QUERY_STRING"] if environ.get("QUERY_STRING")
                                                   else ""), body))

@@ -33,3 +33,27 @@ def test_a_setting_moves_the_schedule(monkeypatch):
 def test_a_broken_schedule_is_refused(monkeypatch):
     with pytest.raises(ValueError):
         _timers(monkeypatch, W365_ACCOUNT_UPDATER_SCHEDULE="monthly")
+
+
+def test_the_dev_host_runs_a_timer_on_demand_like_the_functions_admin_api():
+    import io
+
+    import azure.functions as func
+
+    app, ran = func.FunctionApp(), []
+
+    @app.timer_trigger(schedule="0 0 1 1 * *", arg_name="timer")
+    def yearly(timer: func.TimerRequest) -> None:
+        ran.append(timer.past_due)
+
+    host = FunctionsDevHost(app)
+
+    def call(method, path):
+        status = []
+        body = host({"REQUEST_METHOD": method, "PATH_INFO": path, "wsgi.input": io.BytesIO()},
+                    lambda s, headers: status.append(s))
+        return status[0], b"".join(body)
+
+    assert call("POST", "/admin/functions/yearly")[0].startswith("202") and ran == [False]
+    assert call("POST", "/admin/functions/missing")[0].startswith("404")
+    assert call("GET", "/admin/functions/yearly")[0].startswith("404") and ran == [False]
