@@ -1,4 +1,8 @@
-"""python -m installer install|uninstall|plan [--dry-run] [--solution NAME] [--webhook-url URL] [--yes] [--include-data]
+"""python -m installer install|uninstall|plan|export|import|configure [--dry-run] [--solution NAME] [--webhook-url URL]
+[--yes] [--include-data] [--managed] [--out DIR] [ZIP]
+
+install/plan/uninstall: the one-command path straight into an environment. export/import/configure: the ISV path
+(export the managed solution from a development environment, import it into a customer's, configure it there).
 
 Settings (CONTRACT §1) come from the environment, then from local.settings.json ("Values") in the current folder or
 the repository root; the environment wins. DATAVERSE_URL + DATAVERSE_TENANT_ID/CLIENT_ID/CLIENT_SECRET reach the
@@ -19,6 +23,7 @@ from typing import Mapping
 from core import footprint
 from core.errors import W365Error
 from core.settings import Settings
+from installer import solution as solutions
 from installer.run import DEFAULT_SOLUTION, ROOT, install, uninstall
 
 
@@ -57,7 +62,10 @@ def _confirm(plan) -> bool:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m installer", description=__doc__.splitlines()[0])
-    parser.add_argument("command", choices=("install", "uninstall", "plan"))
+    parser.add_argument("command", choices=("install", "uninstall", "plan", "export", "import", "configure"))
+    parser.add_argument("zip", nargs="?", help="import: the solution zip written by export")
+    parser.add_argument("--managed", action="store_true", help="export: a managed solution (what customers get)")
+    parser.add_argument("--out", default="dist", help="export: the folder the zip is written to")
     parser.add_argument("--dry-run", action="store_true", help="print the plan as a table, change nothing")
     parser.add_argument("--solution", default=DEFAULT_SOLUTION, help="unmanaged solution unique name")
     parser.add_argument("--webhook-url", help="https://<app>.azurewebsites.net/api/dataverse?code=<function key>")
@@ -74,10 +82,19 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "uninstall":
             result = uninstall(dv, solution=args.solution, include_data=args.include_data, dry_run=args.dry_run,
                                confirm=(lambda plan: True) if args.yes else _confirm)
+        elif args.command == "export":
+            solutions.export(dv, solution=args.solution, out_dir=Path(args.out), managed=args.managed,
+                             secrets=tuple(filter(None, [settings.get("W365_WEBHOOK_KEY")])))
+            return 0
+        elif args.command == "import":
+            if not args.zip:
+                parser.error("import needs the solution zip: python -m installer import <zip>")
+            return 0 if solutions.import_(dv, Path(args.zip).read_bytes()).ok else 1
         else:
             key = settings.get("W365_WEBHOOK_KEY")
             result = install(dv, solution=args.solution, webhook_url=args.webhook_url, webhook_key=key,
-                             settings=public_settings(settings), dry_run=args.dry_run or args.command == "plan")
+                             settings=public_settings(settings), dry_run=args.dry_run or args.command == "plan",
+                             scope="configuration" if args.command == "configure" else "all")
     except W365Error as exc:                 # a missing setting, no token, Dataverse down while reading
         print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 2

@@ -91,13 +91,14 @@ def plan(dv: Dataverse, *, solution: str = DEFAULT_SOLUTION, webhook_url: str | 
 
 def install(dv: Dataverse, *, solution: str = DEFAULT_SOLUTION, webhook_url: str | None = None,
             webhook_key: str | None = None, root: Path = ROOT, settings: Mapping[str, str] | None = None,
-            dry_run: bool = False, out: Out = print) -> RunResult:
+            dry_run: bool = False, out: Out = print, scope: str = "all") -> RunResult:
     """Read what exists, plan what is missing or different, and (unless dry_run) do it. `settings` (app settings by
-    name) give the environment variables' values."""
+    name) give the environment variables' values. scope="configuration" is `configure` (after a managed import):
+    only the endpoint, its steps, the variables' values and the configuration row."""
     out(f"Reading the environment (solution {solution}) ...")
     inv = inventory.read(dv, solution)
     the_plan = plan_install(inv, solution=solution, webhook_url=webhook_url, webhook_key=webhook_key, root=root,
-                            settings=settings)
+                            settings=settings, scope=scope)
     return _carry_out(the_plan, dv, inv, solution, dry_run, out)
 
 

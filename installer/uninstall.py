@@ -24,6 +24,28 @@ def plan_uninstall(inv: Inventory, *, include_data: bool = False) -> Plan:
                    _delete("serviceendpoints", inv.endpoint["serviceendpointid"])))
     for name, row in inv.custom_apis.items():
         add(Action("custom api", name, DELETE, "with its parameters", _delete("customapis", row["customapiid"])))
+    # The product around the tables goes first: commands name web resources, the app names views and charts.
+    for name, row in inv.commands.items():
+        add(Action("command", name, DELETE, "", _delete("appactions", row["appactionid"])))
+    if inv.app is not None:
+        add(Action("app", inv.app["name"], DELETE, "with its components", _delete("appmodules",
+                                                                                  inv.app["appmoduleid"])))
+    if inv.sitemap is not None:
+        add(Action("sitemap", inv.sitemap["sitemapnameunique"], DELETE, "", _delete("sitemaps", inv.sitemap["sitemapid"])))
+    if inv.dashboard is not None:
+        add(Action("dashboard", inv.dashboard["name"], DELETE, "", _delete("systemforms", inv.dashboard["formid"])))
+    for (_, name), row in inv.charts.items():
+        add(Action("chart", name, DELETE, "", _delete("savedqueryvisualizations", row["savedqueryvisualizationid"])))
+    for (_, name), row in inv.views.items():
+        add(Action("view", name, DELETE, "", _delete("savedqueries", row["savedqueryid"])))
+    for name, row in inv.field_profiles.items():
+        for permission in inv.field_permissions.get(name, {}).values():
+            add(Action("field permission", f"{name}: {permission['entityname']}.{permission['attributelogicalname']}",
+                       DELETE, "", _delete("fieldpermissions", permission["fieldpermissionid"])))
+        add(Action("field security profile", name, DELETE, "", _delete("fieldsecurityprofiles",
+                                                                        row["fieldsecurityprofileid"])))
+    for name, row in inv.roles.items():
+        add(Action("security role", name, DELETE, "people keep their other roles", _delete("roles", row["roleid"])))
     for name, row in inv.web_resources.items():
         add(Action("web resource", name, DELETE, "", _delete("webresourceset", row["webresourceid"])))
     for name, row in inv.variables.items():          # configuration, not customer data: always removed

@@ -823,11 +823,7 @@ def _create_row(cat: Catalog, table: Table, data: dict, solution: dict | None,
             raise bad_request("authvalue must be <settings><setting name=... value=... /></settings>.") from None
     row = cat.insert(name, values)
     if name == "customapi":
-        message = cat.insert("sdkmessage", {"name": values["uniquename"]})
-        cat.rows.update(table, row, {"sdkmessageid": {"id": message["sdkmessageid"], "table": "sdkmessage"}})
-        cat.insert("sdkmessagefilter", {"name": values["uniquename"],
-                                        "primaryobjecttypecode": values.get("boundentitylogicalname") or "none",
-                                        "sdkmessageid": {"id": message["sdkmessageid"], "table": "sdkmessage"}})
+        register_message(cat, row)
         for item in data.get("CustomAPIRequestParameters") or []:
             _create_row(cat, cat.rows.table("customapirequestparameter"), item, solution,
                         ("customapiid", {"id": row["customapiid"], "table": "customapi"}))
@@ -835,6 +831,16 @@ def _create_row(cat: Catalog, table: Table, data: dict, solution: dict | None,
         cat.component(solution and solution["uniquename"], name, _component_name(name, values),
                       (name, row[table.primary_id]))
     return row
+
+
+def register_message(cat: Catalog, api: dict[str, Any]) -> None:
+    """A Custom API brings its sdkmessage and sdkmessagefilter (what steps bind to)."""
+    message = cat.insert("sdkmessage", {"name": api["uniquename"]})
+    cat.rows.update(cat.rows.table("customapi"), api,
+                    {"sdkmessageid": {"id": message["sdkmessageid"], "table": "sdkmessage"}})
+    cat.insert("sdkmessagefilter", {"name": api["uniquename"],
+                                    "primaryobjecttypecode": api.get("boundentitylogicalname") or "none",
+                                    "sdkmessageid": {"id": message["sdkmessageid"], "table": "sdkmessage"}})
 
 
 def _component_name(table: str, values: Mapping[str, Any]) -> str:

@@ -77,3 +77,18 @@ def test_install_takes_the_public_authorize_net_settings_into_environment_variab
     monkeypatch.setenv("AUTHORIZENET_ENVIRONMENT", "live")
     assert cli.main(["install"]) == 2
     assert "AUTHORIZENET_ENVIRONMENT" in capsys.readouterr().err
+
+
+def test_export_writes_the_managed_zip_and_import_reports_a_refused_job(standin, capsys, tmp_path, monkeypatch):
+    assert cli.main(["install", "--webhook-url", "https://app.example/api/dataverse?code=k"]) == 0
+    assert cli.main(["export", "--managed", "--out", str(tmp_path)]) == 0
+    (written,) = tmp_path.iterdir()
+    assert written.name == "W365Payments_1_0_0_1_managed.zip"
+    assert "Version 1.0.0.0 -> 1.0.0.1" in capsys.readouterr().out
+    monkeypatch.setattr(cli.solutions, "pause", lambda seconds: None)                 # no real waiting
+    assert cli.main(["import", str(written)]) == 1           # a managed copy onto its own unmanaged source
+    assert "Import FAILED" in capsys.readouterr().out
+    assert cli.main(["uninstall", "--yes"]) == 0
+    catalog = metadata.catalog(standin)
+    assert catalog.rows.rows["appaction"] == {} and catalog.rows.rows["savedquery"] == {}
+    assert not [r for r in standin.rows("role") if r["name"] == "W365 Billing Clerk"]
