@@ -1,4 +1,4 @@
-"""The ports a use case is handed, in one value. Built by core/composition.py (real or local adapters) or by a test."""
+"""The ports a use case is handed, in one value. Built by app/composition.py (real or local adapters) or by a test."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace

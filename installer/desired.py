@@ -26,7 +26,7 @@ PUBLISHER = {"uniquename": "w365", "friendlyname": "W365", "customizationprefix"
 ENDPOINT_NAME = "W365 Payments"
 WEBHOOK_HEADER = "x-w365-webhook-key"
 STEP_PREFIX = "W365: "
-IMAGE_ALIAS = "PreImage"                 # the key handlers read (devhost/messages.py sends the same)
+IMAGE_ALIAS = "PreImage"                 # the key handlers read (standins/payloads.py sends the same)
 LANGUAGE = 1033
 VARIABLE_VALUES = "environmentvariabledefinition_environmentvariablevalue"    # definition -> its value rows
 

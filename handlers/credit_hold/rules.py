@@ -10,7 +10,7 @@ Provisioning/Provisioned/Failed does nothing. The hold is re-read when the messa
 event: a hold set again before the message runs keeps the subscription blocked.
 
 Providers sit behind the `Provider` port, found in `services.providers` by their w365_type label; adding a type means
-registering one more provider (core/composition.py), never touching these rules.
+registering one more provider (app/composition.py, provisioning_providers), never touching these rules.
 """
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 it shows the order, takes a signature (typed name + drawn PNG) and, when the configuration allows, a card; Approve.
 
 Approval with payment runs the order payment (payment.py); without payment it records the signature and leaves the
-order Draft, approved, for an administrator to submit. Ports only; the HTML is page.py, the HTTP side __init__.py.
+order Draft, approved, for an administrator to submit. Ports only; the HTML is page.py, the HTTP side entry.py.
 """
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """Profile Request: email the customer a secure link; the page behind it saves their card (source Profile Request).
-Ports only; the HTTP side is triggers.py."""
+Ports only; the HTML is page.py, the HTTP side entry.py."""
 from __future__ import annotations
 
 from dataclasses import dataclass
