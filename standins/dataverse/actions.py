@@ -59,7 +59,7 @@ def send_email(ctx: "Context", email: dict[str, Any], body: dict[str, Any]):
     ctx.store.update(table, email, {"statecode": 1, "statuscode": 3})
     if body["IssueSend"]:
         regarding = email.get("regardingobjectid")
-        ctx.store.outbox.append({"id": email["activityid"], "subject": email.get("subject"),
+        ctx.store.send({"id": email["activityid"], "subject": email.get("subject"),
                                  "description": email.get("description"), "to": to, "from": senders,
                                  "regarding": dict(regarding) if regarding else None, "sent_by": ctx.caller})
     return _ok(ctx, "Microsoft.Dynamics.CRM.SendEmailResponse", {"Subject": email.get("subject")})

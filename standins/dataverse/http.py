@@ -349,7 +349,7 @@ class DataverseStandIn:
         if missing:
             raise bad_request(f"A validation error occurred. A value for the attribute {missing[0]} of "
                               f"{table.logical_name} is required.", "0x80040200")
-        snapshot = self.store.snapshot() if deep else None
+        mark = self.store.begin()
         try:
             record_id = values.pop(table.primary_id, None)
             row = self.store.insert(table, values, record_id)
@@ -360,9 +360,9 @@ class DataverseStandIn:
                     child_values[relation.column] = {"id": row[table.primary_id], "table": table.logical_name}
                     self._insert(child, child_values, grandchildren)
         except ODataError:
-            if snapshot is not None:
-                self.store.restore(snapshot)
+            self.store.rollback(mark)
             raise
+        self.store.commit(mark)
         return row
 
     def _update(self, ctx: "Context", table: Table, row: dict | None, lookup: Any, data: dict[str, Any]) -> Response:
@@ -519,18 +519,19 @@ class DataverseStandIn:
         failed = False
         for item in items:
             if isinstance(item, Changeset):
-                snapshot = self.store.snapshot()
+                mark = self.store.begin()
                 content_ids: dict[str, tuple[Table, str]] = {}
                 done = []
                 for part in item.parts:
                     response = self._batch_part(ctx.root, part, outer, content_ids)
                     if response.status >= 400:
-                        self.store.restore(snapshot)
+                        self.store.rollback(mark)
                         responses.append(response)
                         failed = True
                         break
                     done.append(response)
                 else:
+                    self.store.commit(mark)
                     responses.append(done)
             else:
                 response = self._batch_part(ctx.root, item, outer, {})
@@ -703,9 +704,8 @@ class Context:
         record_id = row[table.primary_id]
         if relation is not None and relation.referencing in self.store.tables:
             target = self.store.table(relation.referencing)
-            children = [r for r in self.store.rows[target.logical_name].values()
-                        if (r.get(relation.column) or {}).get("id") == record_id
-                        and r[relation.column]["table"] == table.logical_name]
+            children = [r for r in self.store.referencing(target, relation.column, record_id)
+                        if r[relation.column]["table"] == table.logical_name]
         else:
             many = next((m for m in footprint.MANY_TO_MANY if m.name == nav
                          and table.logical_name in (m.table1, m.table2)), None)

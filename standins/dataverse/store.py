@@ -5,7 +5,6 @@ lookup {"id": <guid>, "table": <logical name>}. `_version` is the row's version 
 """
 from __future__ import annotations
 
-import copy
 import datetime as dt
 import os
 import re
@@ -141,6 +140,15 @@ class Store:
         self.links: dict[str, list[list[str]]] = {}
         self.outbox: list[dict[str, Any]] = []     # emails sent with SendEmail(IssueSend=true)
         self.version = 1000
+        # Indexes, so a long run stays linear: alternate key values -> row id, and lookup target -> referencing rows
+        # (what a one-to-many $expand and the key check read instead of scanning the table).
+        self._keys: dict[tuple[str, tuple[str, ...]], dict[tuple, str]] = {}
+        self._refs: dict[tuple[str, str], dict[str, set[str]]] = {}
+        # Undo log of the open atomic scopes (a $batch changeset, a deep insert): only what changed is kept, never a
+        # copy of the store.
+        self._journal: list[tuple] = []
+        self._depth = 0
+        self._created: dict[str, int] = {}         # row id -> creation order, so an indexed $expand keeps it
 
     def table(self, logical_name: str) -> Table:
         return self.tables[logical_name]
@@ -174,6 +182,9 @@ class Store:
         self._check(table, row, record_id)
         row[VERSION] = self.next_version()
         self.rows[table.logical_name][record_id] = row
+        self._created.setdefault(record_id, len(self._created))
+        self._index(table, row, record_id)
+        self._log(("insert", table, record_id))
         return row
 
     def update(self, table: Table, row: dict[str, Any], values: dict[str, Any]) -> dict[str, Any]:
@@ -185,14 +196,24 @@ class Store:
         self._derive(table, candidate)
         self._check(table, candidate, row[table.primary_id])
         candidate[VERSION] = self.next_version()
+        record_id = row[table.primary_id]
+        self._log(("update", table, row, dict(row)))
+        self._unindex(table, row, record_id)
         row.clear()
         row.update(candidate)
+        self._index(table, row, record_id)
         return row
 
     def delete(self, table: Table, record_id: str) -> None:
-        del self.rows[table.logical_name][record_id]
-        for pairs in self.links.values():
-            pairs[:] = [p for p in pairs if record_id not in p]
+        row = self.rows[table.logical_name].pop(record_id)
+        self._unindex(table, row, record_id)
+        removed = {}
+        for name, pairs in self.links.items():
+            kept = [p for p in pairs if record_id not in p]
+            if len(kept) != len(pairs):
+                removed[name] = list(pairs)
+                pairs[:] = kept
+        self._log(("delete", table, record_id, row, removed))
 
     @staticmethod
     def _derive(table: Table, row: dict[str, Any]) -> None:
@@ -208,8 +229,8 @@ class Store:
             values = tuple(row.get(c) for c in key)
             if None in values:
                 continue
-            for other_id, other in self.rows[table.logical_name].items():
-                if other_id != record_id and tuple(other.get(c) for c in key) == values:
+            other_id = self._keys.get((table.logical_name, tuple(key)), {}).get(values)
+            if other_id is not None and other_id != record_id:
                     raise ODataError(412, "0x80060892", f"A record that has the attribute values "
                                      f"{', '.join(map(str, values))} already exists. The entity key "
                                      f"{'_'.join(key)} requires that this set of attributes contains unique values. "
@@ -219,13 +240,46 @@ class Store:
         return self.rows[table.logical_name].get(record_id.lower())
 
     def find_by_key(self, table: Table, key: Mapping[str, Any]) -> dict[str, Any] | None:
-        if tuple(sorted(key)) not in {tuple(sorted(k)) for k in table.alternate_keys}:
+        declared = next((tuple(k) for k in table.alternate_keys if sorted(k) == sorted(key)), None)
+        if declared is None:
             raise bad_request(f"The key {', '.join(key)} is not an alternate key of {table.logical_name}.",
                               "0x80060888")
-        for row in self.rows[table.logical_name].values():
-            if all(row.get(c) == v for c, v in key.items()):
-                return row
-        return None
+        record_id = self._keys.get((table.logical_name, declared), {}).get(tuple(key[c] for c in declared))
+        return None if record_id is None else self.rows[table.logical_name].get(record_id)
+
+    def referencing(self, table: Table, column: str, target_id: str) -> list[dict[str, Any]]:
+        """The rows of `table` whose lookup `column` points at `target_id` (a one-to-many $expand)."""
+        ids = self._refs.get((table.logical_name, column), {}).get(target_id, ())
+        rows = self.rows[table.logical_name]
+        return [rows[i] for i in sorted(ids, key=lambda i: self._created.get(i, 0)) if i in rows]
+
+    # --- indexes -----------------------------------------------------------------------------------------------------
+
+    def _index(self, table: Table, row: dict[str, Any], record_id: str) -> None:
+        for key in table.alternate_keys:
+            values = tuple(row.get(c) for c in key)
+            if None not in values:
+                self._keys.setdefault((table.logical_name, tuple(key)), {})[values] = record_id
+        for name, value in row.items():
+            if isinstance(value, dict) and "id" in value:
+                self._refs.setdefault((table.logical_name, name), {}).setdefault(value["id"], set()).add(record_id)
+
+    def _unindex(self, table: Table, row: dict[str, Any], record_id: str) -> None:
+        for key in table.alternate_keys:
+            values = tuple(row.get(c) for c in key)
+            index = self._keys.get((table.logical_name, tuple(key)), {})
+            if index.get(values) == record_id:
+                del index[values]
+        for name, value in row.items():
+            if isinstance(value, dict) and "id" in value:
+                self._refs.get((table.logical_name, name), {}).get(value["id"], set()).discard(record_id)
+
+    def reindex(self) -> None:
+        self._keys, self._refs = {}, {}
+        for name, rows in self.rows.items():
+            for record_id, row in rows.items():
+                self._created.setdefault(record_id, len(self._created))
+                self._index(self.tables[name], row, record_id)
 
     def linked(self, relationship: str, record_id: str) -> list[str]:
         return [b if a == record_id else a for a, b in self.links.get(relationship, []) if record_id in (a, b)]
@@ -234,14 +288,56 @@ class Store:
         pairs = self.links.setdefault(relationship, [])
         if [first, second] not in pairs:
             pairs.append([first, second])
+            self._log(("link", relationship, [first, second]))
 
-    # --- transactions and persistence -------------------------------------------------------------------------------
+    def send(self, email: dict[str, Any]) -> None:
+        self.outbox.append(email)
+        self._log(("outbox",))
 
-    def snapshot(self) -> tuple:
-        return copy.deepcopy((self.rows, self.links, self.outbox, self.version))
+    # --- atomic scopes and persistence ------------------------------------------------------------------------------
 
-    def restore(self, snapshot: tuple) -> None:
-        self.rows, self.links, self.outbox, self.version = snapshot
+    def begin(self) -> int:
+        """Open an atomic scope (scopes nest); returns the mark `rollback` undoes back to."""
+        self._depth += 1
+        return len(self._journal)
+
+    def commit(self, mark: int) -> None:
+        self._depth -= 1
+        if self._depth == 0:
+            self._journal.clear()
+
+    def rollback(self, mark: int) -> None:
+        """Undo every change made since `mark`, newest first, then close the scope."""
+        while len(self._journal) > mark:
+            entry = self._journal.pop()
+            kind = entry[0]
+            if kind == "insert":
+                _, table, record_id = entry
+                row = self.rows[table.logical_name].pop(record_id)
+                self._unindex(table, row, record_id)
+            elif kind == "update":
+                _, table, row, before = entry
+                record_id = before[table.primary_id]
+                self._unindex(table, row, record_id)
+                row.clear()
+                row.update(before)
+                self._index(table, row, record_id)
+            elif kind == "delete":
+                _, table, record_id, row, removed = entry
+                self.rows[table.logical_name][record_id] = row
+                self._index(table, row, record_id)
+                for name, pairs in removed.items():
+                    self.links[name][:] = pairs
+            elif kind == "link":
+                _, relationship, pair = entry
+                self.links[relationship].remove(pair)
+            elif kind == "outbox":
+                self.outbox.pop()
+        self.commit(mark)
+
+    def _log(self, entry: tuple) -> None:
+        if self._depth:
+            self._journal.append(entry)
 
     def save(self, path: str) -> None:
         data = dumps({"version": self.version, "rows": self.rows, "links": self.links, "outbox": self.outbox,
@@ -265,3 +361,4 @@ class Store:
                     for column in data["decimals"][name][record_id]:
                         row[column] = Decimal(row[column])   # an integral money value parsed as int
                 self.rows[name] = rows
+        self.reindex()

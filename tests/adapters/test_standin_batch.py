@@ -79,3 +79,23 @@ def test_malformed_batch_and_get_inside_changeset_are_400(dv, ids):
     assert requests.post(API + "$batch", data=b"--batch_X\r\n", headers={
         "Content-Type": "multipart/mixed; boundary=batch_X"}).status_code == 400
     assert batch([part("GET", "accounts")]).status_code == 400
+
+
+def test_a_rolled_back_changeset_leaves_no_trace_in_keys_or_expands(dv, ids):
+    """The stand-in undoes only what the changeset changed (no copy of the store per $batch): the rolled-back row's
+    alternate key is free again and no $expand of its parent shows it."""
+    def attempt(refid, etag):
+        return batch([
+            part("POST", "w365_paymenttransactions", f'{{"w365_refid": "{refid}", "w365_amount": 10, '
+                 f'"w365_invoiceid@odata.bind": "/invoices({ids["invoice1"]})"}}', content_id="1"),
+            part("PATCH", f"invoices({ids['invoice1']})", '{"w365_balance": 100}', content_id="2",
+                 **{"If-Match": etag}),
+        ])
+
+    assert attempt("k1", 'W/"1"').status_code == 400
+    expanded = requests.get(f"{API}invoices({ids['invoice1']})?$select=name"
+                            "&$expand=w365_paymenttransaction_invoiceid($select=w365_refid)").json()
+    assert expanded["w365_paymenttransaction_invoiceid"] == []
+    assert attempt("k1", dv.get("invoice", ids["invoice1"])["@odata.etag"]).status_code == 200
+    again = requests.get(f"{API}w365_paymenttransactions(w365_refid='k1')?$select=w365_refid").json()
+    assert again["w365_refid"] == "k1"
