@@ -18,6 +18,7 @@ def registry() -> Registry:
         with _lock:
             if _registry is None:
                 from app import platform
+                from handlers.autopay import entry as autopay
                 from handlers.charging import entry as charging
                 from handlers.credit_hold import entry as credit_hold
                 from handlers.dunning import entry as dunning
@@ -27,7 +28,7 @@ def registry() -> Registry:
 
                 built = Registry()
                 for capability in (platform, payment_profiles, credit_hold, charging, orders, gateway_webhooks,
-                                   dunning):
+                                   dunning, autopay):
                     capability.register(built)
                 _registry = built
     return _registry

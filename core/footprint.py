@@ -624,8 +624,9 @@ WEBHOOK_STEPS = tuple(WebhookStep(api.unique_name, api.bound_to or "none") for a
     WebhookStep("Update", "account", filtering_attributes=("creditonhold",), pre_image=("creditonhold",)),
     WebhookStep("Create", "w365_subscription"),
     # The pre-image shows whether the switch really went from on to off.
-    WebhookStep("Update", "w365_configuration", filtering_attributes=("w365_enablecredithold",),
-                pre_image=("w365_enablecredithold",)),
+    WebhookStep("Update", "w365_configuration",
+                filtering_attributes=("w365_enablecredithold", "w365_autopayenabled"),
+                pre_image=("w365_enablecredithold", "w365_autopayenabled")),
 )
 
 WEB_RESOURCES = tuple(WebResource(f"w365_/scripts/{n}.js", f"webresources/w365_/scripts/{n}.js")

@@ -17,11 +17,12 @@ REQUIRED_IN_REAL_MODE = (
     "AUTHORIZENET_LOGIN_ID", "AUTHORIZENET_TRANSACTION_KEY", "AUTHORIZENET_CLIENT_KEY", "AUTHORIZENET_SIGNATURE_KEY",
     "W365_WEBHOOK_KEY", "W365_PUBLIC_BASE_URL", SERVICE_BUS, WORK_QUEUE,
 )
-OPTIONAL = ("AUTHORIZENET_ENVIRONMENT", SERVICE_BUS_IDENTITY, "W365_MODE", "W365_DUNNING_SCHEDULE",
-            "W365_ACCOUNT_UPDATER_SCHEDULE")
-# Settings with a default. Timer schedules are read by the Functions host itself (a timer's %NAME% schedule), so the
-# deployment sets them (infra/main.bicep); the dev host falls back to these defaults.
-DEFAULTS = {"W365_DUNNING_SCHEDULE": "0 30 6 * * *", "W365_ACCOUNT_UPDATER_SCHEDULE": "0 0 7 2 * *"}
+OPTIONAL = ("AUTHORIZENET_ENVIRONMENT", SERVICE_BUS_IDENTITY, "W365_MODE", "W365_BILLING_SCHEDULE",
+            "W365_DUNNING_SCHEDULE", "W365_ACCOUNT_UPDATER_SCHEDULE")
+# Settings with a default (CONTRACT §1 for the billing schedule). Timer schedules are read by the Functions host itself
+# (a timer's %NAME% schedule), so the deployment sets them (infra/main.bicep); the dev host falls back to these.
+DEFAULTS = {"W365_BILLING_SCHEDULE": "0 0 6 * * *", "W365_DUNNING_SCHEDULE": "0 30 6 * * *",
+            "W365_ACCOUNT_UPDATER_SCHEDULE": "0 0 7 2 * *"}
 LOCAL_DEFAULT_BASE_URL = "http://127.0.0.1:7071"
 
 # CONTRACT §1: a secret shorter than this is a placeholder or a typo, not a key (an Authorize.Net transaction key,

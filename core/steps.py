@@ -51,6 +51,15 @@ class Step:
         return self.message.lower().startswith("w365_")
 
 
+def _in_turn(first: Handler, second: Handler) -> Handler:
+    def both(context: PluginContext, services: Any) -> Outcome:
+        outcomes = [first(context, services), second(context, services)]
+        failed = [o for o in outcomes if not o.ok]
+        data = {k: v for o in outcomes for k, v in o.data.items()}
+        return Outcome("failed" if failed else "succeeded", " ".join(o.message for o in outcomes if o.message), data)
+    return both
+
+
 class Registry:
     """What the capabilities declare, by explicit calls from each one's `entry.register` (app/capabilities.py calls
     them in order): Dataverse steps by message and table, queued-work handlers by kind, and Functions Blueprints."""
@@ -61,10 +70,14 @@ class Registry:
         self.blueprints: list[Any] = []
 
     def step(self, message: str, table: str | None, handler: Handler, *, replay_safe: bool = False) -> None:
+        """A Custom API message has one handler. A table event may have several (Dataverse posts one event per
+        step; each capability's handler looks at the columns it cares about): they run in registration order."""
         key = (message.lower(), table.lower() if table else None)
         existing = self._steps.get(key)
         if existing is not None and existing.handler is not handler:
-            raise ValueError(f"two handlers for {message} on {table}")
+            if existing.is_custom_api:
+                raise ValueError(f"two handlers for {message} on {table}")
+            handler = _in_turn(existing.handler, handler)
         self._steps[key] = Step(message, table, handler, replay_safe)
 
     def work(self, kind: str, handler: WorkHandler) -> None:

@@ -181,8 +181,10 @@ def collect_payment(services: Services, *, account_id: str, profile: Record, amo
     same thing is open (`open_charges`) and the attempt number (`next_attempt_number`). `profile` is a
     w365_paymentprofile row (PROFILE_COLUMNS). `invoice`, when given, is the invoice row (ledger.INVOICE_COLUMNS and its
     @odata.etag) whose amount paid, balance and state follow an approval in the same changeset. `acting` is
-    `services.for_user(initiating user)`: the attempt row is created as that person. Raises ConflictInProgress when an
-    attempt with the same number exists (a simultaneous request won); a decline is an outcome, not an exception."""
+    `services.for_user(initiating user)`: the attempt row is created as that person. `source` (a w365_source label:
+    Manual, Autopay, Retry...) and `billing_run_id` (the w365_billingrun that made it) are recorded on the row. Raises
+    ConflictInProgress when an attempt with the same number exists (a simultaneous request won); a decline is an
+    outcome, not an exception."""
     ref_id = ref_id_for(ref_key, attempt_number)
     body: dict[str, Any] = {
         "w365_name": attempt_name(CHARGE, invoice_number, attempt_number, request_id),

@@ -31,6 +31,9 @@ def subscription_created(ctx: PluginContext, services: Services) -> Outcome:
 
 
 def configuration_updated(ctx: PluginContext, services: Services) -> Outcome:
+    target = ctx.target if isinstance(ctx.target, EntityImage) else None
+    if target is not None and "w365_enablecredithold" not in target.attributes:
+        return Outcome.succeeded("")               # another switch of the configuration changed (autopay)
     return rules.credit_hold_switched(services, changed_by=ctx.initiating_user_id, event_id=_event_id(ctx))
 
 

@@ -96,7 +96,12 @@ def test_dry_run_plans_exactly_the_contract_messages_and_steps(dry_run):
         if action.component == "step":
             message, table = re.fullmatch(r"W365: (\w+) of (\w+)", action.name).groups()
             filtering = re.search(r"filtering (\S+)", action.detail)
-            planned.add((message, table, filtering.group(1) if filtering else ""))
+            columns = filtering.group(1).split(",") if filtering else [""]
+            # The configuration step also watches the autopay switch: CONTRACT §4 sets w365_autopaysince when autopay
+            # is first switched on. Every other step filters on exactly what §3 says.
+            if (message, table) == ("Update", "w365_configuration"):
+                assert columns[1:] == ["w365_autopayenabled"]
+            planned.add((message, table, columns[0]))
     assert planned == contract()["steps"]
 
 

@@ -11,11 +11,11 @@ VISA = "4111111111111111"
 PAID_AT_GATEWAY = ("capturedPendingSettlement", "settledSuccessfully")
 
 
-def card_on_file(world, *, zip_code: str = "98052", on_contract: bool = True) -> str:
+def card_on_file(world, *, zip_code: str = "98052", on_contract: bool = True, number: str = VISA) -> str:
     """A Visa in the simulator and its Active, Synced w365_paymentprofile row (the account's default)."""
     gateway = world.services.gateway
     customer = gateway.create_customer_profile("FAB-001", description="Fabrikam")
-    nonce = world.simulator.issue_nonce(VISA, 12, 2030, "123")
+    nonce = world.simulator.issue_nonce(number, 12, 2030, "123")
     bill_to = BillTo(first_name="Nancy", last_name="Davolio", zip="98052")
     payment = gateway.create_payment_profile(customer, nonce, bill_to, default=True)
     if zip_code != bill_to.zip:         # the simulator's decline/held triggers: a new card with them fails validation

@@ -80,3 +80,15 @@ def test_ncrontab_schedules():
     assert not weekdays_at_six.matches(dt.datetime(2026, 11, 22, 6, 0, 0))  # a Sunday
     with pytest.raises(ValueError):
         CronSchedule("*/5 * * * *")
+
+
+def test_a_timer_schedule_naming_an_app_setting_is_resolved_like_the_functions_host(monkeypatch):
+    from standins.devhost.host import _app_setting
+
+    monkeypatch.delenv("W365_BILLING_SCHEDULE", raising=False)
+    assert _app_setting("%W365_BILLING_SCHEDULE%") == "0 0 6 * * *"          # the setting's default
+    monkeypatch.setenv("W365_BILLING_SCHEDULE", "0 30 5 * * 1-5")
+    assert _app_setting("%W365_BILLING_SCHEDULE%") == "0 30 5 * * 1-5"
+    assert _app_setting("0 */5 * * * *") == "0 */5 * * * *"
+    with pytest.raises(ValueError, match="NO_SUCH_SETTING"):
+        _app_setting("%NO_SUCH_SETTING%")

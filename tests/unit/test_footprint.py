@@ -112,7 +112,8 @@ def test_custom_apis_and_steps_cover_contract_messages():
     assert all((n, a.bound_to) in steps for a in fp.CUSTOM_APIS for n in [a.unique_name])
     assert all(s.stage == 40 and s.mode == 1 for s in fp.WEBHOOK_STEPS)
     assert steps[("Update", "account")].pre_image == ("creditonhold",)
-    assert steps[("Update", "w365_configuration")].filtering_attributes == ("w365_enablecredithold",)
+    assert steps[("Update", "w365_configuration")].filtering_attributes == ("w365_enablecredithold",
+                                                                         "w365_autopayenabled")
     assert ("Create", "w365_subscription") in steps
     assert fp.CONFIGURATION_DEFAULTS["w365_linkexpiryhours"] == 72
     assert {w.name for w in fp.WEB_RESOURCES} >= {"w365_/scripts/common.js", "w365_/scripts/invoice.js"}

@@ -1,0 +1,149 @@
+"""One queued message of a billing run: charge one due invoice its whole balance, as the service, through the same
+attempt-first core as the Charge button (handlers/charging/attempts.py), so the same guarantees hold.
+
+Never twice:
+- a redelivery finds the attempt this run already made (`w365_billingrunid` on the invoice's transactions) and stops;
+- an open attempt (a click on Charge, another run) makes the invoice not due, and two that start at once make the same
+  attempt number, so the second create fails on the `w365_refid` alternate key;
+- the amount is the balance of this read, and the settlement changeset carries the invoice's ETag.
+
+Round trips of an approved charge: the read (invoice, contract -> profile, account -> default, transactions), the
+attempt, one $batch; the configuration is read at most once a minute per instance.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+from core import dates, footprint
+from core.configuration import configuration
+from core.errors import BusinessRuleViolation, ConflictInProgress, DuplicateRecord, PlatformUnavailable
+from core.operations import OPERATIONS, status_value
+from core.ports import Record
+from core.services import Services
+from handlers.autopay import due
+from handlers.autopay.card_update import on_no_usable_card
+from handlers.charging import attempts, invoices, ledger
+from handlers.charging.attempts import PROFILE_COLUMNS, TRANSACTION_COLUMNS
+
+log = logging.getLogger(__name__)
+
+MESSAGE_NAME = "w365_RunBilling"
+CHARGE_WORK = "autopay.charge"
+DEAD_LETTERED = "Dead-lettered:"
+MAX_TRIES = 5                                  # then the message is dead-lettered onto the run (a skip record)
+RETRY_DELAY = dt.timedelta(seconds=30)         # times the try number
+THROTTLED_DELAY = dt.timedelta(seconds=30)     # when Dataverse answered 429/503 without a Retry-After
+CONFIG_MAX_AGE = dt.timedelta(minutes=1)
+AUTOPAY_COLUMNS = ("w365_autopayenabled", "w365_autopaysince")
+AUTOPAY, RETRY = "Autopay", "Retry"
+SOURCES = tuple(footprint.choice("w365_paymenttransaction", "w365_source", s) for s in (AUTOPAY, RETRY))
+_PROFILE = ",".join(PROFILE_COLUMNS)
+INVOICE_EXPAND = (
+    f"w365_billingcontractid($select=w365_billingcontractid,w365_autopay;"
+    f"$expand=w365_paymentprofileid($select={_PROFILE})),"
+    f"customerid_account($select=accountid,_primarycontactid_value;$expand=w365_paymentprofile_accountid("
+    f"$select={_PROFILE};$filter=w365_isdefault eq true and statecode eq 0)),"
+    f"{due.TRANSACTIONS_NAV}($select={','.join(TRANSACTION_COLUMNS)},w365_source,_w365_billingrunid_value)")
+INVOICE_SELECT = tuple(dict.fromkeys(ledger.INVOICE_COLUMNS + due.INVOICE_COLUMNS))
+
+
+@dataclass(frozen=True)
+class Charged:
+    """What one message did: `kind` is charged, declined, error, pending, skipped or already (a redelivery)."""
+    kind: str
+    message: str
+
+
+def charge_message(services: Services, payload: Mapping[str, Any]) -> Charged | None:
+    """One delivery of a charge message. Dataverse throttling (a 429 past the client's own Retry-After waits) or an
+    outage before the attempt: the message is sent again later, never lost and never counted as a failure. Anything
+    else is retried a few times, then recorded on the run as dead-lettered (the invoice stays due). Returns what
+    happened, or None when the message was put back for later."""
+    run_id, invoice_id = str(payload["run_id"]), str(payload["invoice_id"])
+    try:
+        return charge_for_run(services, run_id, invoice_id, dates.parse(payload["as_of"]))
+    except PlatformUnavailable as exc:
+        wait = dt.timedelta(seconds=exc.retry_after) if exc.retry_after else THROTTLED_DELAY
+        deferrals = int(payload.get("deferrals") or 0) + 1
+        log.warning("autopay: invoice %s deferred %.0fs (Dataverse busy)", invoice_id, wait.total_seconds())
+        services.queue.send(CHARGE_WORK, {**payload, "deferrals": deferrals}, delay=wait,
+                            message_id=f"{CHARGE_WORK}:{run_id}:{invoice_id}:d{deferrals}")
+        return None
+    except Exception as exc:  # noqa: BLE001 - counted tries, then shown on the run instead of a silent dead-letter
+        tries = int(payload.get("try") or 1)
+        if tries >= MAX_TRIES:
+            log.exception("autopay: invoice %s failed %d times; dead-lettered onto run %s", invoice_id, tries, run_id)
+            record_skip(services, run_id, "invoice", invoice_id,
+                        f"{DEAD_LETTERED} the charge of this invoice failed {tries} times ({type(exc).__name__}); "
+                        "this run charged nothing for it and it stays due for the next run.")
+            return Charged("skipped", "dead-lettered")
+        log.warning("autopay: invoice %s failed (%s), try %d of %d", invoice_id, type(exc).__name__, tries, MAX_TRIES)
+        services.queue.send(CHARGE_WORK, {**payload, "try": tries + 1}, delay=RETRY_DELAY * tries,
+                            message_id=f"{CHARGE_WORK}:{run_id}:{invoice_id}:t{tries + 1}")
+        return None
+
+
+def charge_for_run(services: Services, run_id: str, invoice_id: str, as_of: dt.datetime) -> Charged:
+    invoice = services.dataverse.retrieve(ledger.INVOICES, invoice_id, select=INVOICE_SELECT, expand=INVOICE_EXPAND)
+    transactions = invoice.get(due.TRANSACTIONS_NAV) or []
+    mine = next((t for t in transactions if t.get("_w365_billingrunid_value") == run_id), None)
+    if mine is not None:
+        return Charged("already", f"this run already made attempt {mine.get('w365_name')}")
+    number = invoice.get("invoicenumber") or invoice.get("name") or invoice_id
+    reason = due.not_due_reason(invoice, autopay_switch(services), as_of)
+    if reason:
+        return skip(services, run_id, invoice, f"Invoice {number} is no longer due: {reason}.")
+    try:
+        profile = invoices.usable_profile(invoice)
+    except BusinessRuleViolation as exc:
+        return skip(services, run_id, invoice, on_no_usable_card(services, invoice, str(exc)))
+    _, _, amount = ledger.totals(invoice)
+    earlier = [t for t in transactions if t.get("w365_source") in SOURCES]
+    try:
+        attempt = attempts.collect_payment(
+            services, account_id=invoice["_customerid_value"], profile=profile, amount=amount,
+            ref_key=f"invoice:{invoice_id}", attempt_number=attempts.next_attempt_number(transactions),
+            invoice_number=number, invoice=invoice, description=f"Invoice {number}",
+            source=RETRY if earlier else AUTOPAY, billing_run_id=run_id)
+    except ConflictInProgress:
+        return skip(services, run_id, invoice, f"Invoice {number}: another charge of it started at the same moment "
+                                               "(a click on Charge, or another run); it was left to that one.")
+    kind = {attempts.APPROVED: "charged", attempts.DECLINED: "declined", attempts.ERROR: "error"}.get(
+        attempt.outcome, "pending")
+    return Charged(kind, attempt.message)
+
+
+def autopay_switch(services: Services) -> due.AutopaySwitch:
+    """The configuration's autopay switch, read at most once a minute per instance: turning autopay off stops a
+    run's remaining charges within a minute, without a configuration read per charge."""
+    now = services.clock.now()
+    cached = getattr(services, "_autopay_switch", None)
+    if cached is None or now - cached[0] > CONFIG_MAX_AGE:
+        cached = (now, due.AutopaySwitch.of(configuration(services, columns=AUTOPAY_COLUMNS)))
+        services._autopay_switch = cached
+    return cached[1]
+
+
+def skip(services: Services, run_id: str, invoice: Record, message: str) -> Charged:
+    """Record why the run did not charge the invoice: a w365_operation row (Failed) regarding the invoice, with the
+    run's id as its correlation id, so a person can list a run's skipped invoices. Once per run and invoice (its
+    request id is the alternate key)."""
+    record_skip(services, run_id, "invoice", invoice["invoiceid"], message)
+    return Charged("skipped", message)
+
+
+def record_skip(services: Services, run_id: str, table: str, record_id: str, message: str) -> None:
+    try:
+        services.dataverse.create(OPERATIONS, {
+            "w365_name": f"Billing run: {message}"[:100], "w365_requestid": skip_request_id(run_id, record_id),
+            "w365_message": message[:4000], "w365_status": status_value(False), "w365_messagename": MESSAGE_NAME,
+            "w365_regardingtable": table, "w365_regardingid": record_id, "w365_correlationid": run_id})
+    except DuplicateRecord:
+        pass                                 # a redelivery recorded it already
+
+
+def skip_request_id(run_id: str, record_id: str) -> str:
+    return f"run:{run_id}:{record_id}"
