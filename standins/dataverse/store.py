@@ -5,6 +5,7 @@ lookup {"id": <guid>, "table": <logical name>}. `_version` is the row's version 
 """
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import os
 import re
@@ -295,6 +296,14 @@ class Store:
         self._log(("outbox",))
 
     # --- atomic scopes and persistence ------------------------------------------------------------------------------
+
+    def snapshot(self) -> tuple:
+        """A full copy, for tests that put the store back as it was (never used per request)."""
+        return copy.deepcopy((self.rows, self.links, self.outbox, self.version))
+
+    def restore(self, snapshot: tuple) -> None:
+        self.rows, self.links, self.outbox, self.version = snapshot
+        self.reindex()
 
     def begin(self) -> int:
         """Open an atomic scope (scopes nest); returns the mark `rollback` undoes back to."""
