@@ -88,8 +88,29 @@ def provisioning_providers(settings: Settings) -> dict[str, Any]:
                                                                    allow_private_addresses=settings.is_local)}
 
 
+def run_request_share(settings: Settings) -> float:
+    """W365_BILLING_RUN_SHARE: the share of Dataverse's service-protection ceiling billing runs may use (0.85)."""
+    from core.errors import ConfigurationError
+    from core.throttle import DEFAULT_SHARE
+
+    text = settings.get("W365_BILLING_RUN_SHARE")
+    if text is None:
+        return DEFAULT_SHARE
+    try:
+        share = float(text)
+    except ValueError:
+        share = -1.0
+    if not 0.05 <= share <= 1:
+        raise ConfigurationError("W365_BILLING_RUN_SHARE must be a number from 0.05 to 1 (e.g. 0.85).",
+                                 setting="W365_BILLING_RUN_SHARE")
+    return share
+
+
 def build_services(settings: Settings) -> Services:
     services: Services
+    # The share is read when a run first asks the budget (a wrong W365_BILLING_RUN_SHARE fails the run, not a button).
+    from core.throttle import RequestBudget
+    budget = RequestBudget(share=lambda: run_request_share(settings))
 
     def dataverse() -> Any:
         from dataverse.client import DataverseClient
@@ -97,12 +118,13 @@ def build_services(settings: Settings) -> Services:
 
         if settings.is_local:
             from standins import LOCAL_DATAVERSE_PATH
-            return DataverseClient(settings.public_base_url + LOCAL_DATAVERSE_PATH, StaticTokenProvider("local"))
+            return DataverseClient(settings.public_base_url + LOCAL_DATAVERSE_PATH, StaticTokenProvider("local"),
+                                   observer=budget.observe)
         url = settings.require("DATAVERSE_URL").rstrip("/")
         tokens = MsalTokenProvider(settings.require("DATAVERSE_TENANT_ID"), settings.require("DATAVERSE_CLIENT_ID"),
                                    settings.require("DATAVERSE_CLIENT_SECRET"), url)
         # Dataverse gives a webhook 60 s: a few short retries, then a 503 with Retry-After and Dataverse retries.
-        return DataverseClient(url, tokens, max_retries=3, max_backoff=10)
+        return DataverseClient(url, tokens, max_retries=3, max_backoff=10, observer=budget.observe)
 
     def gateway() -> Any:
         from gateway.client import AuthorizeNetGateway
@@ -136,5 +158,6 @@ def build_services(settings: Settings) -> Services:
     else:
         accept_js = "https://jstest.authorize.net/v1/Accept.js"
     services = Services(dataverse=Lazy(dataverse), gateway=Lazy(gateway), queue=Lazy(queue), settings=settings,
-                        accept_js_url=accept_js, providers=provisioning_providers(settings))
+                        accept_js_url=accept_js, providers=provisioning_providers(settings), budget=budget)
     return services
+

@@ -21,6 +21,8 @@ class Services:
     accept_js_url: str = "https://jstest.authorize.net/v1/Accept.js"
     # The w365_operation row of the Custom API call being handled (core.operations), set by the platform per call.
     operation: Any = None
+    # Background work's share of Dataverse service protection (core.throttle.RequestBudget); None: not governed.
+    budget: Any = None
 
     def for_user(self, systemuser_id: str) -> "Services":
         """The same services, with Dataverse calls made as that person (MSCRMCallerID)."""

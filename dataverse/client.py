@@ -47,7 +47,8 @@ class DataverseClient:
 
     def __init__(self, base_url: str, token_provider: Callable[[], str], *, session: requests.Session | None = None,
                  timeout: float | tuple[float, float] = (5, 30), max_retries: int = 4, max_backoff: float = 30,
-                 sleep: Callable[[float], None] = time.sleep, caller_id: str | None = None):
+                 sleep: Callable[[float], None] = time.sleep, caller_id: str | None = None,
+                 observer: Callable[[int, Mapping[str, str]], None] | None = None):
         base = base_url.rstrip("/")
         self._api_root = base + API_PATH
         self._api_path = (urlsplit(base).path or "") + API_PATH
@@ -59,6 +60,8 @@ class DataverseClient:
         self._sleep = sleep
         self._caller_id = caller_id
         self._extra_headers: dict[str, str] = {}
+        # Told the status and headers of every answer (core.throttle.RequestBudget reads the rate-limit headers).
+        self._observer = observer
 
     def __repr__(self) -> str:
         return f"DataverseClient({self._api_root!r}, caller_id={self._caller_id!r})"
@@ -227,6 +230,8 @@ class DataverseClient:
                                           is_transient=True) from None
             request_id = _request_id(response)
             status = response.status_code
+            if self._observer is not None:
+                self._observer(status, response.headers)
             retry_after = _retry_after(response.headers)
             # A Retry-After past max_backoff is surfaced (503 + Retry-After upstream): an earlier retry only meets
             # another 429 and spends the webhook's 60 s.

@@ -210,6 +210,7 @@ class AuthorizeNetSimulator:
         self._customers: dict[str, dict[str, Any]] = {}
         self._nonces: dict[str, tuple[_Card, dt.datetime]] = {}
         self._transactions: dict[str, dict[str, Any]] = {}
+        self._by_invoice: dict[str, list[dict[str, Any]]] = {}     # invoice number -> its transactions, oldest first
         self._faults: list[list[Any]] = []
         self._sink: Any = None
         self._outbox: list[tuple[str, dict[str, Any]]] = []
@@ -604,7 +605,7 @@ class AuthorizeNetSimulator:
         invoice = str((tr.get("order") or {}).get("invoiceNumber", ""))
         now = self.clock.now()
         window = _duplicate_window(tr)
-        for earlier in reversed(list(self._transactions.values())):
+        for earlier in reversed(self._by_invoice.get(invoice, [])):   # the duplicate check compares invoice numbers
             if (earlier["type"] == "authCaptureTransaction" and earlier["amount"] == amount
                     and earlier["invoice_number"] == invoice and earlier["card"] == card
                     and earlier["bill_to"] == bill_to
@@ -836,6 +837,7 @@ class AuthorizeNetSimulator:
               "payment_profile_id": profile_ids.get("customerPaymentProfileId", ""),
               "submitted_at": self.clock.now(), "ref_trans_id": ref_trans_id, "batched": False}
         self._transactions[tx["trans_id"]] = tx
+        self._by_invoice.setdefault(invoice, []).append(tx)
         return tx
 
     def _review(self, trans_id: str, status: str, event_type: str) -> None:
@@ -934,9 +936,11 @@ class AuthorizeNetSimulator:
         self._au_events = [{**e, "old": _Card(**e["old"]), "new": _Card(**e["new"]),
                             "at": dt.datetime.fromisoformat(e["at"])} for e in state.get("au_events", [])]
         self._transactions = state["transactions"]
+        self._by_invoice = {}
         for tx in self._transactions.values():
             tx.update(card=_Card(**tx["card"]), submitted_at=dates.parse(tx["submitted_at"]),
                       amount=Decimal(str(tx["amount"])), settle_amount=Decimal(str(tx["settle_amount"])))
+            self._by_invoice.setdefault(tx["invoice_number"], []).append(tx)
 
     def _new_id(self, kind: str) -> str:
         value = self._next_id[kind]

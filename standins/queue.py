@@ -79,15 +79,56 @@ class InProcessQueue:
                     if not include_delayed and message.due > self._clock.now():
                         break
                     heapq.heappop(self._heap)
-                message.delivery_count += 1
                 delivered += 1
-                try:
-                    self._deliver(message.kind, message.payload)
-                except Exception as exc:  # noqa: BLE001 - any failure means "redeliver", as on Service Bus
-                    self._redeliver_or_dead_letter(message, exc)
-                else:
-                    self.delivered.append((message.kind, message.message_id))
+                self._deliver_one(message)
         return delivered
+
+    def run_workers(self, workers: int, *, sleep: Callable[[float], None], poll: float = 0.5,
+                    until: Callable[[], bool] | None = None) -> int:
+        """Deliver with `workers` threads at once, as one Functions instance with that maxConcurrentCalls does, until
+        nothing is queued or in flight (or `until()` says stop). `sleep` and `poll` are in the clock's seconds (the
+        benchmark compresses time). Returns how many messages were delivered."""
+        state = {"in_flight": 0, "delivered": 0}
+
+        def worker() -> None:
+            while True:
+                with self._lock:
+                    if until is not None and until():
+                        return
+                    now = self._clock.now()
+                    if self._heap and self._heap[0].due <= now:
+                        message = heapq.heappop(self._heap)
+                        state["in_flight"] += 1
+                    elif not self._heap and state["in_flight"] == 0:
+                        return
+                    else:
+                        message = None
+                        wait = (self._heap[0].due - now).total_seconds() if self._heap else poll
+                if message is None:
+                    sleep(min(max(wait, 0.0), poll))
+                    continue
+                try:
+                    self._deliver_one(message)
+                finally:
+                    with self._lock:
+                        state["in_flight"] -= 1
+                        state["delivered"] += 1
+
+        threads = [threading.Thread(target=worker, name=f"queue-worker-{n}", daemon=True) for n in range(workers)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        return state["delivered"]
+
+    def _deliver_one(self, message: _Message) -> None:
+        message.delivery_count += 1
+        try:
+            self._deliver(message.kind, message.payload)
+        except Exception as exc:  # noqa: BLE001 - any failure means "redeliver", as on Service Bus
+            self._redeliver_or_dead_letter(message, exc)
+        else:
+            self.delivered.append((message.kind, message.message_id))
 
     def _redeliver_or_dead_letter(self, message: _Message, exc: Exception) -> None:
         reason = f"{type(exc).__name__}: {exc}"

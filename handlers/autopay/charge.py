@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any, Mapping
 
 from core import dates, footprint
-from core.configuration import configuration
+from core.configuration import BACKGROUND_MAX_AGE, configuration
 from core.errors import BusinessRuleViolation, ConflictInProgress, DuplicateRecord, PlatformUnavailable
 from core.operations import OPERATIONS, status_value
 from core.ports import Record
@@ -36,7 +36,10 @@ DEAD_LETTERED = "Dead-lettered:"
 MAX_TRIES = 5                                  # then the message is dead-lettered onto the run (a skip record)
 RETRY_DELAY = dt.timedelta(seconds=30)         # times the try number
 THROTTLED_DELAY = dt.timedelta(seconds=30)     # when Dataverse answered 429/503 without a Retry-After
-CONFIG_MAX_AGE = dt.timedelta(minutes=1)
+CHARGE_COST = 3                                # Dataverse requests of an approved charge (see the module doc)
+# Waiting for the budget holds the message (Service Bus renews its lock for up to 5 minutes, host.json); a longer
+# wait puts it back on the queue instead.
+MAX_HELD_WAIT = 60.0
 AUTOPAY_COLUMNS = ("w365_autopayenabled", "w365_autopaysince")
 AUTOPAY, RETRY = "Autopay", "Retry"
 SOURCES = tuple(footprint.choice("w365_paymenttransaction", "w365_source", s) for s in (AUTOPAY, RETRY))
@@ -63,14 +66,15 @@ def charge_message(services: Services, payload: Mapping[str, Any]) -> Charged | 
     else is retried a few times, then recorded on the run as dead-lettered (the invoice stays due). Returns what
     happened, or None when the message was put back for later."""
     run_id, invoice_id = str(payload["run_id"]), str(payload["invoice_id"])
+    wait = within_budget(services, CHARGE_COST)
+    if wait is not None:
+        defer(services, payload, wait)
+        return None
     try:
         return charge_for_run(services, run_id, invoice_id, dates.parse(payload["as_of"]))
     except PlatformUnavailable as exc:
-        wait = dt.timedelta(seconds=exc.retry_after) if exc.retry_after else THROTTLED_DELAY
-        deferrals = int(payload.get("deferrals") or 0) + 1
-        log.warning("autopay: invoice %s deferred %.0fs (Dataverse busy)", invoice_id, wait.total_seconds())
-        services.queue.send(CHARGE_WORK, {**payload, "deferrals": deferrals}, delay=wait,
-                            message_id=f"{CHARGE_WORK}:{run_id}:{invoice_id}:d{deferrals}")
+        log.warning("autopay: invoice %s deferred (Dataverse busy)", invoice_id)
+        defer(services, payload, dt.timedelta(seconds=exc.retry_after) if exc.retry_after else THROTTLED_DELAY)
         return None
     except Exception as exc:  # noqa: BLE001 - counted tries, then shown on the run instead of a silent dead-letter
         tries = int(payload.get("try") or 1)
@@ -84,6 +88,22 @@ def charge_message(services: Services, payload: Mapping[str, Any]) -> Charged | 
         services.queue.send(CHARGE_WORK, {**payload, "try": tries + 1}, delay=RETRY_DELAY * tries,
                             message_id=f"{CHARGE_WORK}:{run_id}:{invoice_id}:t{tries + 1}")
         return None
+
+
+def within_budget(services: Services, cost: int) -> dt.timedelta | None:
+    """Waits until `cost` Dataverse requests fit in the runs' share of service protection (core.throttle); None when
+    they do, else how long the message should wait on the queue."""
+    if services.budget is None:
+        return None
+    wait = services.budget.acquire(cost, max_wait=MAX_HELD_WAIT)
+    return dt.timedelta(seconds=wait) if wait > 0 else None
+
+
+def defer(services: Services, payload: Mapping[str, Any], wait: dt.timedelta) -> None:
+    """The message again, later: a throttled charge is delayed, never lost and never counted as a failed try."""
+    deferrals = int(payload.get("deferrals") or 0) + 1
+    services.queue.send(CHARGE_WORK, {**payload, "deferrals": deferrals}, delay=wait,
+                        message_id=f"{CHARGE_WORK}:{payload['run_id']}:{payload['invoice_id']}:d{deferrals}")
 
 
 def charge_for_run(services: Services, run_id: str, invoice_id: str, as_of: dt.datetime) -> Charged:
@@ -119,12 +139,7 @@ def charge_for_run(services: Services, run_id: str, invoice_id: str, as_of: dt.d
 def autopay_switch(services: Services) -> due.AutopaySwitch:
     """The configuration's autopay switch, read at most once a minute per instance: turning autopay off stops a
     run's remaining charges within a minute, without a configuration read per charge."""
-    now = services.clock.now()
-    cached = getattr(services, "_autopay_switch", None)
-    if cached is None or now - cached[0] > CONFIG_MAX_AGE:
-        cached = (now, due.AutopaySwitch.of(configuration(services, columns=AUTOPAY_COLUMNS)))
-        services._autopay_switch = cached
-    return cached[1]
+    return due.AutopaySwitch.of(configuration(services, columns=AUTOPAY_COLUMNS, max_age=BACKGROUND_MAX_AGE))
 
 
 def skip(services: Services, run_id: str, invoice: Record, message: str) -> Charged:

@@ -42,12 +42,16 @@ def run_billing_step(ctx: PluginContext, services: Services) -> Outcome:
 
 
 def _select(payload: Mapping[str, Any], services: Services) -> None:
+    wait = charge.within_budget(services, 1)
     try:
-        runs.select_page(services, payload)
+        if wait is None:
+            runs.select_page(services, payload)
+            return
     except PlatformUnavailable as exc:         # throttled: the page is read again later, never lost
-        later = int(payload.get("deferrals") or 0) + 1
-        services.queue.send(runs.SELECT_WORK, {**payload, "deferrals": later}, delay=_wait(exc),
-                            message_id=f"{runs.SELECT_WORK}:{payload['run_id']}:{payload.get('page')}:d{later}")
+        wait = _wait(exc)
+    later = int(payload.get("deferrals") or 0) + 1
+    services.queue.send(runs.SELECT_WORK, {**payload, "deferrals": later}, delay=wait,
+                        message_id=f"{runs.SELECT_WORK}:{payload['run_id']}:{payload.get('page')}:d{later}")
 
 
 def _charge(payload: Mapping[str, Any], services: Services) -> None:

@@ -14,7 +14,7 @@ from decimal import Decimal
 from typing import Any
 
 from core import declines, footprint
-from core.configuration import configuration
+from core.configuration import BACKGROUND_MAX_AGE, configuration
 from core.ports import BatchOperation, ChargeOutcome, ChargeResult, Record
 from core.services import Services
 from handlers.charging import ledger
@@ -63,13 +63,13 @@ def with_dunning(services: Services, *, transaction_id: str, kind: str, source: 
         _, _, balance = ledger.totals(invoice)
         step = states.after_payment(state, balance_after=balance - amount, now=now)
         out = DunningSettlement(_merge_into_payment(ops, invoice, step.state) if step.changed(state) else ops)
-        if automatic and configuration(services, columns=CONFIG_COLUMNS).get("w365_sendreceipts"):
+        if automatic and _settings(services).get("w365_sendreceipts"):
             out.queued.append((RECEIPT_WORK, {"transaction_id": transaction_id},
                                f"{RECEIPT_WORK}:{transaction_id}"))
         return out
     if decline is None or not automatic:
         return DunningSettlement(ops)                # errors never count; a person's Charge does not move dunning
-    config = configuration(services, columns=CONFIG_COLUMNS)
+    config = _settings(services)
     schedule, problem = states.parse_schedule(config.get("w365_retryschedule"))
     step = states.after_decline(state, decline, automatic=True, now=now, schedule=schedule)
     if not step.changed(state):
@@ -89,6 +89,12 @@ def with_dunning(services: Services, *, transaction_id: str, kind: str, source: 
                                               "why": decline.why},
                            f"{CARD_UPDATE_WORK}:{transaction_id}"))
     return out
+
+
+def _settings(services: Services) -> Record:
+    """Automatic charges come by the thousand in a billing run: their settlements share a configuration read of
+    the last minute (an approved autopay charge stays at 3 Dataverse requests)."""
+    return configuration(services, columns=CONFIG_COLUMNS, max_age=BACKGROUND_MAX_AGE)
 
 
 def final_action_ops(config: Record, account_id: str, number: str, why: str) -> list[BatchOperation]:

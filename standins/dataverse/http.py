@@ -22,6 +22,7 @@ from standins.dataverse import actions, fetchxml, metadata
 from standins.dataverse.batch import Changeset, PartResponse, parse_batch, write_batch
 from standins.dataverse.query import (parse_expand, parse_filter, parse_orderby, parse_select, parse_top,
                                      sort_rows)
+from standins.dataverse.protection import REMAINING_HEADER, ServiceProtection
 from standins.dataverse.security import has_privilege
 from standins.dataverse.store import (GUID, VERSION, ODataError, Store, bad_request, coerce, dumps, loads,
                                      not_found, parse_datetime, unknown_property)
@@ -60,6 +61,7 @@ class DataverseStandIn:
         self.request_count = 0
         self.requests: list[tuple[str, str]] = []
         self._faults: list[dict[str, Any]] = []
+        self.protection: ServiceProtection | None = None
         if storage_path and os.path.exists(storage_path):
             self.store.load(storage_path)
         else:
@@ -131,7 +133,28 @@ class DataverseStandIn:
 
     # --- HTTP ------------------------------------------------------------------------------------------------------
 
+    def protect(self, protection: "ServiceProtection | None") -> None:
+        """Enforce service protection (standins/dataverse/protection.py) from now on; None turns it off."""
+        self.protection = protection
+
     def handle(self, method: str, url: str, headers: Mapping[str, str], body: bytes | str | None) -> Response:
+        protection = self.protection
+        if protection is None:
+            return self._handle(method, url, headers, body)
+        user = next((v for k, v in headers.items() if k.lower() == "authorization"), "") or "anonymous"
+        try:
+            remaining = protection.enter(user)
+        except ODataError as throttled:
+            return self._error_response(throttled)
+        try:
+            protection.wait_latency()          # outside the lock: concurrent requests overlap, as on the server
+            status, out_headers, out = self._handle(method, url, headers, body)
+        finally:
+            protection.leave(user)
+        out_headers[REMAINING_HEADER] = str(remaining)
+        return status, out_headers, out
+
+    def _handle(self, method: str, url: str, headers: Mapping[str, str], body: bytes | str | None) -> Response:
         method = method.upper()
         headers = {k.lower(): v for k, v in headers.items()}
         body = body.encode("utf-8") if isinstance(body, str) else (body or b"")

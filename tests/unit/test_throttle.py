@@ -1,0 +1,111 @@
+"""The runs' request budget (core.throttle) and the stand-in's service protection, on a clock the test moves."""
+from __future__ import annotations
+
+import threading
+
+import pytest
+import requests
+import responses
+
+from core.throttle import REMAINING_HEADER, RequestBudget
+from standins.dataverse import DataverseStandIn
+from standins.dataverse.protection import ServiceProtection
+
+
+class Clock:
+    def __init__(self):
+        self.t = 1000.0
+
+    def now(self):
+        return self.t
+
+    def sleep(self, seconds):
+        self.t += seconds
+
+
+def test_the_budget_books_up_to_its_share_then_waits_for_the_window_to_slide():
+    clock = Clock()
+    budget = RequestBudget(share=0.5, limit=100, window=300, now=clock.now, sleep=clock.sleep)
+    for _ in range(16):
+        assert budget.reserve(3) == 0                    # 48 of the 50 allowed
+        clock.t += 1
+    wait = budget.reserve(3)
+    assert wait == pytest.approx(300 - 16)                # until the first booking leaves the window
+    clock.t += wait
+    assert budget.reserve(3) == 0
+
+
+def test_a_429_stops_background_work_for_its_retry_after_and_is_counted():
+    clock = Clock()
+    budget = RequestBudget(limit=100, now=clock.now, sleep=clock.sleep)
+    budget.observe(429, {"Retry-After": "20"})
+    assert budget.reserve(1) == pytest.approx(20)
+    assert budget.acquire(1, max_wait=5) == pytest.approx(20)      # too long to hold: the caller reschedules
+    assert budget.acquire(1, max_wait=60) == 0 and clock.t == pytest.approx(1020)
+    assert (budget.throttled, budget.throttled_seconds, budget.waited_seconds) == (1, 20.0, 20.0)
+
+
+def test_the_servers_remaining_count_governs_several_instances_sharing_one_user():
+    clock = Clock()
+    budget = RequestBudget(share=0.85, limit=6000, now=clock.now, sleep=clock.sleep)
+    budget.observe(200, {REMAINING_HEADER: "800"})         # other instances used 5,200 of the 5,100 budget
+    assert budget.reserve(3) > 0
+    clock.t += 31                                          # an old hint says nothing any more
+    assert budget.reserve(3) == 0
+    budget.observe(200, {REMAINING_HEADER.upper(): "5990"})
+    assert budget.reserve(3) == 0
+
+
+def test_a_wrong_share_is_refused_when_first_used():
+    budget = RequestBudget(share=lambda: 1.5)
+    with pytest.raises(ValueError):
+        budget.reserve(1)
+
+
+URL = "https://contoso.crm.dynamics.com/api/data/v9.2/"
+
+
+def test_the_standin_answers_429_past_the_window_and_reports_what_is_left():
+    clock = Clock()
+    standin = DataverseStandIn()
+    standin.protect(ServiceProtection(limit=5, window=300, now=clock.now, sleep=clock.sleep))
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+        standin.register_with_responses(rsps)
+        answers = []
+        for _ in range(6):
+            answers.append(requests.get(URL + "accounts?$select=name", headers={"Authorization": "Bearer a"}))
+            clock.t += 10
+        other = requests.get(URL + "accounts?$select=name", headers={"Authorization": "Bearer b"})
+        assert [a.status_code for a in answers] == [200] * 5 + [429]
+        assert [a.headers[REMAINING_HEADER] for a in answers[:5]] == ["4", "3", "2", "1", "0"]
+        assert answers[5].headers["Retry-After"] == "250" and answers[5].json()["error"]["code"] == "0x80072322"
+        assert other.status_code == 200                  # per user
+        clock.t += 250
+        assert requests.get(URL + "accounts", headers={"Authorization": "Bearer a"}).status_code == 200
+
+
+def test_the_standin_refuses_requests_past_the_concurrency_limit():
+    clock = Clock()
+    release = threading.Event()
+    entered = threading.Semaphore(0)
+
+    def slow(seconds):
+        entered.release()
+        release.wait(5)
+
+    protection = ServiceProtection(concurrent=2, latency=(0.01, 0.02), now=clock.now, sleep=slow)
+    standin = DataverseStandIn()
+    standin.protect(protection)
+    results = []
+    threads = [threading.Thread(target=lambda: results.append(
+        standin.handle("GET", URL + "accounts", {"Authorization": "Bearer a"}, None)[0])) for _ in range(2)]
+    for t in threads:
+        t.start()
+    entered.acquire(timeout=5)
+    entered.acquire(timeout=5)
+    status, headers, body = standin.handle("GET", URL + "accounts", {"Authorization": "Bearer a"}, None)
+    release.set()
+    for t in threads:
+        t.join()
+    assert status == 429 and b"0x80072326" in body and headers["Retry-After"] == "1"
+    assert results == [200, 200] and protection.refused == 1
