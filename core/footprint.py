@@ -631,7 +631,7 @@ WEBHOOK_STEPS = tuple(WebhookStep(api.unique_name, api.bound_to or "none") for a
 
 WEB_RESOURCES = tuple(WebResource(f"w365_/scripts/{n}.js", f"webresources/w365_/scripts/{n}.js")
                       for n in ("common", "paymentprofile", "invoice", "salesorder", "account", "amount",
-                                "paymenttransaction", "directentry")) + (
+                                "paymenttransaction", "directentry", "configuration")) + (
     WebResource("w365_/pages/directentry.html", "webresources/w365_/pages/directentry.html", type=1),)  # 1: HTML
 
 # What the Direct Entry dialog needs for Accept.js; the installer sets each value from its setting when present.

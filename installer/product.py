@@ -245,6 +245,9 @@ COMMANDS = (
     Command("w365_salesorder_converttodraft", "salesorder", "Convert to Draft",
             "Put a declined or pending order back to Draft", f"{_SCRIPTS}salesorder.js",
             "W365.SalesOrder.convertToDraft", "ArrowReset"),
+    Command("w365_configuration_runbilling", "w365_configuration", "Run Billing",
+            "Collect every due invoice of the autopay contracts now", f"{_SCRIPTS}configuration.js",
+            "W365.Configuration.runBilling", "Money", money=True),
 )
 
 # Libraries each script needs loaded first (webresource.dependencyxml): Dataverse loads them with the script, so no
@@ -255,6 +258,7 @@ WEB_RESOURCE_DEPENDENCIES: dict[str, tuple[str, ...]] = {
     f"{_SCRIPTS}invoice.js": (f"{_SCRIPTS}common.js", f"{_SCRIPTS}amount.js"),
     f"{_SCRIPTS}paymenttransaction.js": (f"{_SCRIPTS}common.js", f"{_SCRIPTS}amount.js"),
     f"{_SCRIPTS}salesorder.js": (f"{_SCRIPTS}common.js",),
+    f"{_SCRIPTS}configuration.js": (f"{_SCRIPTS}common.js",),
     f"{_SCRIPTS}amount.js": (f"{_SCRIPTS}common.js",),
     f"{_SCRIPTS}directentry.js": (f"{_SCRIPTS}common.js",),
 }

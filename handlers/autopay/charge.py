@@ -37,9 +37,10 @@ MAX_TRIES = 5                                  # then the message is dead-letter
 RETRY_DELAY = dt.timedelta(seconds=30)         # times the try number
 THROTTLED_DELAY = dt.timedelta(seconds=30)     # when Dataverse answered 429/503 without a Retry-After
 CHARGE_COST = 3                                # Dataverse requests of an approved charge (see the module doc)
-# Waiting for the budget holds the message (Service Bus renews its lock for up to 5 minutes, host.json); a longer
-# wait puts it back on the queue instead.
-MAX_HELD_WAIT = 60.0
+# Waiting for the budget holds the message (Service Bus renews its lock for up to 5 minutes and a function may run
+# 5 minutes, host.json), so the charges waiting on an instance resume one by one as the window slides; only a longer
+# wait (after a long Retry-After) puts the message back on the queue.
+MAX_HELD_WAIT = 240.0
 AUTOPAY_COLUMNS = ("w365_autopayenabled", "w365_autopaysince")
 AUTOPAY, RETRY = "Autopay", "Retry"
 SOURCES = tuple(footprint.choice("w365_paymenttransaction", "w365_source", s) for s in (AUTOPAY, RETRY))

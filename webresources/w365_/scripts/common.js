@@ -13,7 +13,8 @@ W365.Common = (function () {
   "use strict";
 
   var STATUS = { 100000000: "Succeeded", 100000001: "Failed" };
-  var EDM = { Guid: "Edm.Guid", String: "Edm.String", Boolean: "Edm.Boolean", Decimal: "Edm.Decimal" };
+  var EDM = { Guid: "Edm.Guid", String: "Edm.String", Boolean: "Edm.Boolean", Decimal: "Edm.Decimal",
+              DateTime: "Edm.DateTimeOffset" };
   var settings = { pollIntervalMs: 1500, maxPolls: 40, sleep: null };
 
   function newRequestId() {
@@ -29,7 +30,8 @@ W365.Common = (function () {
   }
 
   /* The request object Xrm.WebApi.online.execute expects for a Custom API bound to a table.
-     parameters: {Name: [type, value]} with type one of Guid, String, Boolean, Decimal; null values are left out. */
+     parameters: {Name: [type, value]} with type one of Guid, String, Boolean, Decimal, DateTime (an ISO string);
+     null values are left out. */
   function buildRequest(message, table, id, requestId, parameters) {
     var request = { entity: { entityType: table, id: cleanId(id) }, RequestId: requestId };
     var types = {
