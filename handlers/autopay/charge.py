@@ -20,6 +20,7 @@ from typing import Any, Mapping
 from core import dates, footprint
 from core.configuration import BACKGROUND_MAX_AGE, configuration
 from core.errors import BusinessRuleViolation, ConflictInProgress, DuplicateRecord, PlatformUnavailable
+from core.money import CURRENCY_EXPAND
 from core.operations import OPERATIONS, status_value
 from core.ports import Record
 from core.services import Services
@@ -50,7 +51,8 @@ INVOICE_EXPAND = (
     f"$expand=w365_paymentprofileid($select={_PROFILE})),"
     f"customerid_account($select=accountid,_primarycontactid_value;$expand=w365_paymentprofile_accountid("
     f"$select={_PROFILE};$filter=w365_isdefault eq true and statecode eq 0)),"
-    f"{due.TRANSACTIONS_NAV}($select={','.join(TRANSACTION_COLUMNS)},w365_source,_w365_billingrunid_value)")
+    f"{due.TRANSACTIONS_NAV}($select={','.join(TRANSACTION_COLUMNS)},w365_source,_w365_billingrunid_value),"
+    f"{CURRENCY_EXPAND}")
 INVOICE_SELECT = tuple(dict.fromkeys(ledger.INVOICE_COLUMNS + due.INVOICE_COLUMNS))
 
 

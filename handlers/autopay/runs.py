@@ -23,6 +23,7 @@ from typing import Any, Mapping
 from core import dates, footprint
 from core.configuration import configuration
 from core.errors import BusinessRuleViolation, DuplicateRecord, RecordNotFound
+from core.money import Currency, format_money
 from core.operations import OPERATIONS, status_value
 from core.ports import Record
 from core.services import Services
@@ -221,8 +222,10 @@ def close_run(services: Services, run: Record, *, counts: Tally | None = None, s
     services.dataverse.update(RUNS, run_id, {
         **counts.columns(), "w365_status": WITH_ERRORS if troubled else COMPLETED,
         "w365_completedon": dates.iso(now), "w365_invoicesdue": due_count if due_count is not None else counts.settled})
+    # Every charge is in the merchant's currency (CONTRACT §5), so the run's totals are in it too.
+    merchant = Currency(code=(services.settings.get("AUTHORIZENET_CURRENCY") or "USD").upper())
     summary = (f"{run.get('w365_name')}: {due_count if due_count is not None else 'unknown number of'} invoices due, "
-               f"{counts.charged} charged ({ledger.format_money(counts.collected)}), {counts.declined} declined, "
+               f"{counts.charged} charged ({format_money(counts.collected, merchant)}), {counts.declined} declined, "
                f"{counts.skipped} skipped, {counts.pending} pending, {counts.errors} gateway errors")
     if counts.dead_lettered:
         summary += f", {counts.dead_lettered} failed repeatedly (dead-lettered)"

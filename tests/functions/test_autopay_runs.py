@@ -101,6 +101,8 @@ def test_a_run_charges_every_due_invoice_once_and_counts_them(billing):
     assert (run["w365_invoicesdue"], run["w365_charged"], run["w365_declined"], run["w365_skipped"],
             run["w365_pending"]) == (2, 2, 0, 0, 0)
     assert run["w365_amountcollected"] == Decimal("370.00") and run["w365_completedon"]
+    [summary] = [o for o in world.rows("w365_operation") if o["w365_regardingid"] == run_id]
+    assert "2 invoices due, 2 charged (370.00 USD), 0 declined, 0 skipped" in summary["w365_message"]
     for key, number in (("invoice1", "INV-1001"), ("invoice2", "INV-1002")):
         rows = transactions(world, key)
         assert len(rows) == 1 and rows[0]["w365_billingrunid"]["id"] == run_id
