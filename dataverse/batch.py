@@ -136,9 +136,19 @@ def _boundary(content_type: str) -> str | None:
 
 def _split(text: str, boundary: str) -> list[str]:
     # RFC 2046: a delimiter is "--boundary" at the start of a line; the CRLF before it belongs to the delimiter.
-    pieces = re.split(rf"(?:^|\r?\n)--{re.escape(boundary)}", text)
+    # (Plain string search: every answer has a new boundary, and a regex built from it would be compiled per answer.)
+    delimiter = "--" + boundary
+    starts, at = [], text.find(delimiter)
+    while at >= 0:
+        if at == 0 or text[at - 1] == "\n":
+            starts.append(at)
+        at = text.find(delimiter, at + len(delimiter))
     parts = []
-    for piece in pieces[1:]:
+    for index, start in enumerate(starts):
+        end = starts[index + 1] if index + 1 < len(starts) else len(text)
+        piece = text[start + len(delimiter):end]
+        if index + 1 < len(starts):              # the line break before the next delimiter is part of it
+            piece = piece[:-2] if piece.endswith("\r\n") else piece[:-1] if piece.endswith("\n") else piece
         if piece.startswith("--"):
             break
         newline = piece.find("\n")
