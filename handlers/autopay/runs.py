@@ -31,6 +31,7 @@ from core.steps import Outcome
 from handlers.autopay import due
 from handlers.autopay.charge import AUTOPAY_COLUMNS, CHARGE_WORK, DEAD_LETTERED, MESSAGE_NAME
 from handlers.charging import attempts, ledger
+from handlers.dunning import recovery_numbers
 
 log = logging.getLogger(__name__)
 
@@ -135,8 +136,8 @@ class Tally:
     skipped: int = 0
     dead_lettered: int = 0
     collected: Decimal = Decimal("0.00")
-    failed: Decimal = Decimal("0.00")
-    recovered: Decimal = Decimal("0.00")
+    failed: Decimal = Decimal("0.00")         # declined automatic charges (gateway errors are not declines)
+    recovered: Decimal = Decimal("0.00")      # approved retries
     invoices: set = field(default_factory=set)
 
     @property
@@ -149,15 +150,13 @@ class Tally:
                 "w365_amountfailed": self.failed, "w365_amountrecovered": self.recovered}
 
 
-RETRY_SOURCE = footprint.choice("w365_paymenttransaction", "w365_source", "Retry")
-
-
 def tally(services: Services, run_id: str) -> Tally:
     """The run's counts from its transactions and skip records (two paged queries, a few columns)."""
     counts = Tally()
     rows = services.dataverse.query(attempts.TRANSACTIONS, select=(
-        "w365_outcome", "w365_amount", "w365_source", "_w365_invoiceid_value"),
+        "w365_type", "w365_outcome", "w365_amount", "w365_source", "_w365_invoiceid_value"),
         filter=f"_w365_billingrunid_value eq {run_id}")
+    counts.failed, counts.recovered = recovery_numbers.run_amounts(rows)
     for row in rows:
         outcome = attempts.outcome_label(row.get("w365_outcome"))
         amount = ledger.money(row.get("w365_amount"))
@@ -168,14 +167,10 @@ def tally(services: Services, run_id: str) -> Tally:
         if outcome == attempts.APPROVED:
             counts.charged += 1
             counts.collected += amount
-            if row.get("w365_source") == RETRY_SOURCE:
-                counts.recovered += amount
         elif outcome == attempts.DECLINED:
             counts.declined += 1
-            counts.failed += amount
         elif outcome == attempts.ERROR:
             counts.errors += 1
-            counts.failed += amount
         else:
             counts.pending += 1
     skips = services.dataverse.query(OPERATIONS, select=("w365_regardingid", "w365_message"),
