@@ -124,13 +124,16 @@ def charge_for_run(services: Services, run_id: str, invoice_id: str, as_of: dt.d
     except BusinessRuleViolation as exc:
         return skip(services, run_id, invoice, on_no_usable_card(services, invoice, str(exc)))
     _, _, amount = ledger.totals(invoice)
-    earlier = [t for t in transactions if t.get("w365_source") in SOURCES]
+    # Autopay for an invoice's first automatic attempt; Retry once dunning follows it (an earlier automatic attempt
+    # failed, or a card update made it Retrying), so what it collects counts as recovered.
+    retry = invoice.get("w365_dunningstatus") == due.RETRYING or any(
+        t.get("w365_source") in SOURCES for t in transactions)
     try:
         attempt = attempts.collect_payment(
             services, account_id=invoice["_customerid_value"], profile=profile, amount=amount,
             ref_key=f"invoice:{invoice_id}", attempt_number=attempts.next_attempt_number(transactions),
             invoice_number=number, invoice=invoice, description=f"Invoice {number}",
-            source=RETRY if earlier else AUTOPAY, billing_run_id=run_id)
+            source=RETRY if retry else AUTOPAY, billing_run_id=run_id)
     except ConflictInProgress:
         return skip(services, run_id, invoice, f"Invoice {number}: another charge of it started at the same moment "
                                                "(a click on Charge, or another run); it was left to that one.")

@@ -350,3 +350,17 @@ def test_the_timer_starts_a_run_as_the_service(billing):
     assert _label("w365_billingrun", "w365_trigger", run["w365_trigger"]) == "Timer"
     finish(world)
     assert the_run(world, run["w365_billingrunid"])["w365_charged"] == 2
+
+
+def test_a_retrying_invoice_is_charged_as_a_retry_and_counts_as_recovered(billing):
+    world = billing
+    world.standin.update("invoice", world.ids["invoice2"], {
+        "w365_dunningstatus": footprint.choice("invoice", "w365_dunningstatus", "Retrying"),
+        "w365_nextretryon": "2026-11-21T08:00:00Z", "w365_failedattempts": 1,
+        "w365_firstfailedon": "2026-11-18T06:00:00Z"})
+    run_id = run_billing(world).body["runId"]
+    finish(world)
+    [retry] = transactions(world, "invoice2")
+    assert _label("w365_paymenttransaction", "w365_source", retry["w365_source"]) == "Retry"
+    run = the_run(world, run_id)
+    assert (run["w365_charged"], run["w365_amountrecovered"]) == (2, Decimal("250.00"))
