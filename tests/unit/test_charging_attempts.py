@@ -1,53 +1,23 @@
-"""The exactly-once core (handlers/charging/attempts.py) against in-memory fakes of the ports: what is written before
+"""The exactly-once core (handlers/charging/attempts.py) against in-memory fakes of the ports (tests/fakes.py): what is written before
 and after the one gateway call, for each kind of answer."""
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 from decimal import Decimal
 
 import pytest
 
-from core.errors import (ConflictInProgress, DuplicateRecord, GatewayUnavailable, OutcomeUnknown,
-                         PlatformUnavailable)
+from core.errors import ConflictInProgress, GatewayUnavailable, OutcomeUnknown, PlatformUnavailable
 from core.ports import ChargeOutcome, ChargeResult
 from core.services import Services
 from core.settings import Settings
 from handlers.charging import attempts
+from tests.fakes import InMemoryDataverse
 
 PROFILE = {"w365_paymentprofileid": "pp-1", "w365_customerprofileid": "500", "w365_paymentprofileidgateway": "600"}
 INVOICE = {"invoiceid": "inv-1", "totalamount": Decimal("100.00"), "w365_amountpaid": Decimal("0.00"),
            "statecode": 0, "statuscode": 1, "@odata.etag": 'W/"7"'}
-
-
-class FakeDataverse:
-    def __init__(self):
-        self.log: list[tuple] = []
-        self.fail: dict[str, Exception] = {}
-        self.refids: set[str] = set()
-
-    def _maybe_fail(self, what):
-        if what in self.fail:
-            raise self.fail[what]
-
-    def create(self, entity_set, body):
-        self.log.append(("create", entity_set, dict(body)))
-        self._maybe_fail("create")
-        if body["w365_refid"] in self.refids:
-            raise DuplicateRecord("alternate key", status=412)
-        self.refids.add(body["w365_refid"])
-        return "tx-1"
-
-    def update(self, entity_set, record_id, body, *, etag=None):
-        self.log.append(("update", record_id, dict(body)))
-        self._maybe_fail("update")
-
-    def batch(self, changeset):
-        self.log.append(("batch", list(changeset)))
-        self._maybe_fail("batch")
-        return []
-
-    def as_user(self, user_id):
-        return self
 
 
 class FakeGateway:
@@ -70,7 +40,9 @@ class FakeQueue:
 
 
 def _services(answer):
-    return Services(dataverse=FakeDataverse(), gateway=FakeGateway(answer), queue=FakeQueue(), settings=Settings({}))
+    dataverse = InMemoryDataverse(ids=(f"tx-{n}" for n in itertools.count(1)).__next__)
+    dataverse.add("invoices", dict(INVOICE))          # its ETag W/"7" is the one the changeset must carry
+    return Services(dataverse=dataverse, gateway=FakeGateway(answer), queue=FakeQueue(), settings=Settings({}))
 
 
 def _collect(services, number=1):

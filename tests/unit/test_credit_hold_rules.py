@@ -1,65 +1,22 @@
-"""The credit-hold use cases against in-memory fakes of the ports (no HTTP)."""
+"""The credit-hold use cases against in-memory fakes of the ports (tests/fakes.py; no HTTP)."""
 from __future__ import annotations
 
 import datetime as dt
-import itertools
-import uuid
 
 import pytest
 
 from core import footprint
-from core.errors import ConcurrencyConflict, ConfigurationError, RecordNotFound
+from core.errors import ConcurrencyConflict, ConfigurationError
 from core.services import Services
 from core.settings import Settings
 from handlers.credit_hold import rules
 from handlers.credit_hold.rules import ProvisioningResult
+from tests.fakes import InMemoryDataverse
 
 NOW = dt.datetime(2026, 11, 21, 9, 0, tzinfo=dt.timezone.utc)
 BLOCKED, PENDING, PROVISIONING, PROVISIONED, FAILED = (rules.status(s) for s in (
     "Blocked By Credit Hold", "Pending", "Provisioning", "Provisioned", "Failed"))
 WEBHOOK = footprint.choice("w365_provider", "w365_type", "Webhook")
-
-
-class FakeDataverse:
-    """Rows by entity set; ETags from a counter; `query` understands `<column> eq|le <value>` joined by `and`."""
-
-    def __init__(self):
-        self.tables: dict[str, dict[str, dict]] = {}
-        self._versions = itertools.count(1)
-        self.before_update = None              # hook: a concurrent writer
-
-    def add(self, entity_set, row_id, **values):
-        self.tables.setdefault(entity_set, {})[row_id] = {**values, "@odata.etag": f'W/"{next(self._versions)}"'}
-        return row_id
-
-    def retrieve(self, entity_set, record_id, *, select=(), expand=None):
-        row = self.tables.get(entity_set, {}).get(record_id)
-        if row is None:
-            raise RecordNotFound("not found", status=404)
-        found = dict(row)
-        if expand and expand.startswith("w365_providerid("):
-            found["w365_providerid"] = self.tables["w365_providers"].get(row.get("_w365_providerid_value"))
-        return found
-
-    def query(self, entity_set, *, select=(), filter=None, expand=None, orderby=None, top=None):
-        rows = list(self.tables.get(entity_set, {}).values())
-        for clause in (filter or "").split(" and ") if filter else ():
-            column, op, value = clause.split(" ", 2)
-            test = {"eq": lambda a, b: str(a) == b, "le": lambda a, b: a is not None and str(a) <= b}[op]
-            rows = [r for r in rows if test(r.get(column), value)]
-        return [dict(r) for r in rows[:top]]
-
-    def create(self, entity_set, body):
-        return self.add(entity_set, str(uuid.uuid4()), **body)
-
-    def update(self, entity_set, record_id, body, *, etag=None):
-        if self.before_update:
-            hook, self.before_update = self.before_update, None
-            hook()
-        row = self.tables[entity_set][record_id]
-        if etag is not None and etag != row["@odata.etag"]:
-            raise ConcurrencyConflict("changed", status=412)
-        row.update(body, **{"@odata.etag": f'W/"{next(self._versions)}"'})
 
 
 class FakeQueue:
@@ -90,7 +47,7 @@ class ScriptedProvider:
 
 @pytest.fixture
 def env():
-    dv = FakeDataverse()
+    dv = InMemoryDataverse()
     dv.add("w365_configurations", "cfg", w365_enablecredithold=True, statecode=0)
     dv.add("accounts", "acc", creditonhold=False)
     dv.add("w365_providers", "prov", w365_providerid="prov", w365_name="Acme", w365_type=WEBHOOK)
@@ -134,7 +91,7 @@ def test_release_queues_only_subscriptions_blocked_at_lift_time_and_writes_a_not
     assert [(m[1]["subscription_id"], m[2]) for m in services.queue.sent] == [
         ("old", "credit_hold.provision:old:op1:1")]
     note, = dv.tables["annotations"].values()
-    assert note["objectid_account@odata.bind"] == "/accounts(acc)"
+    assert note["_objectid_value"] == "acc"
     assert "Alex Admin" in note["notetext"] and "1 blocked subscription" in note["notetext"]
 
 
@@ -222,5 +179,4 @@ def test_switch_off_releases_blocked_subscriptions_of_every_account(env):
     assert rules.credit_hold_switched(services, changed_by="admin", event_id="e").data["released"] == 0   # still on
     dv.tables["w365_configurations"]["cfg"]["w365_enablecredithold"] = False
     assert rules.credit_hold_switched(services, changed_by="admin", event_id="e").data["released"] == 2
-    assert sorted(n["objectid_account@odata.bind"] for n in dv.tables["annotations"].values()) == [
-        "/accounts(acc)", "/accounts(acc2)"]
+    assert sorted(n["_objectid_value"] for n in dv.tables["annotations"].values()) == ["acc", "acc2"]

@@ -1,23 +1,21 @@
-"""Payment profile and secure link use cases against in-memory fakes of the ports (state exposed, no mocks)."""
+"""Payment profile and secure link use cases against in-memory fakes of the ports (tests/fakes.py; state exposed, no
+mocks)."""
 from __future__ import annotations
 
-import copy
 import datetime as dt
 import itertools
-import re
-import threading
 import uuid
-from typing import Any
 
 import pytest
 
-from core.errors import (BadRequest, BusinessRuleViolation, ConcurrencyConflict, DataverseError, GatewayAuthError,
-                         GatewayError, GatewayNotFound, GatewayRefused, GatewayUnavailable)
-from core.ports import BatchResult, BillTo, GatewayPaymentProfile, OpaqueData
+from core.errors import (BadRequest, BusinessRuleViolation, DataverseError, GatewayAuthError, GatewayError,
+                         GatewayNotFound, GatewayRefused, GatewayUnavailable)
+from core.ports import BillTo, GatewayPaymentProfile, OpaqueData
 from core.services import Services
 from core.settings import Settings
 from handlers.customer_pages import links
 from handlers.payment_profiles import profiles
+from tests.fakes import InMemoryDataverse
 
 NOW = dt.datetime(2026, 11, 21, 9, 0, tzinfo=dt.timezone.utc)
 
@@ -28,101 +26,6 @@ class FakeClock:
 
     def now(self):
         return self.moment
-
-
-class FakeDataverse:
-    """Rows by entity set, ETags that change on every write, filters of `a eq v [and ...]`, atomic batches."""
-
-    def __init__(self):
-        self.tables: dict[str, dict[str, dict[str, Any]]] = {}
-        self.executed: list[tuple[str, Any]] = []
-        self._version = itertools.count(1)
-        self.fail_creates_in: set[str] = set()
-        self.lock = threading.Lock()
-
-    def add(self, entity_set: str, row: dict[str, Any]) -> str:
-        key = entity_set[:-1] + "id"
-        row = {key: str(uuid.uuid4()), **row}
-        row["@odata.etag"] = f'W/"{next(self._version)}"'
-        self.tables.setdefault(entity_set, {})[row[key]] = row
-        return row[key]
-
-    def retrieve(self, entity_set, record_id, *, select=(), expand=None):
-        from core.errors import RecordNotFound
-        row = self.tables.get(entity_set, {}).get(record_id)
-        if row is None:
-            raise RecordNotFound("not found", status=404)
-        return copy.deepcopy(row)
-
-    def query(self, entity_set, *, select=(), filter=None, expand=None, orderby=None, top=None):
-        rows = [copy.deepcopy(r) for r in self.tables.get(entity_set, {}).values() if _matches(r, filter)]
-        return rows[:top] if top else rows
-
-    def create(self, entity_set, body):
-        if entity_set in self.fail_creates_in:
-            raise DataverseError("create failed", status=500)
-        return self.add(entity_set, _flatten(body))
-
-    def update(self, entity_set, record_id, body, *, etag=None):
-        with self.lock:
-            row = self.tables[entity_set][record_id]
-            if etag and etag != row["@odata.etag"]:
-                raise ConcurrencyConflict("etag", status=412)
-            row.update(_flatten(body))
-            row["@odata.etag"] = f'W/"{next(self._version)}"'
-
-    def delete(self, entity_set, record_id):
-        del self.tables[entity_set][record_id]
-
-    def execute(self, operation, parameters=None, *, bound_to=None, is_function=False):
-        self.executed.append((operation, bound_to))
-        if operation == "RetrievePrincipalAccess":
-            return {"AccessRights": "ReadAccess, WriteAccess, AppendToAccess"}
-        return {}
-
-    def batch(self, changeset):
-        saved = copy.deepcopy(self.tables)
-        results = []
-        try:
-            for op in changeset:
-                entity_set, _, rest = op.path.partition("(")
-                if op.method == "POST":
-                    results.append(BatchResult(204, self.create(entity_set, op.body)))
-                else:
-                    self.update(entity_set, rest.rstrip(")"), op.body, etag=op.etag)
-                    results.append(BatchResult(204))
-        except Exception:
-            self.tables = saved
-            raise
-        return results
-
-    def as_user(self, systemuser_id):
-        return self
-
-
-def _flatten(body):
-    out = {}
-    for key, value in body.items():
-        if key.endswith("@odata.bind"):
-            out[f"_{key.split('@')[0]}_value"] = re.search(r"\(([^)]+)\)", value).group(1)
-        elif isinstance(value, list):
-            continue
-        else:
-            out[key] = value
-    return out
-
-
-def _matches(row, filter_):
-    if not filter_:
-        return True
-    for clause in filter_.split(" and "):
-        name, _, literal = clause.partition(" eq ")
-        literal = literal.strip()
-        value: Any = (literal[1:-1] if literal.startswith("'") else True if literal == "true"
-                      else False if literal == "false" else int(literal) if literal.isdigit() else literal)
-        if row.get(name.strip()) != value:
-            return False
-    return True
 
 
 class FakeGateway:
@@ -178,7 +81,7 @@ class FakeGateway:
 
 @pytest.fixture
 def services():
-    dataverse = FakeDataverse()
+    dataverse = InMemoryDataverse()
     built = Services(dataverse=dataverse, gateway=FakeGateway(), queue=None,
                      settings=Settings({"W365_PUBLIC_BASE_URL": "https://pay.example.test"}), clock=FakeClock())
     built.ids = {"account": dataverse.add("accounts", {"name": "Fabrikam", "emailaddress1": "ap@fabrikam.example"})}
