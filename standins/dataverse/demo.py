@@ -66,3 +66,70 @@ def seed_demo(standin: DataverseStandIn) -> dict[str, str]:
     ids["salesperson"] = standin.add_user("Sam Sales", roles=("Salesperson",), email="sam@contoso.example")
     ids["app_user"] = standin.app_user_id
     return ids
+
+
+def seed_history(standin: DataverseStandIn, ids: dict[str, str], *, days: int = 60, seed: int = 365) -> None:
+    """Two months of payment history for the demo account, the same on every run (a seeded generator): approved,
+    declined and failed charges, a few attempts still open, daily billing runs and invoices in dunning. What the
+    dashboard's charts are rendered from (python -m installer.render); `seed_demo` alone stays as small as it was."""
+    import datetime as dt
+    import random
+
+    rng = random.Random(seed)
+    s = standin.seed
+    now = dt.datetime.fromisoformat(standin.store.now_iso().replace("Z", "+00:00"))
+    account = f"/accounts({ids['account']})"
+    pt = "w365_paymenttransaction"
+
+    def stamp(moment: dt.datetime) -> str:
+        return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    def attempt(number: int, moment: dt.datetime, outcome: str, amount: Decimal, reason: str | None = None,
+                decline: str | None = None, source: str = "Autopay") -> None:
+        s(pt, {"w365_name": f"Charge {amount} ({outcome})", "w365_refid": f"H{seed}-{number}",
+               "w365_type": choice(pt, "w365_type", "Charge"), "w365_outcome": choice(pt, "w365_outcome", outcome),
+               "w365_amount": amount, "w365_source": choice(pt, "w365_source", source), "w365_reasoncode": reason,
+               "w365_declinetype": choice(pt, "w365_declinetype", decline) if decline else None,
+               "w365_accountid@odata.bind": account, "createdon": stamp(moment),
+               "statecode": 0 if outcome in ("Approved", "Pending", "Unknown", "Held For Review") else 1,
+               "statuscode": 1 if outcome in ("Approved", "Pending", "Unknown", "Held For Review") else 2})
+
+    declines = (("2", "Soft"), ("2", "Soft"), ("3", "Soft"), ("4", "Hard"), ("27", "Hard"), ("65", "Hard"),
+                ("44", "Hard"), ("250", "Merchant"))
+    number = 0
+    for back in range(days, 0, -1):
+        day = (now - dt.timedelta(days=back)).replace(hour=6, minute=0, second=0, microsecond=0)
+        failed = recovered = Decimal("0.00")
+        for i in range(rng.randint(3, 9)):
+            number += 1
+            amount = Decimal(rng.choice(("49.00", "99.00", "120.00", "240.00", "480.00")))
+            roll = rng.random()
+            moment = day + dt.timedelta(minutes=7 * i)
+            if roll < 0.82:
+                retry = rng.random() < 0.15
+                attempt(number, moment, "Approved", amount, source="Retry" if retry else "Autopay")
+                recovered += amount if retry else Decimal(0)
+            elif roll < 0.97:
+                reason, kind = rng.choice(declines)
+                attempt(number, moment, "Declined", amount, reason, kind)
+                failed += amount
+            else:
+                attempt(number, moment, "Error", amount, "E00027")
+        s("w365_billingrun", {"w365_name": f"Billing run {day:%Y-%m-%d}", "w365_asof": stamp(day),
+                              "w365_trigger": choice("w365_billingrun", "w365_trigger", "Timer"),
+                              "w365_status": choice("w365_billingrun", "w365_status", "Completed"),
+                              "w365_startedon": stamp(day), "w365_completedon": stamp(day + dt.timedelta(minutes=40)),
+                              "w365_amountfailed": failed, "w365_amountrecovered": recovered})
+    for outcome, count in (("Pending", 1), ("Unknown", 2), ("Held For Review", 2)):
+        for _ in range(count):
+            number += 1
+            attempt(number, now - dt.timedelta(hours=rng.randint(1, 20)), outcome,
+                    Decimal(rng.choice(("99.00", "240.00"))), source="Manual")
+    statuses = ("Retrying",) * 7 + ("Awaiting Card",) * 5 + ("Exhausted",) * 2 + ("Recovered",) * 9 + \
+        ("Needs Review",)
+    for i, status in enumerate(statuses):
+        s("invoice", {"name": f"Fabrikam INV-{3000 + i}", "invoicenumber": f"INV-{3000 + i}",
+                      "customerid_account@odata.bind": account, "totalamount": Decimal("240.00"),
+                      "w365_balance": Decimal("0.00") if status == "Recovered" else Decimal("240.00"),
+                      "w365_dunningstatus": choice("invoice", "w365_dunningstatus", status),
+                      "w365_failedattempts": rng.randint(1, 4)})

@@ -120,3 +120,13 @@ def test_charts_aggregate_by_day_reason_status_and_month(data):
     assert open_ == {c(PT, "w365_outcome", "Pending"): (1, Decimal("25.00")),
                      c(PT, "w365_outcome", "Unknown"): (1, Decimal("40.00")),
                      c(PT, "w365_outcome", "Held For Review"): (1, Decimal("60.00"))}
+
+
+def test_the_demo_history_gives_every_dashboard_chart_something_to_draw():
+    """docs/dashboard.png comes from this data (python -m installer.render): no chart may be empty."""
+    from installer.render import chart_data
+
+    found = chart_data()
+    assert set(found) == {ch.name for ch in product.CHARTS}
+    assert all(found[name] for name in found), [name for name in found if not found[name]]
+    assert sum(r["invoices"] for r in found["Dunning Funnel"]) == 24
