@@ -278,8 +278,10 @@ def variable_value(variable: footprint.EnvironmentVariable, settings: Mapping[st
     return (settings.get(variable.setting) or "").strip() or None
 
 
-def publish_xml(entities: list[str], web_resource_ids: list[str]) -> str:
+def publish_xml(entities: list[str], web_resource_ids: list[str], app_ids: list[str] = ()) -> str:
     parts = ["<importexportxml>"]
+    if app_ids:                          # the app with its sitemap and commands
+        parts.append("<appmodules>" + "".join(f"<appmodule>{{{i}}}</appmodule>" for i in app_ids) + "</appmodules>")
     if entities:
         parts.append("<entities>" + "".join(f"<entity>{e}</entity>" for e in entities) + "</entities>")
     if web_resource_ids:

@@ -123,9 +123,10 @@ def plan_install(inv: Inventory, *, solution: str, webhook_url: str | None, webh
     plan.actions += configuration                         # steps need the Custom APIs' messages: after them
     if plan.changes:
         # Everything of ours, not only this run's changes: a run cut short before publishing is published by the next.
-        add(Action("publish", "PublishXml", CREATE, "our tables and web resources",
+        add(Action("publish", "PublishXml", CREATE, "our tables, web resources and the app",
                    _publish([t.logical_name for t in desired.tables_with_columns()],
-                            [r["webresourceid"] for r in inv.web_resources.values()])))
+                            [r["webresourceid"] for r in inv.web_resources.values()],
+                            [inv.app["appmoduleid"]] if inv.app else [])))
     return plan
 
 
@@ -525,8 +526,9 @@ def _create_configuration(t: Target) -> None:
     t.dv.create(table.entity_set, dict(footprint.CONFIGURATION_DEFAULTS))
 
 
-def _publish(entities: list[str], web_resource_ids: list[str]) -> Callable[[Target], None]:
+def _publish(entities: list[str], web_resource_ids: list[str], app_ids: list[str]) -> Callable[[Target], None]:
     def run(t: Target) -> None:
         ids = list(dict.fromkeys(web_resource_ids + t.published_web_resources))
-        t.dv.execute("PublishXml", {"ParameterXml": desired.publish_xml(entities, ids)})
+        apps = list(dict.fromkeys(app_ids + ([t.ids["app"]] if "app" in t.ids else [])))
+        t.dv.execute("PublishXml", {"ParameterXml": desired.publish_xml(entities, ids, apps)})
     return run

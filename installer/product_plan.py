@@ -318,37 +318,33 @@ def _chart_and_view_ids(t: Target) -> tuple[dict[str, str], dict[str, str]]:
             _lookup_ids(t, "view", "savedqueries", "savedqueryid", [v.name for v in product.VIEWS]))
 
 
+def _save(t: Target, key: str, entity_set: str, record_id: str | None, body: dict[str, Any]) -> None:
+    """Create (in the solution) or update one row, remembering its id for the actions after it."""
+    if record_id is None:
+        t.ids[key] = t.in_solution.create(entity_set, body)
+    else:
+        t.dv.update(entity_set, record_id, body)
+        t.ids[key] = record_id
+
+
 def _save_dashboard(form_id: str | None) -> Callable[[Target], None]:
     def run(t: Target) -> None:
-        body = {"name": product.DASHBOARD_NAME, "description": product.DASHBOARD_DESCRIPTION, "type": 0,
-                "objecttypecode": "none", "formxml": product.dashboard_xml(*_chart_and_view_ids(t))}
-        if form_id is None:
-            t.ids["dashboard"] = t.in_solution.create("systemforms", body)
-        else:
-            t.dv.update("systemforms", form_id, body)
-            t.ids["dashboard"] = form_id
+        _save(t, "dashboard", "systemforms", form_id, {
+            "name": product.DASHBOARD_NAME, "description": product.DASHBOARD_DESCRIPTION, "type": 0,
+            "objecttypecode": "none", "formxml": product.dashboard_xml(*_chart_and_view_ids(t))})
     return run
 
 
 def _dashboard_id(t: Target) -> str:
-    if "dashboard" not in t.ids:
-        found = t.dv.query("systemforms", select=("formid",),
-                           filter=f"type eq 0 and {odata.eq('name', product.DASHBOARD_NAME)}")
-        if not found:
-            raise LookupError(f"Dataverse has no dashboard named {product.DASHBOARD_NAME}")
-        t.ids["dashboard"] = found[0]["formid"]
-    return t.ids["dashboard"]
+    return _single(t, "dashboard", "systemforms", "formid",
+                   f"type eq 0 and {odata.eq('name', product.DASHBOARD_NAME)}")
 
 
 def _save_sitemap(sitemap_id: str | None) -> Callable[[Target], None]:
     def run(t: Target) -> None:
-        body = {"sitemapname": product.APP_NAME, "sitemapnameunique": product.SITEMAP_UNIQUE_NAME,
-                "sitemapxml": product.sitemap_xml(_dashboard_id(t)), "isappaware": True}
-        if sitemap_id is None:
-            t.ids["sitemap"] = t.in_solution.create("sitemaps", body)
-        else:
-            t.dv.update("sitemaps", sitemap_id, body)
-            t.ids["sitemap"] = sitemap_id
+        _save(t, "sitemap", "sitemaps", sitemap_id, {
+            "sitemapname": product.APP_NAME, "sitemapnameunique": product.SITEMAP_UNIQUE_NAME,
+            "sitemapxml": product.sitemap_xml(_dashboard_id(t)), "isappaware": True})
     return run
 
 

@@ -150,26 +150,18 @@ def _read_entity(element: ET.Element, table: Table, query: Query, link: Link | N
             raise _error(f"<{child.tag}> is not supported here.")
 
 
-def linked_tables(query: Query) -> list[Table]:
-    found: list[Table] = []
+def _links(links: list[Link]):
+    for link in links:
+        yield link
+        yield from _links(link.links)
 
-    def walk(links: list[Link]) -> None:
-        for link in links:
-            found.append(link.table)
-            walk(link.links)
-    walk(query.links)
-    return found
+
+def linked_tables(query: Query) -> list[Table]:
+    return [link.table for link in _links(query.links)]
 
 
 def all_attributes(query: Query) -> list[Attribute]:
-    found = list(query.attributes)
-
-    def walk(links: list[Link]) -> None:
-        for link in links:
-            found.extend(link.attributes)
-            walk(link.links)
-    walk(query.links)
-    return found
+    return list(query.attributes) + [a for link in _links(query.links) for a in link.attributes]
 
 
 # --- filters ---------------------------------------------------------------------------------------------------------

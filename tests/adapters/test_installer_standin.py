@@ -315,7 +315,7 @@ def test_a_rotated_webhook_key_alone_is_set_although_dataverse_never_returns_aut
     result = installer.install(env.dv, webhook_url=WEBHOOK, webhook_key="new-key", root=env.root,
                                settings=SETTINGS, out=lines.append)
     assert [(a.change, a.component, a.detail) for a in result.done] == [
-        ("update", "webhook endpoint", "webhook key"), ("create", "publish", "our tables and web resources")]
+        ("update", "webhook endpoint", "webhook key"), ("create", "publish", "our tables, web resources and the app")]
     (row,) = env.catalog.rows.rows["serviceendpoint"].values()
     assert 'value="new-key"' in row["authvalue"]
     assert not any("new-key" in line for line in lines)
@@ -407,6 +407,7 @@ def test_full_install_ships_roles_field_security_auditing_and_the_app(env):
     assert dashboard["formid"] in sitemap["sitemapxml"]
     (app,) = rows["appmodule"].values()
     assert app["name"] == "W365 Payments"
+    assert f"<appmodule>{{{app['appmoduleid']}}}</appmodule>" in cat.published[-1]      # published with the rest
     components = {(c["componenttype"], c["objectid"]) for c in rows["appmodulecomponent"].values()}
     assert (62, sitemap["sitemapid"]) in components and (60, dashboard["formid"]) in components
     assert {(26, r["savedqueryid"]) for r in views.values()} <= components
