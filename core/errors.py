@@ -75,10 +75,15 @@ class DataverseAuthError(DataverseError):
 class GatewayError(W365Error):
     """The gateway answered with an error we can read (resultCode Error). `code` is e.g. E00040."""
 
-    def __init__(self, message: str, *, code: str = "", text: str = ""):
+    def __init__(self, message: str, *, code: str = "", text: str = "", response_code: str = "",
+                 reason_code: str = ""):
         super().__init__(message)
         self.code = code
         self.text = text or message
+        # A card the gateway's validation ($0 authorization) declined: its responseCode and reason code, from the
+        # validationDirectResponse (core.declines classifies them). Empty for every other error.
+        self.response_code = response_code
+        self.reason_code = reason_code
 
 
 class GatewayAuthError(GatewayError):

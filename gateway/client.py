@@ -373,7 +373,12 @@ class AuthorizeNetGateway:
         text = _redact(_first_text(answer), (self._transaction_key, *secrets))
         # A readable resultCode Error is a refusal of the request, unless its code says our credentials are wrong.
         error_type = _ERROR_TYPES.get(code, GatewayRefused)
-        return error_type(f"Authorize.Net {operation} failed: {code} {text}".strip(), code=code, text=text)
+        # E00027 on a card validation carries the $0 authorization's delimited answer: 1st field the responseCode,
+        # 3rd the reason code (developer.authorize.net, "validationDirectResponse").
+        direct = str(answer.get("validationDirectResponse") or "").split(",")
+        response_code, reason_code = (direct[0], direct[2]) if len(direct) > 2 else ("", "")
+        return error_type(f"Authorize.Net {operation} failed: {code} {text}".strip(), code=code, text=text,
+                          response_code=response_code, reason_code=reason_code)
 
 
 # --- Request pieces ---------------------------------------------------------------------------------------------------

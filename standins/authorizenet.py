@@ -814,7 +814,8 @@ class AuthorizeNetSimulator:
         code, reason = ("2", _reason_text(reason_for_zip(zip_code) or "2")) if declined else \
             ("1", "This transaction has been approved.")
         fields = [""] * 68
-        fields[0:7] = [code, "1", code, reason, "" if declined else "A1B2C3", AVS_BY_ZIP.get(zip_code, "Y"),
+        reason_code = (reason_for_zip(zip_code) or code) if declined else code
+        fields[0:7] = [code, "1", reason_code, reason, "" if declined else "A1B2C3", AVS_BY_ZIP.get(zip_code, "Y"),
                        "0" if mode == "testMode" else self._new_id("transaction")]
         fields[9:12] = ["0.00", "CC", "auth_only"]
         fields[12] = customer["merchantCustomerId"]

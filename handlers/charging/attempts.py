@@ -215,7 +215,7 @@ def collect_payment(services: Services, *, account_id: str, profile: Record, amo
 
 def record_refused_attempt(acting: Services, *, account_id: str, amount: Decimal, ref_key: str, attempt_number: int,
                            what: str, reason: str, salesorder_id: str | None = None,
-                           request_id: str | None = None) -> str:
+                           request_id: str | None = None, decline: declines.Decline | None = None) -> str:
     """A payment that ended before any charge was sent (the gateway refused the new card when it was checked):
     recorded all the same, Inactive and Declined with the reason, so the history shows every attempt."""
     body: dict[str, Any] = {
@@ -226,6 +226,9 @@ def record_refused_attempt(acting: Services, *, account_id: str, amount: Decimal
     }
     if salesorder_id:
         body["w365_salesorderid@odata.bind"] = f"/salesorders({salesorder_id})"
+    if decline is not None:              # the card's validation was declined: its reason and class, as any decline
+        body.update(w365_reasoncode=decline.reason_code[:10], w365_declinetype=footprint.choice(
+            "w365_paymenttransaction", "w365_declinetype", decline.kind))
     return start_attempt(acting, body, "A payment of this is in progress")
 
 

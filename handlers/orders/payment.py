@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Mapping
 
-from core import permissions
+from core import declines, permissions
 from core.errors import (AccessDenied, BusinessRuleViolation, ConflictInProgress, DataverseError, GatewayError,
                          GatewayRefused, InvalidNonce, RecordNotFound, W365Error)
 from core.ports import BatchOperation, BillTo, OpaqueData, Record
@@ -153,7 +153,8 @@ def card_to_charge(services: Services, acting: Services, order: Order, card: Car
         transaction_id = attempts.record_refused_attempt(
             acting, account_id=order.account_id, amount=plan.amount, ref_key=f"salesorder:{order.id}",
             attempt_number=plan.attempt_number, what=plan.number, reason=text,
-            salesorder_id=order.id, request_id=request_id)
+            salesorder_id=order.id, request_id=request_id,
+            decline=declines.classify(exc.response_code, exc.reason_code))
         decline_order(services, order, text, via=via)
         return PaymentResult(REFUSED, f"{text} The order is marked Declined.",
                              f"Your card was not accepted: {exc.text} Please try another card.", transaction_id)

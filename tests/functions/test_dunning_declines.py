@@ -54,3 +54,13 @@ def test_the_reconciler_keeps_the_class_of_a_decline_it_confirms(world):
     (row,) = transactions(world)
     assert row["w365_outcome"] == outcome("Declined")
     assert (row["w365_reasoncode"], row["w365_declinetype"]) == ("4", _decline_type("Hard"))
+
+
+def test_a_new_card_an_order_s_validation_declines_keeps_reason_code_and_class(world):
+    """The order path records a refused new card as a Declined attempt: from the validation's direct response."""
+    from tests.functions.test_orders_payment import submit_new_card
+    reply = submit_new_card(world, zip="46282-0027")
+    assert reply.body["status"] == "failed"
+    (row,) = world.rows("w365_paymenttransaction")
+    assert row["w365_outcome"] == outcome("Declined")
+    assert (row["w365_reasoncode"], row["w365_declinetype"]) == ("27", _decline_type("Hard"))
