@@ -11,7 +11,7 @@ from core.ports import Record
 from core.services import Services
 from handlers.charging import ledger
 from handlers.dunning import card_update, states
-from handlers.dunning.settlement import CONFIG_COLUMNS
+from handlers.dunning.settlement import CONFIG_COLUMNS, final_action_ops
 
 
 def on_no_usable_card(services: Services, invoice: Record, reason: str) -> str:
@@ -23,6 +23,8 @@ def on_no_usable_card(services: Services, invoice: Record, reason: str) -> str:
     step = states.no_usable_card(before, now=services.clock.now(), schedule=schedule)
     if step.changed(before):
         ops = ledger.invoice_column_ops(invoice, step.state.columns())
+        if ops and states.FINAL_ACTION in step.actions and invoice.get("_customerid_value"):
+            ops += final_action_ops(config, invoice["_customerid_value"], number, step.why)
         if ops:
             services.dataverse.batch(ops)
     done = f"No usable card ({reason.rstrip('.')}): invoice {number} is {step.state.status}"

@@ -15,6 +15,7 @@ from core.errors import BusinessRuleViolation, PlatformUnavailable
 from core.services import Services
 from core.steps import Outcome, Registry
 from handlers.autopay import charge, runs, switch
+from handlers.dunning import run_guard
 
 bp = func.Blueprint()
 log = logging.getLogger(__name__)
@@ -25,8 +26,13 @@ SCHEDULE = "%W365_BILLING_SCHEDULE%"
 @bp.function_name("billing_run_timer")
 @bp.timer_trigger(arg_name="timer", schedule=SCHEDULE, run_on_startup=False, use_monitor=True)
 def billing_run_timer(timer: func.TimerRequest) -> None:
+    services = get_services()
+    halted = run_guard.halted_by_errors(services)       # 3 runs in a row with errors: a person looks first
+    if halted:
+        log.warning("billing run timer: no run started: %s", halted)
+        return
     try:
-        outcome = runs.start_run(get_services(), as_of=None, trigger="Timer")
+        outcome = runs.start_run(services, as_of=None, trigger="Timer")
     except BusinessRuleViolation as exc:
         log.info("billing run timer: no run started: %s", exc)
         return
