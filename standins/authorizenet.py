@@ -935,7 +935,7 @@ class AuthorizeNetSimulator:
             for profile in customer["payment_profiles"].values():
                 profile["card"] = _Card(**profile["card"])
         self._au_events = [{**e, "old": _Card(**e["old"]), "new": _Card(**e["new"]),
-                            "at": dt.datetime.fromisoformat(e["at"])} for e in state.get("au_events", [])]
+                            "at": dates.parse(e["at"])} for e in state.get("au_events", [])]
         self._transactions = state["transactions"]
         self._by_invoice = {}
         for tx in self._transactions.values():
