@@ -75,9 +75,11 @@ def seed_history(standin: DataverseStandIn, ids: dict[str, str], *, days: int = 
     import datetime as dt
     import random
 
+    from core import dates
+
     rng = random.Random(seed)
     s = standin.seed
-    now = dt.datetime.fromisoformat(standin.store.now_iso().replace("Z", "+00:00"))
+    now = dates.parse(standin.store.now_iso())
     account = f"/accounts({ids['account']})"
     pt = "w365_paymenttransaction"
 
