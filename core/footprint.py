@@ -523,7 +523,19 @@ SYSTEMUSER = _table("systemuser", "systemuserid", "fullname", (
     Column("applicationid", "uniqueidentifier"),
 ), native=True, entity_set="systemusers")
 
-ROLE = _table("role", "roleid", "name", (), native=True, entity_set="roles")
+ROLETEMPLATE = _table("roletemplate", "roletemplateid", "name", (), native=True, entity_set="roletemplates")
+
+# A role exists once per business unit: the copies point at the root role (parentrootroleid), and Dataverse's own
+# roles also name their template (roletemplateid), the same in every organization. Administrators are recognised by
+# these ids (core/permissions.py), never by a role's name.
+ROLE = _table("role", "roleid", "name", (
+    Column("parentrootroleid", "lookup", target="role", navigation="parentrootroleid",
+           relationship="role_parent_root_role", system=True),
+    Column("roletemplateid", "lookup", target="roletemplate", navigation="roletemplateid",
+           relationship="role_template_roles", system=True),
+), native=True, entity_set="roles")
+
+TEAM = _table("team", "teamid", "name", (), native=True, entity_set="teams")
 
 TRANSACTIONCURRENCY = _table("transactioncurrency", "transactioncurrencyid", "currencyname", (
     _s("isocurrencycode", 5), _s("currencysymbol", 10), _dec("exchangerate", 10),
@@ -555,11 +567,13 @@ ENVIRONMENTVARIABLEVALUE = _table("environmentvariablevalue", "environmentvariab
 OUR_TABLES = (W365_CONFIGURATION, W365_PAYMENTPROFILE, W365_SECURELINK, W365_BILLINGCONTRACT, W365_PAYMENTTRANSACTION,
               W365_SUBSCRIPTION, W365_PROVIDER, W365_OPERATION, W365_BILLINGRUN)
 NATIVE_TABLES = (ACCOUNT, CONTACT, INVOICE, INVOICEDETAIL, SALESORDER, SALESORDERDETAIL, PRODUCT, ANNOTATION, EMAIL,
-                 ACTIVITYPARTY, TASK, QUEUE, SYSTEMUSER, ROLE, TRANSACTIONCURRENCY, PRICELEVEL,
+                 ACTIVITYPARTY, TASK, QUEUE, SYSTEMUSER, ROLETEMPLATE, ROLE, TEAM, TRANSACTIONCURRENCY, PRICELEVEL,
                  ENVIRONMENTVARIABLEDEFINITION, ENVIRONMENTVARIABLEVALUE)
 TABLES = OUR_TABLES + NATIVE_TABLES
 
-MANY_TO_MANY = (ManyToMany("systemuserroles_association", "systemuser", "role", "systemuserroles"),)
+MANY_TO_MANY = (ManyToMany("systemuserroles_association", "systemuser", "role", "systemuserroles"),
+                ManyToMany("teamroles_association", "team", "role", "teamroles"),
+                ManyToMany("teammembership_association", "systemuser", "team", "teammembership"))
 
 # Security privileges are named prv<Access><schema name>: ours by their logical name (schema = logical, CONTRACT §4),
 # natives by Dataverse's schema names; activities share prv<Access>Activity and notes are prv<Access>Note.

@@ -48,6 +48,36 @@ class BatchResult:
     body: Record | None = None
 
 
+@dataclass(frozen=True)
+class Read:
+    """One GET of a read `$batch` (Dataverse.read): a row, a query, or a function such as RetrievePrincipalAccess.
+    Several reads cost one request; the answers come back in order."""
+    kind: str                        # "retrieve", "query" or "function"
+    target: str                      # the entity set, or the function's name
+    record_id: str | None = None
+    select: tuple[str, ...] = ()
+    filter: str | None = None
+    expand: str | None = None
+    orderby: str | None = None
+    top: int | None = None
+    parameters: Mapping[str, Any] | None = None
+    bound_to: tuple[str, str] | None = None
+
+    @staticmethod
+    def retrieve(entity_set: str, record_id: str, *, select: Sequence[str] = (), expand: str | None = None) -> "Read":
+        return Read("retrieve", entity_set, record_id, tuple(select), expand=expand)
+
+    @staticmethod
+    def query(entity_set: str, *, select: Sequence[str] = (), filter: str | None = None, expand: str | None = None,
+              orderby: str | None = None, top: int | None = None) -> "Read":
+        return Read("query", entity_set, select=tuple(select), filter=filter, expand=expand, orderby=orderby, top=top)
+
+    @staticmethod
+    def function(operation: str, parameters: Mapping[str, Any] | None = None, *,
+                 bound_to: tuple[str, str] | None = None) -> "Read":
+        return Read("function", operation, parameters=dict(parameters or {}), bound_to=bound_to)
+
+
 class Dataverse(Protocol):
     """What the use cases need of the Dataverse Web API. Errors are those of core.errors."""
 
@@ -76,6 +106,11 @@ class Dataverse(Protocol):
 
     def batch(self, changeset: Sequence[BatchOperation]) -> list[BatchResult]:
         """One atomic changeset: all succeed or none does (the failing part's error is raised)."""
+        ...
+
+    def read(self, reads: Sequence[Read]) -> list[Any]:
+        """Several GETs in one `$batch` request: per read, the row (retrieve), the rows (query: one page, up to
+        5000) or the function's answer, in order. The first read that fails raises its error."""
         ...
 
     def as_user(self, systemuser_id: str) -> "Dataverse":

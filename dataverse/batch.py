@@ -68,6 +68,22 @@ def build_changeset_request(operations: Sequence[BatchOperation], api_path: str,
     return BatchRequest(f"multipart/mixed; boundary={batch}", "\r\n".join(lines).encode("utf-8"), content_ids)
 
 
+def build_read_request(targets: Sequence[str], *, boundary_id: str | None = None) -> BatchRequest:
+    """A $batch of GETs outside any changeset (reads are not transactional). `targets` are paths with their query,
+    from the host's root (`/api/data/v9.2/accounts(...)?$select=name`)."""
+    if not targets:
+        raise ValueError("a read batch needs at least one request")
+    if len(targets) > MAX_OPERATIONS:
+        raise ValueError(f"a $batch holds at most {MAX_OPERATIONS} operations, got {len(targets)}")
+    batch = f"batch_{boundary_id or uuid.uuid4()}"
+    lines: list[str] = []
+    for target in targets:
+        lines += [f"--{batch}", "Content-Type: application/http", "Content-Transfer-Encoding: binary", "",
+                  f"GET {target} HTTP/1.1", "Accept: application/json", ""]
+    lines += [f"--{batch}--", ""]
+    return BatchRequest(f"multipart/mixed; boundary={batch}", "\r\n".join(lines).encode("utf-8"), ())
+
+
 def to_json(value: Any) -> str:
     """Compact JSON with Decimals as exact numbers (core.jsonutil); dates and GUIDs as their ISO/canonical text."""
     if not isinstance(value, dict) and hasattr(value, "items"):

@@ -21,7 +21,7 @@ from core import jsonutil, odata
 from core.errors import (AccessDenied, ConcurrencyConflict, DataverseAuthError, DataverseError, DuplicateRecord,
                          PlatformUnavailable, RecordNotFound)
 from core.transport import never_sent
-from core.ports import BatchOperation, BatchResult, Record
+from core.ports import BatchOperation, BatchResult, Read, Record
 from dataverse import batch as batch_format
 
 log = logging.getLogger(__name__)
@@ -70,17 +70,17 @@ class DataverseClient:
 
     def retrieve(self, entity_set: str, record_id: str, *, select: Sequence[str] = (),
                  expand: str | None = None) -> Record:
-        params = {"$select": ",".join(select) if select else None, "$expand": expand}
-        return self._request("GET", f"{entity_set}({record_id})", params=params, expected=(200,)).json_body
+        path, params = _get_target(Read.retrieve(entity_set, record_id, select=select, expand=expand))
+        return self._request("GET", path, params=params, expected=(200,)).json_body
 
     def query(self, entity_set: str, *, select: Sequence[str] = (), filter: str | None = None,
               expand: str | None = None, orderby: str | None = None, top: int | None = None) -> list[Record]:
-        params = {"$select": ",".join(select) if select else None, "$filter": filter, "$expand": expand,
-                  "$orderby": orderby, "$top": top}
+        path, params = _get_target(Read.query(entity_set, select=select, filter=filter, expand=expand,
+                                              orderby=orderby, top=top))
         # Dataverse does not page a $top query; maxpagesize only applies without it.
         headers = {} if top is not None else {"Prefer": f"odata.maxpagesize={self.page_size}"}
         rows: list[Record] = []
-        page = self._request("GET", entity_set, params=params, headers=headers, expected=(200,)).json_body or {}
+        page = self._request("GET", path, params=params, headers=headers, expected=(200,)).json_body or {}
         while True:
             rows.extend(page.get("value", []))
             next_link = page.get("@odata.nextLink")
@@ -114,21 +114,12 @@ class DataverseClient:
 
     def execute(self, operation: str, parameters: Mapping[str, Any] | None = None, *,
                 bound_to: tuple[str, str] | None = None, is_function: bool = False) -> Record:
-        name = operation
-        if bound_to is not None:
-            if not name.startswith("Microsoft.Dynamics.CRM."):
-                name = f"Microsoft.Dynamics.CRM.{name}"
-            name = f"{bound_to[0]}({bound_to[1]})/{name}"
         if is_function:
-            # Parameter aliases keep values out of the path: fn(Amount=@p1)?@p1=10.50
-            params = dict(parameters or {})
-            aliases = {f"@p{i}": value for i, value in enumerate(params.values(), 1)}
-            signature = ",".join(f"{key}=@p{i}" for i, key in enumerate(params, 1))
-            response = self._request("GET", f"{name}({signature})",
-                                     params={alias: _url_literal(v) for alias, v in aliases.items()},
-                                     expected=(200, 204))
+            path, params = _get_target(Read.function(operation, parameters, bound_to=bound_to))
+            response = self._request("GET", path, params=params, expected=(200, 204))
         else:
-            response = self._request("POST", name, json_body=dict(parameters or {}), expected=(200, 204))
+            response = self._request("POST", _operation_path(operation, bound_to), json_body=dict(parameters or {}),
+                                     expected=(200, 204))
         return response.json_body if isinstance(response.json_body, dict) else {}
 
     def batch(self, changeset: Sequence[BatchOperation]) -> list[BatchResult]:
@@ -163,6 +154,31 @@ class DataverseClient:
         ordered = [by_id.get(cid, parts[i]) for i, cid in enumerate(request.content_ids)]
         return [BatchResult(part.status, _id_from_entity_url(part.headers.get("odata-entityid")),
                             part.body if isinstance(part.body, dict) else None) for part in ordered]
+
+    def read(self, reads: Sequence[Read]) -> list[Any]:
+        if not reads:
+            return []
+        targets = []
+        for read in reads:
+            path, params = _get_target(read)
+            url = urlsplit(self._url(path, params))
+            targets.append(url.path + (f"?{url.query}" if url.query else ""))
+        request = batch_format.build_read_request(targets)
+        response = self._request("POST", "$batch", body=request.body, headers={"Content-Type": request.content_type},
+                                 expected=None)
+        content_type = response.headers.get("Content-Type", "")
+        if not content_type.lower().startswith("multipart/"):
+            raise _error_from(response.status_code, response.json_body, response.headers, "GET")
+        parts = batch_format.parse_batch_response(content_type, response.content)
+        for part in parts:
+            if part.status >= 400:        # Dataverse stops at the first failure; its error is the one to raise
+                raise _error_from(part.status, part.body, part.headers, "GET")
+        if len(parts) != len(reads):
+            raise PlatformUnavailable(f"Dataverse answered a read $batch of {len(reads)} requests with "
+                                      f"{len(parts)} parts", status=response.status_code,
+                                      request_id=_request_id(response), is_transient=True)
+        return [(part.body or {}).get("value", []) if read.kind == "query" else
+                (part.body if isinstance(part.body, dict) else {}) for read, part in zip(reads, parts)]
 
     def as_user(self, systemuser_id: str) -> "DataverseClient":
         acting = copy.copy(self)          # same session, token provider and settings
@@ -285,6 +301,27 @@ class _Response:
 
 
 # --- helpers ---------------------------------------------------------------------------------------------------------
+
+def _operation_path(operation: str, bound_to: tuple[str, str] | None) -> str:
+    if bound_to is None:
+        return operation
+    name = operation if operation.startswith("Microsoft.Dynamics.CRM.") else f"Microsoft.Dynamics.CRM.{operation}"
+    return f"{bound_to[0]}({bound_to[1]})/{name}"
+
+
+def _get_target(read: Read) -> tuple[str, dict[str, Any]]:
+    """(path, query parameters) of a GET, the same alone or inside a read $batch."""
+    if read.kind == "function":
+        # Parameter aliases keep values out of the path: fn(Amount=@p1)?@p1=10.50
+        params = dict(read.parameters or {})
+        signature = ",".join(f"{key}=@p{i}" for i, key in enumerate(params, 1))
+        return (f"{_operation_path(read.target, read.bound_to)}({signature})",
+                {f"@p{i}": _url_literal(value) for i, value in enumerate(params.values(), 1)})
+    options = {"$select": ",".join(read.select) if read.select else None, "$expand": read.expand}
+    if read.kind == "retrieve":
+        return f"{read.target}({read.record_id})", options
+    return read.target, {**options, "$filter": read.filter, "$orderby": read.orderby, "$top": read.top}
+
 
 def _error_from(status: int, payload: Any, headers: Mapping[str, str], method: str | None) -> DataverseError:
     """The typed core.errors failure for a Dataverse error answer (a whole response or one $batch part)."""

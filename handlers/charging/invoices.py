@@ -2,16 +2,17 @@
 
 Round trips of an approved charge: one read of the invoice with everything the rules need ($expand: billing contract
 -> profile, account -> default profile, the invoice's transactions), the attempt create, one $batch; both Dataverse
-requests before the charge are made as the person, so their privileges are enforced without another request.
+the invoice read carries a RetrievePrincipalAccess for the person (they must be allowed to change the invoice), and
+the attempt is created as the person, so their privileges are enforced without another request.
 """
 from __future__ import annotations
 
 from decimal import Decimal
 
-from core import footprint
+from core import footprint, permissions
 from core.context import PluginContext
 from core.errors import BusinessRuleViolation, ConflictInProgress
-from core.ports import Record
+from core.ports import Read, Record
 from core.services import Services
 from core.steps import Outcome
 from handlers.charging import attempts, ledger
@@ -35,11 +36,15 @@ def charge_invoice_step(ctx: PluginContext, services: Services) -> Outcome:
 
 def charge_invoice(services: Services, invoice_id: str, amount: Decimal | None, *, user_id: str,
                    request_id: str | None = None) -> Outcome:
-    if not user_id:
-        raise BusinessRuleViolation("Cannot charge the invoice: the request does not say who asked.")
+    # The invoice's amount paid, balance and state are written with the service's rights, so the person's right to
+    # change the invoice is asked first, in the same read; the attempt row is created as the person.
+    check = permissions.AccessCheck("w365_ChargeInvoice", user_id, {"Target": invoice_id},
+                                    action="charge the invoice")
     acting = services.for_user(user_id)
-    invoice = acting.dataverse.retrieve(ledger.INVOICES, invoice_id, select=ledger.INVOICE_COLUMNS,
-                                        expand=INVOICE_EXPAND)
+    invoice, *granted = services.dataverse.read([
+        Read.retrieve(ledger.INVOICES, invoice_id, select=ledger.INVOICE_COLUMNS, expand=INVOICE_EXPAND),
+        *check.reads()])
+    check.verify(granted)
     transactions = invoice.get("w365_paymenttransaction_invoiceid") or []
     earlier = attempts.attempt_for_request(transactions, request_id)
     if earlier is not None:              # a redelivery whose first run got past the charge: never charge twice

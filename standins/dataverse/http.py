@@ -65,8 +65,7 @@ class DataverseStandIn:
         if storage_path and os.path.exists(storage_path):
             self.store.load(storage_path)
         else:
-            for role in ("System Administrator", "W365 Billing Manager", "Salesperson", "Read Only"):
-                self.seed("role", {"name": role})
+            self._seed_roles()
             self.add_user(APP_USER, roles=("System Administrator",), application_id=str(uuid.uuid4()))
         self.app_user_id = next(i for i, r in self.store.rows["systemuser"].items() if r.get("fullname") == APP_USER)
 
@@ -99,6 +98,41 @@ class DataverseStandIn:
         self._save()
         return user_id
 
+    def _seed_roles(self) -> None:
+        """Dataverse's System Administrator (with its template, the same id in every organization), the product's
+        W365 Billing Manager (the root role's id the solution installs) and two roles of no importance to us."""
+        from core.permissions import BILLING_MANAGER_ROLE_ID, SYSTEM_ADMINISTRATOR_TEMPLATE_ID
+
+        template = self.seed("roletemplate", {"roletemplateid": SYSTEM_ADMINISTRATOR_TEMPLATE_ID,
+                                              "name": "System Administrator"})
+        self.seed("role", {"name": "System Administrator", "roletemplateid": {"id": template, "table": "roletemplate"}})
+        self.seed("role", {"roleid": BILLING_MANAGER_ROLE_ID, "name": "W365 Billing Manager"})
+        for role in ("Salesperson", "Read Only"):
+            self.seed("role", {"name": role})
+
+    def add_team(self, name: str, *, roles: Iterable[str] = (), members: Iterable[str] = ()) -> str:
+        """An owner team holding `roles` (by name here, test support), with `members` (systemuser ids)."""
+        team_id = self.seed("team", {"name": name})
+        with self._lock:
+            for role in roles:
+                self.store.link("teamroles_association", team_id, self.role_id(role))
+            for user_id in members:
+                self.store.link("teammembership_association", user_id, team_id)
+            self._save()
+        return team_id
+
+    def add_role(self, name: str, *, parent_root_role: str | None = None) -> str:
+        """Another role: a copy of a root role in another business unit, or any role someone made (and named)."""
+        values: dict[str, Any] = {"name": name}
+        if parent_root_role:
+            values["parentrootroleid"] = {"id": parent_root_role, "table": "role"}
+        return self.seed("role", values)
+
+    def grant_role(self, user_id: str, role_id: str) -> None:
+        with self._lock:
+            self.store.link("systemuserroles_association", user_id, role_id)
+            self._save()
+
     def role_id(self, name: str) -> str:
         return next(i for i, r in self.store.rows["role"].items() if r["name"] == name)
 
@@ -124,7 +158,8 @@ class DataverseStandIn:
     def fail_next(self, count: int = 1, status: int = 503, retry_after: float | None = None,
                   match: Callable[[str, str], bool] | None = None, kind: str = "http") -> None:
         """The next `count` requests (that `match(method, path)` accepts) fail with `status`, or as a dropped
-        connection with kind="connection". `path` is relative to the Web API root, without the query."""
+        connection with kind="connection". `path` is relative to the Web API root, without the query; a `$batch` of
+        reads only (no changeset) is `$batch (reads)`, so that `$batch` names the writes."""
         if kind not in ("http", "connection"):
             raise ValueError(kind)
         with self._lock:
@@ -164,7 +199,7 @@ class DataverseStandIn:
             path = parts.path[at + len(API):] if at >= 0 else parts.path
             self.request_count += 1
             self.requests.append((method, unquote(path)))
-            fault = self._take_fault(method, unquote(path))
+            fault = self._take_fault(method, _fault_path(unquote(path), body))
             if fault is not None:
                 if fault["kind"] == "connection":
                     raise StandInConnectionError(f"injected connection fault on {method} {path}")
@@ -294,8 +329,11 @@ class DataverseStandIn:
         return caller.lower()
 
     def role_names(self, user_id: str) -> list[str]:
-        return [self.store.rows["role"][r]["name"] for r in self.store.linked("systemuserroles_association", user_id)
-                if r in self.store.rows["role"]]
+        """The names of the user's roles, direct and through their teams (the stand-in's privileges are by name)."""
+        roles = list(self.store.linked("systemuserroles_association", user_id))
+        for team_id in self.store.linked("teammembership_association", user_id):
+            roles += self.store.linked("teamroles_association", team_id)
+        return [self.store.rows["role"][r]["name"] for r in roles if r in self.store.rows["role"]]
 
     def require(self, caller: str, access: str, table: Table) -> None:
         if not has_privilege(self.role_names(caller), access, table.logical_name):
@@ -628,6 +666,12 @@ class DataverseStandIn:
             start_response(f"{status} {HTTPStatus(status).phrase}", list(out_headers.items()))
             return [out]
         return app
+
+
+def _fault_path(path: str, body: bytes) -> str:
+    if path == "$batch" and not re.search(rb"(?im)^content-type:\s*multipart/mixed", body):
+        return "$batch (reads)"
+    return path
 
 
 def _copy(row: Mapping[str, Any]) -> dict[str, Any]:

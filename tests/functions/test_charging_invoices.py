@@ -309,10 +309,12 @@ def test_two_threads_charging_the_full_balance_at_once_charge_once(books, monkey
         reads, seen, handle = threading.Condition(), [], world.standin.handle
 
         def gated(method, url, headers, body):
-            if method == "GET" and "/invoices(" in url:
+            text = body.decode() if isinstance(body, bytes) else (body or "")
+            read = url if method == "GET" else text if url.endswith("$batch") and "\r\nGET " in text else ""
+            if "/invoices(" in read:              # the invoice read (alone, or in the read $batch)
                 answer = handle(method, url, headers, body)
                 with reads:
-                    seen.append(url.split("/invoices(")[1][:36])
+                    seen.append(read.split("/invoices(")[1][:36])
                     reads.notify_all()
                 return answer
             if method == "POST" and url.endswith("/w365_paymenttransactions"):

@@ -15,13 +15,14 @@ GARBLED = ("--batchresponse_1\r\nContent-Type: application/http\r\n\r\nHTTP/1.1 
 
 @pytest.fixture
 def garbling(world, monkeypatch):
-    """The stand-in applies every $batch, then its answer is lost in transit (a proxy mangles it)."""
+    """The stand-in applies every changeset, then its answer is lost in transit (a proxy mangles it)."""
     card_on_file(world)
     handle = world.standin.handle
 
     def committed_then_garbled(method, url, headers, body):
         status, out_headers, out = handle(method, url, headers, body)
-        if method.upper() == "POST" and url.endswith("$batch") and status < 400:
+        changeset = b"boundary=changeset_" in (body.encode() if isinstance(body, str) else body or b"")
+        if method.upper() == "POST" and url.endswith("$batch") and changeset and status < 400:
             return 200, {"Content-Type": "multipart/mixed; boundary=batchresponse_1"}, GARBLED
         return status, out_headers, out
     monkeypatch.setattr(world.standin, "handle", committed_then_garbled)
