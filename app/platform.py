@@ -14,7 +14,7 @@ from typing import Any, Mapping
 
 import azure.functions as func
 
-from core import footprint, odata
+from core import dates, footprint, odata
 from app.composition import get_services, webhook_key
 from app.responses import json_response
 from core.context import EntityRef, PluginContext
@@ -32,6 +32,10 @@ bp = func.Blueprint()
 MAX_DEPTH = 2               # our own chains are one deep; deeper means a loop through someone's plug-ins
 DEFAULT_RETRY_AFTER = 30
 RECORD_OPERATION = "platform.record_operation"
+# Longer than the worst a handler takes (gateway timeout plus Dataverse retries): a claim this old whose outcome was
+# never set belongs to a delivery that died, and the next delivery of the RequestId does the work.
+CLAIM_LEASE = dt.timedelta(minutes=2)
+IN_PROGRESS_MESSAGE = "In progress."
 UNAVAILABLE = (PlatformUnavailable, GatewayUnavailable)
 
 
@@ -165,17 +169,24 @@ def _dispatch_event(step: Step, context: PluginContext, services: Services) -> D
 
 
 def _dispatch_custom_api(step: Step, context: PluginContext, services: Services) -> Dispatched:
+    recorder: OperationRecorder | None = None
     try:
         request_id = _validate_custom_api_inputs(context)
-        if not step.replay_safe:
-            earlier = _find_operation(services, request_id)
-            if earlier is not None:
-                return Dispatched(200, {"status": "succeeded" if earlier["w365_status"] == status_value(True)
-                                        else "failed", "message": earlier.get("w365_message") or "",
-                                        "requestId": request_id, "replayed": True})
         recorder = OperationRecorder(context, request_id)
+        if not step.replay_safe:
+            earlier = _claim(services, recorder)
+            if earlier is not None:
+                return earlier
         try:
-            outcome = step.handler(context, replace(services, operation=recorder))
+            try:
+                outcome = step.handler(context, replace(services, operation=recorder))
+            except DuplicateRecord:
+                # The outcome row's alternate key in the handler's final changeset: an earlier delivery of this
+                # RequestId did the work and recorded it (the changeset rolled back, so nothing happened twice).
+                earlier = _find_operation(services, request_id)
+                if earlier is None or earlier.get("w365_status") is None:
+                    raise
+                return _replayed(earlier, request_id)
         except BusinessRuleViolation as exc:
             outcome = Outcome.failed(str(exc))
         except RecordNotFound:
@@ -194,6 +205,8 @@ def _dispatch_custom_api(step: Step, context: PluginContext, services: Services)
         return Dispatched(200, {"status": outcome.status, "message": outcome.message, "requestId": request_id,
                                 **outcome.data})
     except BadRequest as exc:
+        if recorder is not None and recorder.claimed_id:
+            _release_claim(services, recorder)           # bad input changes nothing, not even the claim
         return Dispatched(400, {"status": "failed", "message": str(exc)})
     except UNAVAILABLE as exc:
         return _unavailable(exc)
@@ -201,6 +214,41 @@ def _dispatch_custom_api(step: Step, context: PluginContext, services: Services)
         if exc.is_transient:            # e.g. the identity platform unreachable: Dataverse retries a 503
             return _unavailable(exc)
         raise
+
+
+def _claim(services: Services, recorder: OperationRecorder) -> Dispatched | None:
+    """CLAIM steps: create the outcome row first, without a status. A redelivery meets the alternate key and is
+    answered from the row: its outcome, or "in progress" (409: Dataverse retries) while the first delivery works.
+    A claim older than CLAIM_LEASE whose work never finished (a crash, an outage) is taken over."""
+    try:
+        recorder.claimed_id = services.dataverse.create(OPERATIONS, recorder.row(None, IN_PROGRESS_MESSAGE))
+        return None
+    except DuplicateRecord:
+        pass
+    earlier = _find_operation(services, recorder.request_id)
+    if earlier is not None and earlier.get("w365_status") is not None:
+        return _replayed(earlier, recorder.request_id)
+    created = dates.parse(earlier.get("createdon")) if earlier is not None else None
+    if created is not None and services.clock.now() - created > CLAIM_LEASE:
+        log.warning("%s: taking over the claim of request %s (its work did not finish)",
+                    recorder.context.message_name, recorder.request_id)
+        recorder.claimed_id = earlier["w365_operationid"]
+        return None
+    return Dispatched(409, {"status": "failed", "message": "This request is being handled; wait for its outcome.",
+                            "requestId": recorder.request_id})
+
+
+def _release_claim(services: Services, recorder: OperationRecorder) -> None:
+    try:
+        services.dataverse.delete(OPERATIONS, recorder.claimed_id or "")
+    except DataverseError as exc:       # the claim's lease runs out; a redelivery gets the same 400
+        log.warning("%s: could not withdraw the claim of request %s (%s)", recorder.context.message_name,
+                    recorder.request_id, type(exc).__name__)
+
+
+def _replayed(earlier: Mapping[str, Any], request_id: str) -> Dispatched:
+    return Dispatched(200, {"status": "succeeded" if earlier["w365_status"] == status_value(True) else "failed",
+                            "message": earlier.get("w365_message") or "", "requestId": request_id, "replayed": True})
 
 
 def _validate_custom_api_inputs(context: PluginContext) -> str:
@@ -251,14 +299,25 @@ def _parameter_problem(kind: str, value: Any) -> str | None:
 
 
 def _find_operation(services: Services, request_id: str) -> dict | None:
-    rows = services.dataverse.query(OPERATIONS, select=("w365_status", "w365_message"),
+    rows = services.dataverse.query(OPERATIONS, select=("w365_operationid", "w365_status", "w365_message",
+                                                        "createdon"),
                                     filter=odata.eq("w365_requestid", request_id), top=1)
     return rows[0] if rows else None
 
 
 def _record_operation(services: Services, recorder: OperationRecorder, outcome: Outcome) -> Outcome:
-    """Write the outcome once. If a redelivery of the same RequestId wrote first, its outcome stands. If Dataverse is
-    busy, the row is queued: the work is done (perhaps money moved), so the caller is never told 5xx for it."""
+    """Write the outcome once (the claimed row's status, or the row). If a redelivery of the same RequestId wrote
+    first, its outcome stands. If Dataverse is busy, the write is queued: the work is done (perhaps money moved), so
+    the caller is never told 5xx for it."""
+    if recorder.claimed_id:
+        change = {"w365_message": outcome.message[:4000], "w365_status": status_value(outcome.ok)}
+        try:
+            services.dataverse.update(OPERATIONS, recorder.claimed_id, change)
+        except PlatformUnavailable:
+            log.warning("%s: the w365_operation outcome is queued (Dataverse busy)", recorder.context.message_name)
+            services.queue.send(RECORD_OPERATION, {"id": recorder.claimed_id, "change": change},
+                                message_id=f"{RECORD_OPERATION}:{recorder.request_id}")
+        return outcome
     row = recorder.row(outcome.ok, outcome.message)
     try:
         services.dataverse.create(OPERATIONS, row)
@@ -274,6 +333,9 @@ def _record_operation(services: Services, recorder: OperationRecorder, outcome: 
 
 
 def record_queued_operation(payload: Mapping[str, Any], services: Services) -> None:
+    if payload.get("id"):
+        services.dataverse.update(OPERATIONS, str(payload["id"]), dict(payload["change"]))
+        return
     try:
         services.dataverse.create(OPERATIONS, dict(payload["row"]))
     except DuplicateRecord:

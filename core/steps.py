@@ -36,14 +36,21 @@ class Outcome:
 Handler = Callable[[PluginContext, Any], Outcome]
 
 
+# How a Custom API step is kept safe from a redelivered RequestId (core/operations.py explains both).
+OUTCOME_ROW = "outcome row"      # running again is harmless: no read first, the row is written with the outcome
+CLAIM = "claim"                  # running again would repeat something (an email): the row is claimed first
+
+
 @dataclass(frozen=True)
 class Step:
     message: str
     table: str | None          # None: any table (unbound messages)
     handler: Handler
-    # The handler itself recognises a redelivered RequestId from the rows it reads anyway, so the platform need not
-    # look the w365_operation row up first (one round trip fewer).
-    replay_safe: bool = False
+    replay: str = CLAIM
+
+    @property
+    def replay_safe(self) -> bool:
+        return self.replay == OUTCOME_ROW
 
     @property
     def is_custom_api(self) -> bool:
@@ -69,16 +76,18 @@ class Registry:
         self._work: dict[str, WorkHandler] = {}
         self.blueprints: list[Any] = []
 
-    def step(self, message: str, table: str | None, handler: Handler, *, replay_safe: bool = False) -> None:
+    def step(self, message: str, table: str | None, handler: Handler, *, replay_safe: bool = False,
+             replay: str | None = None) -> None:
         """A Custom API message has one handler. A table event may have several (Dataverse posts one event per
-        step; each capability's handler looks at the columns it cares about): they run in registration order."""
+        step; each capability's handler looks at the columns it cares about): they run in registration order.
+        `replay_safe=True` is `replay=OUTCOME_ROW` (the handler's work may run twice); the default is CLAIM."""
         key = (message.lower(), table.lower() if table else None)
         existing = self._steps.get(key)
         if existing is not None and existing.handler is not handler:
             if existing.is_custom_api:
                 raise ValueError(f"two handlers for {message} on {table}")
             handler = _in_turn(existing.handler, handler)
-        self._steps[key] = Step(message, table, handler, replay_safe)
+        self._steps[key] = Step(message, table, handler, replay or (OUTCOME_ROW if replay_safe else CLAIM))
 
     def work(self, kind: str, handler: WorkHandler) -> None:
         if kind in self._work and self._work[kind] is not handler:

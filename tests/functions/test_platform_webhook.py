@@ -185,3 +185,75 @@ def test_the_environment_is_asked_once_per_worker(world):
     _custom(world)
     world.event("Update", "w365_testtable", str(uuid.uuid4()), {"name": "x"})
     assert sum(1 for _, path in world.standin.requests if "WhoAmI" in path) - before == 1
+
+
+# --- one replay pattern for every button (core/operations.py) ------------------------------------------------------
+
+def _idempotent(context, services):
+    """An OUTCOME_ROW step: its work may run twice; its outcome rides in its final changeset."""
+    from core.operations import batch_with_outcome
+    calls.append(context)
+    batch_with_outcome(services, [], f"Done {context.param('Text', '')}")
+    return Outcome.succeeded(f"Done {context.param('Text', '')}")
+
+
+registry().step("w365_TestIdempotent", "invoice", _idempotent, replay_safe=True)
+
+
+def _send(world, message, request_id, **params):
+    body = messages.custom_api(message, "invoice", INVOICE, params, request_id=request_id, user_id=world.ids["admin"])
+    return world.post(messages.dumps(body))
+
+
+def test_a_claim_step_creates_its_row_before_the_work_and_sets_its_outcome_after(world):
+    request_id = str(uuid.uuid4())
+    seen = []
+    registry().step("w365_TestClaimSeen", "invoice", lambda context, services: (
+        seen.append(dict(world.operation(request_id) or {})), Outcome.succeeded("Seen."))[1])
+    world.standin.reset_counters()
+    reply = _send(world, "w365_TestClaimSeen", request_id)
+    assert reply.body["status"] == "succeeded"
+    assert seen[0]["w365_status"] is None and seen[0]["w365_requestid"] == request_id      # claimed, no outcome yet
+    assert world.operation(request_id)["w365_status"] == world.choice("w365_operation", "w365_status", "Succeeded")
+    assert ("GET", "w365_operations") not in world.standin.requests                        # no read first
+
+
+def test_a_redelivery_while_the_claim_is_fresh_is_409_and_runs_nothing(world):
+    request_id = str(uuid.uuid4())
+    world.standin.seed("w365_operation", {"w365_requestid": request_id, "w365_message": "In progress."})
+    reply = _custom(world, request_id, Text="twice?")
+    assert reply.status == 409 and calls == []
+    assert world.operation(request_id)["w365_status"] is None
+
+
+def test_a_claim_whose_work_died_is_taken_over_after_its_lease(world):
+    import datetime as dt
+    request_id = str(uuid.uuid4())
+    world.standin.seed("w365_operation", {"w365_requestid": request_id, "w365_message": "In progress."})
+    world.clock.advance(dt.timedelta(minutes=3))
+    reply = _custom(world, request_id, Text="again")
+    assert reply.body["status"] == "succeeded" and len(calls) == 1
+    [row] = world.rows("w365_operation", w365_requestid=request_id)
+    assert row["w365_message"] == "Echo again"
+
+
+def test_bad_input_after_a_claim_leaves_no_row(world):
+    request_id = str(uuid.uuid4())
+    from core.errors import BadRequest
+
+    def refuse(context, services):
+        raise BadRequest("Nope.")
+    registry().step("w365_TestBadInput", "invoice", refuse)
+    assert _send(world, "w365_TestBadInput", request_id).status == 400
+    assert world.operation(request_id) is None
+
+
+def test_an_outcome_row_step_is_not_read_first_and_a_redelivery_answers_from_its_row(world):
+    request_id = str(uuid.uuid4())
+    world.standin.reset_counters()
+    first = _send(world, "w365_TestIdempotent", request_id, Text="x")
+    assert first.body["status"] == "succeeded"
+    assert [r for r in world.standin.requests if r[0] != "GET" or "WhoAmI" not in r[1]] == [("POST", "$batch")]
+    second = _send(world, "w365_TestIdempotent", request_id, Text="x")
+    assert second.body["replayed"] is True and second.message == "Done x"
+    assert len(world.rows("w365_operation", w365_requestid=request_id)) == 1

@@ -46,6 +46,20 @@ test("a failed outcome is shown and the form is not refreshed", async () => {
   assert.deepEqual(form.refreshed, []);
 });
 
+test("a claimed row without a status is polled until the outcome is set", async () => {
+  global.Xrm = fakeXrm({ claims: true, delayPolls: 3, message: "Approval request emailed." });
+  const outcome = await W365.Common.run("w365_SendOrderForApproval", "salesorder", ID, {});
+  assert.deepEqual(outcome, { status: "Succeeded", message: "Approval request emailed." });
+  assert.equal(Xrm.polls.length, 4);
+});
+
+test("a claim that never gets its outcome says it is still processing", async () => {
+  global.Xrm = fakeXrm({ claims: true, neverAnswers: true });
+  const outcome = await W365.Common.run("w365_SendOrderForApproval", "salesorder", ID, {});
+  assert.equal(outcome.status, "Pending");
+  assert.equal(Xrm.polls.length, W365.Common.settings.maxPolls);
+});
+
 test("no outcome row after the last poll says it is still processing", async () => {
   global.Xrm = fakeXrm({ neverAnswers: true });
   const outcome = await W365.Common.run("w365_SyncPaymentProfile", "w365_paymentprofile", ID, {});

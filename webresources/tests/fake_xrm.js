@@ -12,9 +12,13 @@ function fakeXrm(options) {
           xrm.executed.push({ request, metadata: request.getMetadata() });
           if (opts.executeFails) { return Promise.reject(new Error(opts.executeFails)); }
           let remaining = opts.delayPolls;
+          if (opts.claims) {       // the service claims the RequestId first: a row with no status yet
+            xrm.operations.push({ w365_requestid: request.RequestId, w365_status: null, w365_message: "In progress." });
+          }
           xrm.pending = () => {
             if (remaining-- > 0) { return; }
             if (opts.neverAnswers) { return; }
+            xrm.operations = xrm.operations.filter((row) => row.w365_requestid !== request.RequestId);
             xrm.operations.push({ w365_requestid: request.RequestId, w365_status: opts.status,
                                   w365_message: opts.message });
           };

@@ -51,7 +51,8 @@ W365.Common = (function () {
     return request;
   }
 
-  /* Poll the w365_operation row written for requestId. */
+  /* Poll the w365_operation row written for requestId. A row without a status is a claim: the service is still
+     working (it claims the RequestId before work that must not run twice, such as an email), so keep polling. */
   function waitForOperation(requestId) {
     var query = "?$select=w365_status,w365_message&$filter=w365_requestid eq '" + requestId + "'";
     var attempt = 0;
@@ -59,7 +60,7 @@ W365.Common = (function () {
       attempt += 1;
       return Xrm.WebApi.retrieveMultipleRecords("w365_operation", query).then(function (result) {
         var row = result && result.entities && result.entities[0];
-        if (row) {
+        if (row && row.w365_status !== null && row.w365_status !== undefined) {
           return { status: STATUS[row.w365_status] || "Failed", message: row.w365_message || "" };
         }
         if (attempt >= settings.maxPolls) {
