@@ -225,6 +225,11 @@ class PaymentGateway(Protocol):
         """Returns the customer profile id; a duplicate (E00039) returns the existing one."""
         ...
 
+    def create_customer_with_card(self, merchant_customer_id: str, opaque: OpaqueData, bill_to: BillTo, *,
+                                  description: str = "", email: str = "", default: bool = False) -> tuple[str, str]:
+        """An account's first card in one call: (customer profile id, payment profile id)."""
+        ...
+
     def create_payment_profile(self, customer_profile_id: str, opaque: OpaqueData, bill_to: BillTo, *,
                                default: bool = False) -> str:
         """Returns the payment profile id. A card the gateway refuses raises GatewayRefused with its text."""
@@ -235,7 +240,11 @@ class PaymentGateway(Protocol):
     def get_payment_profile(self, customer_profile_id: str, payment_profile_id: str) -> GatewayPaymentProfile: ...
 
     def update_payment_profile(self, customer_profile_id: str, payment_profile_id: str, bill_to: BillTo, *,
-                               default: bool = False, opaque: OpaqueData | None = None) -> None: ...
+                               default: bool = False, opaque: OpaqueData | None = None,
+                               card_number_masked: str | None = None) -> None:
+        """Replaces the payment profile (what is not sent is erased): every billing field, and the new card or the
+        masked one (read first when `card_number_masked` is not given)."""
+        ...
 
     def delete_payment_profile(self, customer_profile_id: str, payment_profile_id: str) -> None: ...
 

@@ -107,6 +107,31 @@ class AuthorizeNetGateway:
             return match.group(1)
         return str(answer["customerProfileId"])
 
+    def create_customer_with_card(self, merchant_customer_id: str, opaque: OpaqueData, bill_to: BillTo, *,
+                                  description: str = "", email: str = "", default: bool = False) -> tuple[str, str]:
+        """An account's first card: the customer profile and its payment profile in one createCustomerProfile.
+        Returns (customer profile id, payment profile id). When the customer exists already (E00039, e.g. its id
+        was lost on our side), the card is added to it: (its id, the new payment profile's id)."""
+        profile = _drop_empty({
+            "merchantCustomerId": _limited("merchantCustomerId", merchant_customer_id, LIMITS["merchantCustomerId"]),
+            "description": _limited("description", description, LIMITS["profileDescription"]),
+            "email": _limited("email", email, LIMITS["email"]),
+            "paymentProfiles": [_drop_empty({"customerType": "individual", "billTo": _bill_to(bill_to),
+                                             "payment": _opaque(opaque),
+                                             "defaultPaymentProfile": True if default else None})],
+        })
+        answer = self._call("createCustomerProfile", {"profile": profile, "validationMode": self._validation_mode},
+                            accept=("E00039",), secrets=(opaque.value,))
+        if _codes(answer)[:1] == ["E00039"]:
+            match = _DUPLICATE_ID.search(_first_text(answer))
+            if not match:
+                raise GatewayRefused("Authorize.Net createCustomerProfile: duplicate without an id.", code="E00039")
+            return match.group(1), self.create_payment_profile(match.group(1), opaque, bill_to, default=default)
+        ids = _strings(answer.get("customerPaymentProfileIdList"), "numericString")
+        if not ids:
+            raise GatewayRefused("Authorize.Net createCustomerProfile answered without the payment profile's id.")
+        return str(answer["customerProfileId"]), ids[0]
+
     def create_payment_profile(self, customer_profile_id: str, opaque: OpaqueData, bill_to: BillTo, *,
                                default: bool = False) -> str:
         payment_profile = {"billTo": _bill_to(bill_to), "payment": _opaque(opaque),
@@ -136,13 +161,17 @@ class AuthorizeNetGateway:
         return _payment_profile(customer_profile_id, answer.get("paymentProfile") or {})
 
     def update_payment_profile(self, customer_profile_id: str, payment_profile_id: str, bill_to: BillTo, *,
-                               default: bool = False, opaque: OpaqueData | None = None) -> None:
+                               default: bool = False, opaque: OpaqueData | None = None,
+                               card_number_masked: str | None = None) -> None:
+        """The update replaces the whole payment profile: what is not sent is erased. So `bill_to` must carry every
+        billing field, and the card is either new (`opaque`) or kept by resending it masked with expirationDate
+        "XXXX" (the stored expiry stays; one from our rows might be stale). Without `card_number_masked` the
+        masked number is read first."""
         address = _bill_to(bill_to)
         if opaque is None:
-            # The update replaces the whole payment profile; resending the masked card (and expiry) keeps the stored
-            # one, even though the read now has the expiry unmasked.
-            current = self.get_payment_profile(customer_profile_id, payment_profile_id)
-            payment = {"creditCard": {"cardNumber": current.card_number_masked, "expirationDate": "XXXX"}}
+            masked = card_number_masked or self.get_payment_profile(customer_profile_id,
+                                                                    payment_profile_id).card_number_masked
+            payment = {"creditCard": {"cardNumber": masked, "expirationDate": "XXXX"}}
         else:
             payment = _opaque(opaque)
         fields: dict[str, Any] = {
@@ -431,6 +460,16 @@ def _items(value: Any, singular: str) -> list[dict[str, Any]]:
     if isinstance(value, dict):
         return [value]
     return [item for item in value if isinstance(item, dict)] if isinstance(value, list) else []
+
+
+def _strings(value: Any, singular: str) -> list[str]:
+    """A list of ids: bare (`["86"]`, the JSON API's sample) or wrapped as in the XML (`{"numericString": [...]}`)."""
+    if isinstance(value, dict):
+        value = value.get(singular)
+    if isinstance(value, (str, int)):
+        value = [value]
+    return [str(item) for item in value if isinstance(item, (str, int)) and str(item)] if isinstance(value, list) \
+        else []
 
 
 def _codes(answer: dict[str, Any]) -> list[str]:

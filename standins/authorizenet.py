@@ -473,13 +473,38 @@ class AuthorizeNetSimulator:
             if fields["merchantCustomerId"] and existing["merchantCustomerId"] == fields["merchantCustomerId"]:
                 raise _ApiError("E00039", f"A duplicate record with ID {existing['customerProfileId']} already "
                                           "exists.")
+        # Payment profiles may come with the customer (one call for an account's first card). Each card is checked
+        # first: a refused card fails the whole request and nothing is created, as the gateway does.
+        wanted = profile.get("paymentProfiles") or []
+        wanted = [wanted] if isinstance(wanted, dict) else list(wanted)
         customer_id = self._new_id("customer")
-        self._customers[customer_id] = {**fields, "customerProfileId": customer_id, "payment_profiles": {}}
+        customer = {**fields, "customerProfileId": customer_id, "payment_profiles": {}}
+        cards, responses = [], []
+        for item in wanted:
+            card = self._card_from_payment(item.get("payment"))
+            if card is None:
+                raise _ApiError("E00029", "Payment information is required.")
+            bill_to = dict(item.get("billTo") or {})
+            extra = self._validate_card(request.get("validationMode", "none"), card, bill_to, customer)
+            cards.append((item, card, bill_to))
+            if extra:
+                responses.append(extra["validationDirectResponse"])
+        self._customers[customer_id] = customer
         self._queue_webhook("net.authorize.customer.created",
                             {"merchantCustomerId": fields["merchantCustomerId"], "description": fields["description"],
                              "entityName": "customerProfile", "id": customer_id})
-        return {"customerProfileId": customer_id, "customerPaymentProfileIdList": [],
-                "customerShippingAddressIdList": [], "validationDirectResponseList": []}
+        ids = []
+        for item, card, bill_to in cards:
+            profile_id = self._new_id("payment")
+            customer["payment_profiles"][profile_id] = {"id": profile_id, "card": dataclasses.replace(card, cvv=""),
+                                                        "billTo": bill_to,
+                                                        "customerType": item.get("customerType", "individual"),
+                                                        "default": False}
+            if item.get("defaultPaymentProfile") is True:
+                self._make_default(customer, profile_id)
+            ids.append(profile_id)
+        return {"customerProfileId": customer_id, "customerPaymentProfileIdList": ids,
+                "customerShippingAddressIdList": [], "validationDirectResponseList": responses}
 
     def _op_createCustomerPaymentProfile(self, request: dict[str, Any]) -> dict[str, Any]:
         customer = self._customer(request.get("customerProfileId"))

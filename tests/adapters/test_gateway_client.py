@@ -76,6 +76,65 @@ def test_customer_profile_duplicate_returns_the_existing_id(gw, rsps):
                                                                      "description": "Contoso"}
 
 
+def test_first_card_creates_the_customer_and_its_payment_profile_in_one_call(gw, sim, rsps):
+    customer, payment = gw.create_customer_with_card("ACC-9", sim.issue_nonce(CARD, "12", "2030", CVV), HOME,
+                                                     description="Contoso", default=True)
+    assert len(rsps.calls) == 1
+    body = sent(rsps)["createCustomerProfileRequest"]
+    assert body["validationMode"] == "liveMode"
+    assert body["profile"]["paymentProfiles"][0]["payment"]["opaqueData"]["dataDescriptor"] == \
+        "COMMON.ACCEPT.INAPP.PAYMENT"
+    assert body["profile"]["paymentProfiles"][0]["defaultPaymentProfile"] is True
+    [profile] = gw.get_customer_profile(customer)
+    assert (profile.payment_profile_id, profile.card_number_masked, profile.bill_to) == (payment, "XXXX1111", HOME)
+
+
+def test_first_card_refused_creates_nothing(gw, sim):
+    with pytest.raises(GatewayRefused) as refused:
+        gw.create_customer_with_card("ACC-9", sim.issue_nonce(CARD, "12", "2030"), BillTo(zip="46282"))
+    assert refused.value.code == "E00027"
+    with pytest.raises(GatewayNotFound):          # no customer profile was left behind
+        gw._call("getCustomerProfile", {"merchantCustomerId": "ACC-9"}, retry=True)
+
+
+def test_first_card_of_a_customer_that_exists_adds_the_card_to_it(gw, sim, rsps):
+    existing = gw.create_customer_profile("ACC-9")
+    customer, payment = gw.create_customer_with_card("ACC-9", sim.issue_nonce(CARD, "12", "2030", CVV), HOME)
+    assert customer == existing and [p.payment_profile_id for p in gw.get_customer_profile(customer)] == [payment]
+
+
+# Authorize.Net's published sample (developer.authorize.net, "Accept.js: Sample Create Customer Profile Request",
+# as kept in the AuthorizeNet sample-code docs): the ids come back as a bare JSON list of strings.
+PUBLISHED_CREATE_CUSTOMER_PROFILE_RESPONSE = {
+    "customerProfileId": "527262", "customerPaymentProfileIdList": ["86"], "customerShippingAddressIdList": [],
+    "validationDirectResponseList": ["1,1,1,This transaction has been approved.,AJ10K8,Y,10585,none,Test transaction "
+                                     "for ValidateCustomerPaymentProfile.,0.00,CC,auth_only,MerchantCustID"],
+    "messages": {"resultCode": "Ok", "message": [{"code": "I00001", "text": "Successful."}]}}
+
+
+def test_first_card_reads_the_published_answer():
+    with responses.RequestsMock() as mock:
+        mock.add(responses.POST, SANDBOX_URL, json=PUBLISHED_CREATE_CUSTOMER_PROFILE_RESPONSE)
+        gateway = AuthorizeNetGateway(LOGIN_ID, TRANSACTION_KEY)
+        from core.ports import OpaqueData
+        assert gateway.create_customer_with_card("MerchantCustID", OpaqueData("COMMON.ACCEPT.INAPP.PAYMENT", "x"),
+                                                 HOME) == ("527262", "86")
+
+
+def test_update_with_the_masked_card_given_sends_no_read_and_keeps_the_stored_expiry(gw, sim, rsps):
+    customer, payment = new_profile(gw, sim, default=False)
+    before = len(rsps.calls)
+    gw.update_payment_profile(customer, payment, BillTo(first_name="Ann", zip="10001"),
+                              card_number_masked="XXXX1111")
+    assert len(rsps.calls) == before + 1
+    assert sent(rsps)["updateCustomerPaymentProfileRequest"]["paymentProfile"]["payment"] == {
+        "creditCard": {"cardNumber": "XXXX1111", "expirationDate": "XXXX"}}
+    stored = gw._call("getCustomerPaymentProfile", {"customerProfileId": customer, "customerPaymentProfileId": payment,
+                                                    "unmaskExpirationDate": True}, retry=True)
+    assert stored["paymentProfile"]["payment"]["creditCard"]["expirationDate"] == "2030-12"
+    assert stored["paymentProfile"]["billTo"] == {"firstName": "Ann", "zip": "10001"}
+
+
 def test_payment_profile_round_trip_keeps_utf8_and_masks_the_card(gw, sim, rsps):
     customer, payment = new_profile(gw, sim)
     body = sent(rsps)["createCustomerPaymentProfileRequest"]

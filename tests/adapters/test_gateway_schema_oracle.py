@@ -93,7 +93,10 @@ def sent_requests() -> list[dict]:
         payment = gw.create_payment_profile(customer, sim.issue_nonce("4111111111111111", "12", "2030", "123"),
                                             bill_to, default=True)
         gw.get_customer_profile(customer)
+        gw.create_customer_with_card("ACC-2", sim.issue_nonce("4111111111111111", "12", "2030", "123"), bill_to,
+                                     description="Fabrikam", email="ap@fabrikam.com", default=True)
         gw.update_payment_profile(customer, payment, bill_to, default=True)
+        gw.update_payment_profile(customer, payment, bill_to, card_number_masked="XXXX1111")
         gw.update_payment_profile(customer, payment, bill_to,
                                   opaque=sim.issue_nonce("5424000000000015", "12", "2030", "123"))
         charge = gw.charge_profile(customer, payment, Decimal("125.50"), ref_id="pay-1", invoice_number="INV-1",
