@@ -119,56 +119,62 @@ def _nonce_params(world, number: str = "4111111111111111") -> dict[str, Any]:
             "BillTo": json.dumps(BILL_TO)}
 
 
-def _charge(world, amount: str | None = None):
+def _charge(world, amount: str | None = None, user: str | None = None):
     params = {"Amount": Decimal(amount)} if amount else {}
-    return world.send("w365_ChargeInvoice", "invoice", world.ids["invoice1"], **params)
+    return world.send("w365_ChargeInvoice", "invoice", world.ids["invoice1"], user=user, **params)
 
 
-def _send_for_approval(world):
-    return world.send("w365_SendOrderForApproval", "salesorder", world.ids["order"], ContactId=world.ids["contact"],
+def _send_for_approval(world, user: str | None = None):
+    return world.send("w365_SendOrderForApproval", "salesorder", world.ids["order"], user=user,
+                      ContactId=world.ids["contact"],
                       EmailSubject="Please approve your order", EmailBody="Approve here: {Approval Link}")
 
 
 def scenario_charge(world):
     _synced_profile(world, "4111111111111111", default=True)
-    return lambda: _charge(world, "40.00")
+    return lambda user=None: _charge(world, "40.00", user=user)
 
 
 def scenario_refund(world):
     _synced_profile(world, "4111111111111111", default=True)
     reply = _charge(world, "40.00")
-    return lambda: world.send("w365_RefundTransaction", "w365_paymenttransaction", reply.body["transactionId"])
+    return lambda user=None: world.send("w365_RefundTransaction", "w365_paymenttransaction",
+                                        reply.body["transactionId"], user=user)
 
 
 def scenario_order_card_on_file(world):
     profile = _synced_profile(world, "4111111111111111", default=False)
-    return lambda: world.send("w365_SubmitOrderPayment", "salesorder", world.ids["order"], PaymentProfileId=profile)
+    return lambda user=None: world.send("w365_SubmitOrderPayment", "salesorder", world.ids["order"], user=user,
+                                        PaymentProfileId=profile)
 
 
 def scenario_order_new_card(world):
     params = _nonce_params(world)
-    return lambda: world.send("w365_SubmitOrderPayment", "salesorder", world.ids["order"], **params)
+    return lambda user=None: world.send("w365_SubmitOrderPayment", "salesorder", world.ids["order"], user=user,
+                                        **params)
 
 
 def scenario_send_for_approval(world):
-    return lambda: _send_for_approval(world)
+    return lambda user=None: _send_for_approval(world, user=user)
 
 
 def scenario_convert_to_draft(world):
     assert _send_for_approval(world).body["status"] == "succeeded"
     world.queue.drain()
-    return lambda: world.send("w365_ConvertOrderToDraft", "salesorder", world.ids["order"])
+    return lambda user=None: world.send("w365_ConvertOrderToDraft", "salesorder", world.ids["order"], user=user)
 
 
 def scenario_profile_request(world):
-    return lambda: world.send("w365_AddPaymentProfile", "account", world.ids["account"], Method="ProfileRequest",
+    return lambda user=None: world.send("w365_AddPaymentProfile", "account", world.ids["account"], user=user,
+                                        Method="ProfileRequest",
                               ContactId=world.ids["contact"], EmailSubject="Your card",
                               EmailBody="Add your card here: {Secure Link}")
 
 
 def scenario_direct_entry(world):
     params = _nonce_params(world)
-    return lambda: world.send("w365_AddPaymentProfile", "account", world.ids["account"], Method="DirectEntry",
+    return lambda user=None: world.send("w365_AddPaymentProfile", "account", world.ids["account"], user=user,
+                                        Method="DirectEntry",
                               ContactId=world.ids["contact"], SetAsDefault=False, **params)
 
 
@@ -177,30 +183,31 @@ def scenario_sync(world):
     added = world.send("w365_AddPaymentProfile", "account", world.ids["account"], Method="DirectEntry",
                        ContactId=world.ids["contact"], **params)
     assert added.body["status"] == "succeeded", added.body
-    return lambda: world.send("w365_SyncPaymentProfile", "w365_paymentprofile", added.body["paymentProfileId"])
+    return lambda user=None: world.send("w365_SyncPaymentProfile", "w365_paymentprofile",
+                                        added.body["paymentProfileId"], user=user)
 
 
 def scenario_sync_all(world):
     _synced_profile(world, "4111111111111111", default=True)
     _synced_profile(world, MASTERCARD, default=False)
-    return lambda: world.send("w365_SyncPaymentProfiles", "account", world.ids["account"])
+    return lambda user=None: world.send("w365_SyncPaymentProfiles", "account", world.ids["account"], user=user)
 
 
 def scenario_set_default(world):
     _synced_profile(world, "4111111111111111", default=True)
     second = _synced_profile(world, MASTERCARD, default=False)
-    return lambda: world.send("w365_SetDefaultPaymentProfile", "w365_paymentprofile", second)
+    return lambda user=None: world.send("w365_SetDefaultPaymentProfile", "w365_paymentprofile", second, user=user)
 
 
 def scenario_update(world):
     profile = _synced_profile(world, "4111111111111111", default=True)
-    return lambda: world.send("w365_UpdatePaymentProfile", "w365_paymentprofile", profile,
+    return lambda user=None: world.send("w365_UpdatePaymentProfile", "w365_paymentprofile", profile, user=user,
                               BillTo=json.dumps({**BILL_TO, "address": "2 Side St"}))
 
 
 def scenario_deactivate(world):
     profile = _synced_profile(world, "4111111111111111", default=True)
-    return lambda: world.send("w365_DeactivatePaymentProfile", "w365_paymentprofile", profile)
+    return lambda user=None: world.send("w365_DeactivatePaymentProfile", "w365_paymentprofile", profile, user=user)
 
 
 ROWS: tuple[tuple[Row, Callable], ...] = (

@@ -490,9 +490,6 @@ class AuthorizeNetSimulator:
             if extra:
                 responses.append(extra["validationDirectResponse"])
         self._customers[customer_id] = customer
-        self._queue_webhook("net.authorize.customer.created",
-                            {"merchantCustomerId": fields["merchantCustomerId"], "description": fields["description"],
-                             "entityName": "customerProfile", "id": customer_id})
         ids = []
         for item, card, bill_to in cards:
             profile_id = self._new_id("payment")
@@ -503,6 +500,15 @@ class AuthorizeNetSimulator:
             if item.get("defaultPaymentProfile") is True:
                 self._make_default(customer, profile_id)
             ids.append(profile_id)
+        # One event for the customer, naming its payment profiles (the published customer.created sample); no
+        # paymentProfile.created for cards made with their customer.
+        payload: dict[str, Any] = {"merchantCustomerId": fields["merchantCustomerId"],
+                                   "description": fields["description"], "entityName": "customerProfile",
+                                   "id": customer_id}
+        if ids:
+            payload = {"paymentProfiles": [{"id": i, "customerType": customer["payment_profiles"][i]["customerType"]}
+                                           for i in ids], **payload}
+        self._queue_webhook("net.authorize.customer.created", payload)
         return {"customerProfileId": customer_id, "customerPaymentProfileIdList": ids,
                 "customerShippingAddressIdList": [], "validationDirectResponseList": responses}
 

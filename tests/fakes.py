@@ -58,11 +58,12 @@ class InMemoryDataverse:
         row = self.tables.get(entity_set, {}).get(record_id)
         if row is None:
             raise RecordNotFound("not found", status=404)
-        return self._expanded(copy.deepcopy(row), expand)
+        return self._expanded(copy.deepcopy(row), expand, entity_set)
 
     def query(self, entity_set, *, select=(), filter=None, expand=None, orderby=None, top=None):
         test = _predicate(filter)
-        rows = [self._expanded(copy.deepcopy(r), expand) for r in self.tables.get(entity_set, {}).values() if test(r)]
+        rows = [self._expanded(copy.deepcopy(r), expand, entity_set) for r in self.tables.get(entity_set, {}).values()
+                if test(r)]
         return rows[:top] if top else rows
 
     def create(self, entity_set, body):
@@ -124,6 +125,18 @@ class InMemoryDataverse:
             raise
         return results
 
+    def read(self, reads):
+        """The read $batch: each Read as retrieve, query or function, in order."""
+        answers = []
+        for read in reads:
+            if read.kind == "function":
+                answers.append(self.execute(read.target, read.parameters, bound_to=read.bound_to, is_function=True))
+            elif read.kind == "query":
+                answers.append(self.query(read.target, filter=read.filter, expand=read.expand, top=read.top))
+            else:
+                answers.append(self.retrieve(read.target, read.record_id, expand=read.expand))
+        return answers
+
     def as_user(self, systemuser_id):
         return self
 
@@ -136,15 +149,54 @@ class InMemoryDataverse:
         if what in self.fail:
             raise self.fail[what]
 
-    def _expanded(self, row: dict[str, Any], expand: str | None) -> dict[str, Any]:
-        """Single-valued navigation properties named in $expand: the row the lookup points at (or None)."""
-        for name in re.findall(r"(?:^|,)\s*(\w+)\(", expand or ""):
+    def _expanded(self, row: dict[str, Any], expand: str | None, entity_set: str | None = None) -> dict[str, Any]:
+        """Navigation properties named in $expand: a lookup's row (or None); a one-to-many relationship of the row's
+        table (footprint) as the list of its children, with the item's own $filter and nested $expand."""
+        for name, options in _expand_items(expand or ""):
+            relation = _one_to_many(entity_set, name)
+            if relation is not None:
+                child_set = footprint.entity_set(relation.referencing)
+                test = _predicate(options.get("$filter"))
+                children = [self._expanded(copy.deepcopy(r), options.get("$expand"), child_set)
+                            for r in self.tables.get(child_set, {}).values()
+                            if r.get(f"_{relation.column}_value") == row.get(_primary_key(entity_set)) and test(r)]
+                row[name] = children
+                continue
             target_id = row.get(f"_{name}_value")
             if f"_{name}_value" not in row and name not in row:
                 continue
-            target = next((t.get(target_id) for t in self.tables.values() if target_id in t), None)
-            row[name] = copy.deepcopy(target) if target else None
+            found = next(((set_name, t.get(target_id)) for set_name, t in self.tables.items() if target_id in t),
+                         (None, None))
+            row[name] = self._expanded(copy.deepcopy(found[1]), options.get("$expand"), found[0]) if found[1] \
+                else None
         return row
+
+
+def _one_to_many(entity_set: str | None, navigation: str):
+    if not entity_set:
+        return None
+    try:
+        table = footprint.table_by_entity_set(entity_set)
+    except KeyError:
+        return None
+    return next((r for r in footprint.one_to_many(table.logical_name) if r.name == navigation), None)
+
+
+def _expand_items(expand: str) -> list[tuple[str, dict[str, str]]]:
+    """`a($select=x;$expand=b($filter=y)),c` -> [("a", {"$select": "x", "$expand": "b($filter=y)"}), ("c", {})]."""
+    items = []
+    for item in _split_top(expand, ","):
+        item = item.strip()
+        if not item:
+            continue
+        name, _, rest = item.partition("(")
+        options: dict[str, str] = {}
+        for option in _split_top(rest[:-1] if rest.endswith(")") else rest, ";"):
+            key, _, value = option.partition("=")
+            if key.strip():
+                options[key.strip()] = value.strip()
+        items.append((name.strip(), options))
+    return items
 
 
 def _primary_key(entity_set: str) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import azure.functions as func
 
 from app.composition import get_services
-from core.steps import Registry
+from core.steps import CLAIM, OUTCOME_ROW, Registry
 from handlers.customer_pages.http import serve_customer_page
 from handlers.payment_profiles import page, steps
 
@@ -24,9 +24,14 @@ def profile_request_page(req: func.HttpRequest) -> func.HttpResponse:
 
 def register(registry: Registry) -> None:
     registry.blueprint(bp)
-    registry.step("w365_AddPaymentProfile", "account", steps.add_payment_profile)
-    registry.step("w365_SyncPaymentProfile", "w365_paymentprofile", steps.sync_payment_profile)
-    registry.step("w365_SyncPaymentProfiles", "account", steps.sync_payment_profiles)
-    registry.step("w365_SetDefaultPaymentProfile", "w365_paymentprofile", steps.set_default_payment_profile)
-    registry.step("w365_UpdatePaymentProfile", "w365_paymentprofile", steps.update_payment_profile)
-    registry.step("w365_DeactivatePaymentProfile", "w365_paymentprofile", steps.deactivate_payment_profile)
+    # A Profile Request sends an email: claimed first, so a redelivery never sends a second one.
+    registry.step("w365_AddPaymentProfile", "account", steps.add_payment_profile, replay=CLAIM)
+    # Running these again is harmless (the same state; a used nonce is refused), so no operation row is claimed
+    # first: a redelivery's outcome row meets the alternate key and the first outcome stands (core/operations.py).
+    for message, table, handler in (
+            ("w365_SyncPaymentProfile", "w365_paymentprofile", steps.sync_payment_profile),
+            ("w365_SyncPaymentProfiles", "account", steps.sync_payment_profiles),
+            ("w365_SetDefaultPaymentProfile", "w365_paymentprofile", steps.set_default_payment_profile),
+            ("w365_UpdatePaymentProfile", "w365_paymentprofile", steps.update_payment_profile),
+            ("w365_DeactivatePaymentProfile", "w365_paymentprofile", steps.deactivate_payment_profile)):
+        registry.step(message, table, handler, replay=OUTCOME_ROW)

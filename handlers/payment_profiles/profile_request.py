@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from core.errors import BusinessRuleViolation, GatewayRefused
+from core.permissions import AccessCheck
 from core.ports import BillTo, OpaqueData
 from core.services import Services
 from handlers.customer_pages import links
@@ -20,10 +21,10 @@ PAGE_PURPOSES = (PURPOSE, card_update.PURPOSE)
 
 
 def send_profile_request(services: Services, *, account_id: str, contact_id: str | None, subject: str,
-                         body: str) -> tuple[str, links.SentLink]:
+                         body: str, access: AccessCheck | None = None) -> tuple[str, links.SentLink]:
     if PLACEHOLDER not in (body or ""):
         raise BusinessRuleViolation(f"The email text must contain {PLACEHOLDER}, where the customer's link goes.")
-    contact = require_contact(services, account_id, contact_id)
+    contact = require_contact(services, account_id, contact_id, access=access)
     sent = links.send_secure_link(services, purpose_label=PURPOSE, route=ROUTE, account_id=account_id,
                                   contact_id=contact["contactid"], subject=subject, body_template=body,
                                   placeholder=PLACEHOLDER, regarding=("account", account_id))

@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import json
 import logging
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
 from core import footprint, odata
 from core.errors import (AccessDenied, BadRequest, BusinessRuleViolation, ConcurrencyConflict, ConflictInProgress,
                          GatewayError, GatewayNotFound, GatewayRefused, InvalidNonce, RecordNotFound)
-from core.ports import BatchOperation, BillTo, GatewayPaymentProfile, OpaqueData
+from core.operations import batch_with_outcome
+from core.permissions import AccessCheck
+from core.ports import BatchOperation, BillTo, GatewayPaymentProfile, OpaqueData, Read
 from core.services import Services
 from handlers.dunning.account_updater import closed_by_account_updater
 from handlers.dunning.recovery import card_became_usable
@@ -72,15 +75,34 @@ def display_name(card_type: str, masked: str) -> str:
 
 # --- contacts, accounts, customer profiles ---------------------------------------------------------------------------
 
-def require_contact(services: Services, account_id: str, contact_id: str | None) -> dict[str, Any]:
-    """The contact the profile is for; it must exist and belong to the account (checked before any gateway call)."""
+CONTACT_COLUMNS = ("contactid", "fullname", "firstname", "lastname", "emailaddress1", "telephone1",
+                   "_parentcustomerid_value")
+ACCOUNT_COLUMNS = ("accountid", "name", "emailaddress1", "w365_gatewaycustomerprofileid")
+# The account's cards, read with the account (duplicates, defaults, Sync all).
+ACCOUNT_CARDS = "w365_paymentprofile_accountid"
+# A profile read with its account's default cards (Set Default, Sync and Update keep one default per account).
+WITH_ACCOUNT_DEFAULTS = (f"w365_accountid($select=accountid;$expand={ACCOUNT_CARDS}($select=w365_paymentprofileid,"
+                         "w365_name,w365_isdefault,statecode,w365_customerprofileid,w365_paymentprofileidgateway,"
+                         + ",".join(f.column for f in BILL_TO_FIELDS) + ";$filter=w365_isdefault eq true))")
+
+
+def require_contact(services: Services, account_id: str, contact_id: str | None, *,
+                    access: AccessCheck | None = None) -> dict[str, Any]:
+    """The contact the profile is for; it must exist and belong to the account (checked before any gateway call).
+    `access`: the person's rights, checked in the same read."""
     if not contact_id:
         raise BusinessRuleViolation("Choose a contact of this account first (add one if the account has none).")
-    try:
-        contact = services.dataverse.retrieve("contacts", contact_id, select=(
-            "contactid", "fullname", "firstname", "lastname", "emailaddress1", "telephone1", "_parentcustomerid_value"))
-    except RecordNotFound:
-        raise BusinessRuleViolation("The contact was not found: add a contact to this account first.") from None
+    contacts, *granted = services.dataverse.read(
+        [Read.query("contacts", select=CONTACT_COLUMNS, filter=odata.eq("contactid", uuid.UUID(contact_id)))]
+        + (access.reads() if access else []))
+    if access:
+        access.verify(granted)
+    return check_contact(contacts[0] if contacts else None, account_id)
+
+
+def check_contact(contact: dict[str, Any] | None, account_id: str) -> dict[str, Any]:
+    if contact is None:
+        raise BusinessRuleViolation("The contact was not found: add a contact to this account first.")
     if str(contact.get("_parentcustomerid_value") or "").lower() != account_id.lower():
         raise BusinessRuleViolation("The contact does not belong to this account: choose one of its contacts.")
     return contact
@@ -116,23 +138,45 @@ class AddedCard:
 
 
 def add_card_from_nonce(services: Services, *, account_id: str, contact_id: str | None, opaque: OpaqueData,
-                        bill_to: BillTo, source: str, synced: bool = False, set_default: bool = False) -> AddedCard:
+                        bill_to: BillTo, source: str, synced: bool = False, set_default: bool = False,
+                        access: AccessCheck | None = None, outcome: str | None = None) -> AddedCard:
     """Make a payment profile for the account from an Accept.js nonce and write its row.
 
     `source`: "Direct Entry", "Profile Request" or "Order". `synced=False` writes the row Inactive + Pending Sync
     (Sync makes it usable); `synced=True` reads the card back from the gateway and writes it Active + Synced at once.
     `set_default` sets the gateway's default flag; the row becomes the account's default when Active (now if synced,
-    at sync otherwise). A card the gateway refuses raises GatewayRefused (InvalidNonce for a stale nonce) and leaves no
-    row; the gateway customer profile, once made, is kept for the next try.
-    """
-    account = services.dataverse.retrieve("accounts", account_id, select=(
-        "accountid", "name", "emailaddress1", "w365_gatewaycustomerprofileid"))
-    customer_profile_id = ensure_customer_profile(services, account)
-    payment_profile_id = services.gateway.create_payment_profile(customer_profile_id, opaque, bill_to,
-                                                                 default=set_default)
+    at sync otherwise). A card the gateway refuses raises GatewayError (InvalidNonce for a stale nonce) and leaves no
+    row. `access`: the person's rights on the account, checked in the same read. `outcome`: the button's message
+    for a new card, recorded in the same changeset as the row (core/operations.py).
+
+    Round trips: one read (the account with its cards, the contact, the access check), one gateway call (the
+    account's first card creates its customer profile and payment profile together), one changeset (the row, and
+    the account's customer profile id when it is new)."""
+    reads = [Read.retrieve("accounts", account_id, select=ACCOUNT_COLUMNS, expand=ACCOUNT_CARDS)]
+    if contact_id:
+        reads.append(Read.query("contacts", select=CONTACT_COLUMNS,
+                                filter=odata.eq("contactid", uuid.UUID(contact_id))))
+    try:
+        answers = services.dataverse.read(reads + (access.reads() if access else []))
+    except RecordNotFound:
+        raise BusinessRuleViolation("The account was not found.") from None
+    account, contacts = answers[0], answers[1] if contact_id else []
+    if access:
+        access.verify(answers[len(reads):])
+    if contact_id:
+        check_contact(contacts[0] if contacts else None, account_id)
+    customer_profile_id = str(account.get("w365_gatewaycustomerprofileid") or "")
+    new_customer = not customer_profile_id
+    if new_customer:
+        customer_profile_id, payment_profile_id = services.gateway.create_customer_with_card(
+            merchant_customer_id(account_id), opaque, bill_to, description=(account.get("name") or "")[:255],
+            email=account.get("emailaddress1") or "", default=set_default)
+    else:
+        payment_profile_id = services.gateway.create_payment_profile(customer_profile_id, opaque, bill_to,
+                                                                     default=set_default)
+    cards = account.get("w365_paymentprofile_accountid") or []
     # The gateway answers a duplicate card with the existing profile's id (E00039): keep one row for it.
-    existing = _rows(services, f"_w365_accountid_value eq {account_id} and "
-                               f"w365_paymentprofileidgateway eq {odata.literal(payment_profile_id)}")
+    existing = [r for r in cards if r.get("w365_paymentprofileidgateway") == payment_profile_id]
     if existing:
         row = existing[0]
         return AddedCard(row["w365_paymentprofileid"], row.get("w365_name") or "", customer_profile_id,
@@ -150,20 +194,24 @@ def add_card_from_nonce(services: Services, *, account_id: str, contact_id: str 
     }
     if contact_id:
         body["w365_contactid@odata.bind"] = f"/contacts({contact_id})"
+    ops = []
+    if new_customer:
+        ops.append(BatchOperation.update("accounts", account_id,
+                                         {"w365_gatewaycustomerprofileid": customer_profile_id}))
     try:
         if synced:
             card = services.gateway.get_payment_profile(customer_profile_id, payment_profile_id)
             body.update(_synced_columns(services, card, active=True))
             body["w365_isdefault"] = bool(set_default)
-            ops = [BatchOperation.create(PROFILES, body, content_id="1")]
             if set_default:
-                ops = _clear_other_defaults(services, account_id, keep=None) + ops
-            results = services.dataverse.batch(ops)
-            row_id = results[-1].record_id or ""
-        else:
-            row_id = services.dataverse.create(PROFILES, body)
+                ops += _clear_other_defaults(services, account_id, keep=None,
+                                             rows=[r for r in cards if r.get("w365_isdefault")])
+        ops.append(BatchOperation.create(PROFILES, body, content_id="profile"))
+        results = batch_with_outcome(services, ops, outcome) if outcome else services.dataverse.batch(ops)
+        row_id = results[-1].record_id or ""
     except BaseException:
         # Leave nothing half-made: the gateway's card without a row would be charged by no one and seen by no one.
+        # (A new customer profile stays: the next try finds it as a duplicate and adds the card to it.)
         _forget_gateway_profile(services, customer_profile_id, payment_profile_id)
         raise
     log.info("payment profile %s added (%s, %s)", row_id, source, "synced" if synced else "pending sync")
@@ -171,12 +219,15 @@ def add_card_from_nonce(services: Services, *, account_id: str, contact_id: str 
 
 
 def add_direct_entry(services: Services, *, account_id: str, contact_id: str | None, opaque: OpaqueData | None,
-                     bill_to: BillTo, set_default: bool) -> AddedCard:
-    require_contact(services, account_id, contact_id)
+                     bill_to: BillTo, set_default: bool, access: AccessCheck | None = None,
+                     outcome: str | None = None) -> AddedCard:
+    if not contact_id:
+        raise BusinessRuleViolation("Choose a contact of this account first (add one if the account has none).")
     if opaque is None:
         raise BusinessRuleViolation("No card was entered: the Direct Entry dialog sends the card through Accept.js.")
     return add_card_from_nonce(services, account_id=account_id, contact_id=contact_id, opaque=opaque,
-                               bill_to=bill_to, source="Direct Entry", synced=False, set_default=set_default)
+                               bill_to=bill_to, source="Direct Entry", synced=False, set_default=set_default,
+                               access=access, outcome=outcome)
 
 
 def refusal_text(exc: GatewayRefused) -> str:
@@ -214,11 +265,21 @@ def _rows(services: Services, filter_: str) -> list[dict[str, Any]]:
     return services.dataverse.query(PROFILES, filter=filter_)
 
 
-def _profile(services: Services, profile_id: str) -> dict[str, Any]:
+def _profile(services: Services, profile_id: str, access: AccessCheck | None = None,
+             expand: str | None = WITH_ACCOUNT_DEFAULTS) -> dict[str, Any]:
+    """The profile (with its account's default cards), and the person's rights on it checked in the same request."""
     try:
-        return services.dataverse.retrieve(PROFILES, profile_id)
+        row, *granted = services.dataverse.read([Read.retrieve(PROFILES, profile_id, expand=expand)]
+                                                + (access.reads() if access else []))
     except RecordNotFound:
         raise BusinessRuleViolation("The payment profile was not found.") from None
+    if access:
+        access.verify(granted)
+    return row
+
+
+def _account_defaults(row: dict[str, Any]) -> list[dict[str, Any]]:
+    return [r for r in (row.get("w365_accountid") or {}).get(ACCOUNT_CARDS) or [] if r.get("w365_isdefault")]
 
 
 def _clear_other_defaults(services: Services, account_id: str, keep: str | None,
@@ -261,17 +322,19 @@ def _refresh(services: Services, row: dict[str, Any], card: GatewayPaymentProfil
     body["w365_isdefault"] = bool(card.is_default and will_be_active)
     ops = [BatchOperation.update(PROFILES, row["w365_paymentprofileid"], body, etag=row.get("@odata.etag"))]
     if body["w365_isdefault"]:
-        ops = _clear_other_defaults(services, account_id, keep=row["w365_paymentprofileid"]) + ops
+        ops = _clear_other_defaults(services, account_id, keep=row["w365_paymentprofileid"],
+                                    rows=_account_defaults(row) if "w365_accountid" in row else None) + ops
     _commit(services, ops)
     if will_be_active:
         card_became_usable(services, account_id)     # CONTRACT §6 "Recovery": waiting invoices are retried
 
 
-def sync_profile(services: Services, profile_id: str, *, reactivate: bool = True) -> tuple[bool, str]:
+def sync_profile(services: Services, profile_id: str, *, reactivate: bool = True,
+                 access: AccessCheck | None = None) -> tuple[bool, str]:
     """Read the card from the gateway into the row: Active + Synced; not found there: Sync Failed.
     `reactivate=False` (a gateway webhook, not a person) leaves a profile a person deactivated inactive.
     Returns (succeeded, message)."""
-    row = _profile(services, profile_id)
+    row = _profile(services, profile_id, access)
     if closed_by_account_updater(row):
         return False, ("The card's bank closed this card's account (Account Updater), so it stays inactive; add a "
                        "new card instead.")
@@ -294,11 +357,20 @@ def sync_profile(services: Services, profile_id: str, *, reactivate: bool = True
     return True, f"{name} is synced and active" + (" (the default card)." if card.is_default else ".")
 
 
-def sync_account(services: Services, account_id: str, *, import_only: bool = False) -> tuple[bool, str]:
+def sync_account(services: Services, account_id: str, *, import_only: bool = False,
+                 access: AccessCheck | None = None) -> tuple[bool, str]:
     """Import the gateway's payment profiles Dataverse lacks; refresh the rest; mark those gone Sync Failed.
     One changeset, so the default flags never pass through a state with two defaults. `import_only` (a gateway
-    webhook, not a person) only adds what is missing: a row waiting for its Sync stays as it is."""
-    account = services.dataverse.retrieve("accounts", account_id, select=("accountid", "w365_gatewaycustomerprofileid"))
+    webhook, not a person) only adds what is missing: a row waiting for its Sync stays as it is. The account is read
+    with its cards (and the person's rights on it) in one request."""
+    try:
+        account, *granted = services.dataverse.read(
+            [Read.retrieve("accounts", account_id, select=("accountid", "w365_gatewaycustomerprofileid"),
+                           expand=ACCOUNT_CARDS)] + (access.reads() if access else []))
+    except RecordNotFound:
+        raise BusinessRuleViolation("The account was not found.") from None
+    if access:
+        access.verify(granted)
     customer_profile_id = account.get("w365_gatewaycustomerprofileid")
     if not customer_profile_id:
         return True, "This account has no Authorize.Net customer profile yet; there is nothing to sync."
@@ -306,7 +378,7 @@ def sync_account(services: Services, account_id: str, *, import_only: bool = Fal
         cards = services.gateway.get_customer_profile(str(customer_profile_id))
     except GatewayNotFound:
         return False, f"Authorize.Net has no customer profile {customer_profile_id} for this account."
-    rows = _rows(services, f"_w365_accountid_value eq {account_id}")
+    rows = account.get(ACCOUNT_CARDS) or []
     by_gateway_id = {r.get("w365_paymentprofileidgateway"): r for r in rows}
     closed = {gateway_id for gateway_id, r in by_gateway_id.items() if closed_by_account_updater(r)}
     ops: list[BatchOperation] = []
@@ -356,26 +428,30 @@ def _require_usable(row: dict[str, Any], action: str) -> None:
         raise BusinessRuleViolation(f"Cannot {action}: the payment profile is not synced; sync it first.")
 
 
-def set_default(services: Services, profile_id: str, *, user_id: str | None = None) -> str:
+def set_default(services: Services, profile_id: str, *, user_id: str | None = None,
+                access: AccessCheck | None = None) -> str:
     """Make the profile the account's default, here and at the gateway. `user_id`: the person who asked; the changeset
     that also clears the other profiles' flag is made as them, so Dataverse applies their rights to every row it
-    touches (the caller checked the profile itself before the gateway is changed)."""
-    row = _profile(services, profile_id)
+    touches (`access` checks the profile itself, in the read, before the gateway is changed).
+
+    One read (the profile with the account's defaults), one gateway call (the update resends every billing field of
+    the synced row and the masked card with expiry "XXXX", so nothing is erased and no read is needed), one
+    changeset."""
+    row = _profile(services, profile_id, access)
     _require_usable(row, "make it the default")
     name = row.get("w365_name") or "The payment profile"
     if row.get("w365_isdefault"):
         return f"{name} is already the default."
     try:
         # Gateway first: if it refuses, Dataverse is unchanged. The gateway clears its other default itself.
-        services.gateway.update_payment_profile(row["w365_customerprofileid"], row["w365_paymentprofileidgateway"],
-                                                bill_to_of(row), default=True)
+        _keep_card_update(services, row, default=True)
     except GatewayNotFound:
         _mark_sync_failed(services, row, "not found at the gateway")
         raise BusinessRuleViolation("Authorize.Net no longer has this card; marked Sync Failed.") from None
     except GatewayRefused as exc:
         raise BusinessRuleViolation(f"Authorize.Net refused the change: {exc.text}") from None
     account_id = row["_w365_accountid_value"]
-    others = _rows(services, f"_w365_accountid_value eq {account_id} and w365_isdefault eq true")
+    others = _account_defaults(row)
     ops = _clear_other_defaults(services, account_id, keep=profile_id, rows=others)
     ops.append(BatchOperation.update(PROFILES, profile_id, {"w365_isdefault": True}, etag=row.get("@odata.etag")))
     try:
@@ -393,24 +469,42 @@ def _restore_gateway_default(services: Services, row: dict[str, Any]) -> None:
     """Undo set_default's gateway change when Dataverse refused the person the rest: the old default is again the
     gateway's default."""
     try:
-        services.gateway.update_payment_profile(row["w365_customerprofileid"], row["w365_paymentprofileidgateway"],
-                                                bill_to_of(row), default=True)
+        _keep_card_update(services, row, default=True)
     except GatewayError:
         log.exception("payment profile %s: could not make it the gateway's default again; Sync all restores it",
                       row["w365_paymentprofileid"])
 
 
-def update_profile(services: Services, profile_id: str, bill_to: BillTo, opaque: OpaqueData | None) -> tuple[bool, str]:
-    """New bill-to and, optionally, a new card (nonce); the row is refreshed from the gateway afterwards."""
-    row = _profile(services, profile_id)
+def _keep_card_update(services: Services, row: dict[str, Any], *, default: bool,
+                      bill_to: BillTo | None = None) -> None:
+    """updateCustomerPaymentProfile erases what it is not sent: every billing field goes (the row's, synced, unless
+    new ones are given) with the masked card and expiry "XXXX" (the gateway keeps its own; ours may be stale). A row
+    without its masked number has the gateway read it first."""
+    masked = str(row.get("w365_cardlast4") or "")
+    services.gateway.update_payment_profile(row["w365_customerprofileid"], row["w365_paymentprofileidgateway"],
+                                            bill_to or bill_to_of(row), default=default,
+                                            card_number_masked=masked if masked.startswith("XXXX") else None)
+
+
+def update_profile(services: Services, profile_id: str, bill_to: BillTo, opaque: OpaqueData | None, *,
+                   access: AccessCheck | None = None) -> tuple[bool, str]:
+    """New bill-to and, optionally, a new card (nonce). The billing address alone is one gateway call (every field
+    sent, the card kept masked) and the row takes what was sent; a new card is read back for its last four digits."""
+    row = _profile(services, profile_id, access)
     customer_profile_id = row.get("w365_customerprofileid")
     payment_profile_id = row.get("w365_paymentprofileidgateway")
     if not customer_profile_id or not payment_profile_id:
         raise BusinessRuleViolation("This payment profile has no Authorize.Net ids; add the card again.")
     try:
-        services.gateway.update_payment_profile(customer_profile_id, payment_profile_id, bill_to,
-                                                default=bool(row.get("w365_isdefault")), opaque=opaque)
-        card = services.gateway.get_payment_profile(customer_profile_id, payment_profile_id)
+        if opaque is None:
+            _keep_card_update(services, row, default=bool(row.get("w365_isdefault")), bill_to=bill_to)
+            card = GatewayPaymentProfile(customer_profile_id, payment_profile_id, row.get("w365_cardtype") or "",
+                                         row.get("w365_cardlast4") or "", row.get("w365_expiration") or "", bill_to,
+                                         bool(row.get("w365_isdefault")))
+        else:
+            services.gateway.update_payment_profile(customer_profile_id, payment_profile_id, bill_to,
+                                                    default=bool(row.get("w365_isdefault")), opaque=opaque)
+            card = services.gateway.get_payment_profile(customer_profile_id, payment_profile_id)
     except GatewayNotFound:
         _mark_sync_failed(services, row, "not found at the gateway")
         return False, "Authorize.Net no longer has this card; marked Sync Failed. Add the card again."
@@ -421,11 +515,15 @@ def update_profile(services: Services, profile_id: str, bill_to: BillTo, opaque:
     return True, f"Updated the {what} of {display_name(card.card_type, card.card_number_masked)}."
 
 
-def deactivate(services: Services, profile_id: str) -> str:
+CONTRACTS_USING = ("w365_billingcontract_paymentprofileid($select=w365_billingcontractid,w365_name;"
+                   "$filter=statecode eq 0)")
+
+
+def deactivate(services: Services, profile_id: str, *, access: AccessCheck | None = None) -> str:
     """Inactive, and no longer the default. Billing contracts that use it keep pointing at it (their history stays
     right) but cannot be charged with it: the message names them so someone picks another card. The card stays at
     the gateway (it has no soft deactivation; deleting is a separate, deliberate act)."""
-    row = _profile(services, profile_id)
+    row = _profile(services, profile_id, access, expand=CONTRACTS_USING)
     name = row.get("w365_name") or "The payment profile"
     if row.get("statecode") == INACTIVE[0] and not row.get("w365_isdefault"):
         return f"{name} is already inactive."
@@ -435,8 +533,7 @@ def deactivate(services: Services, profile_id: str) -> str:
     except ConcurrencyConflict:
         raise ConflictInProgress("The payment profile changed meanwhile; nothing was changed. Try again.") from None
     message = f"{name} is deactivated" + (" and is no longer the default" if row.get("w365_isdefault") else "") + "."
-    contracts = services.dataverse.query("w365_billingcontracts", select=("w365_billingcontractid", "w365_name"),
-                                         filter=f"_w365_paymentprofileid_value eq {profile_id} and statecode eq 0")
+    contracts = row.get("w365_billingcontract_paymentprofileid") or []
     if contracts:
         names = ", ".join(c.get("w365_name") or c["w365_billingcontractid"] for c in contracts)
         message += (f" Warning: {len(contracts)} billing contract(s) still use it ({names}); their invoices cannot "

@@ -353,6 +353,10 @@ def test_a_card_of_no_account_is_not_imported(world, sink):
 
 def test_created_for_a_card_added_from_dynamics_leaves_it_waiting_for_sync_and_makes_no_second_one(world, sink):
     """A new profile is usable only once a person Syncs it (CONTRACT §4); the gateway's webhook must not do it."""
+    # The account has its customer profile already (its first card would come with it in one call and fire only
+    # customer.created), so this card fires paymentProfile.created.
+    customer = world.services.gateway.create_customer_profile("FAB-001")
+    world.standin.update("account", world.ids["account"], {"w365_gatewaycustomerprofileid": customer})
     opaque = world.simulator.issue_nonce(VISA, 12, 2030, "123")
     reply = world.send("w365_AddPaymentProfile", "account", world.ids["account"], ContactId=world.ids["contact"],
                        Method="DirectEntry", OpaqueDataDescriptor=opaque.descriptor, OpaqueDataValue=opaque.value,

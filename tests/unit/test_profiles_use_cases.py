@@ -42,6 +42,17 @@ class FakeGateway:
             self.customers[self.by_merchant_id[merchant_customer_id]] = {}
         return self.by_merchant_id[merchant_customer_id]
 
+    def create_customer_with_card(self, merchant_customer_id, opaque, bill_to, *, description="", email="",
+                                  default=False):
+        self.calls.append("create_customer_with_card")
+        if bill_to.zip == "46282":               # refused: nothing is made, not even the customer
+            raise GatewayRefused("declined", code="E00027", text="This transaction has been declined.")
+        customer = self.create_customer_profile(merchant_customer_id, description=description, email=email)
+        self.calls.pop()
+        payment = self.create_payment_profile(customer, opaque, bill_to, default=default)
+        self.calls.pop()
+        return customer, payment
+
     def create_payment_profile(self, customer_profile_id, opaque, bill_to, *, default=False):
         self.calls.append("create_payment_profile")
         if bill_to.zip == "46282":
@@ -67,7 +78,8 @@ class FakeGateway:
         except KeyError:
             raise GatewayNotFound("not found", code="E00040") from None
 
-    def update_payment_profile(self, customer_profile_id, payment_profile_id, bill_to, *, default=False, opaque=None):
+    def update_payment_profile(self, customer_profile_id, payment_profile_id, bill_to, *, default=False, opaque=None,
+                               card_number_masked=None):
         card = self.get_payment_profile(customer_profile_id, payment_profile_id)
         self.customers[customer_profile_id][payment_profile_id] = GatewayPaymentProfile(
             **{**card.__dict__, "bill_to": bill_to})
@@ -111,7 +123,7 @@ def test_the_customer_profile_is_made_once_per_account(services):
     _add(services, last4="0015")
     account = services.dataverse.tables["accounts"][services.ids["account"]]
     assert account["w365_gatewaycustomerprofileid"] == "500000001"
-    assert services.gateway.calls.count("create_customer_profile") == 1
+    assert services.gateway.calls == ["create_customer_with_card", "create_payment_profile"]   # first card: one call
 
 
 def test_a_card_from_an_order_is_synced_at_once_and_can_become_the_only_default(services):
