@@ -58,7 +58,9 @@ RIGHTS: dict[str, tuple[Right, ...]] = {
         Right("w365_paymenttransaction", "the attempt", (CREATE,), AS_PERSON),
     ),
     "w365_RefundTransaction": (
-        Right("w365_paymenttransaction", "Target", (READ,), EXPLICIT),
+        # CreateAccess on the charge says whether they may make a payment transaction (the refund) at all: asked
+        # before the gateway is asked about the charge.
+        Right("w365_paymenttransaction", "Target", (READ, CREATE), EXPLICIT),
         Right("invoice", "the charge's invoice", (WRITE,), EXPLICIT),
         Right("w365_paymenttransaction", "the refund attempt", (CREATE,), AS_PERSON),
     ),
@@ -216,3 +218,16 @@ def is_administrator(services: Services, user_id: str) -> bool:
 def table_label(table: str) -> str:
     return {"w365_paymentprofile": "payment profile", "w365_paymenttransaction": "payment transaction",
             "salesorder": "order"}.get(table, table.removeprefix("w365_"))
+
+
+def rights_markdown() -> str:
+    """README's table (`python -m core.permissions`)."""
+    lines = ["| message or event | table | which rows | rights | checked |", "|---|---|---|---|---|"]
+    for row in rights_rows():
+        cells = [f"`{c}`" if i in (0, 1) and " " not in c else c for i, c in enumerate(row)]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    print(rights_markdown())

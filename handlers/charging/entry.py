@@ -27,6 +27,8 @@ def register(registry: Registry) -> None:
     registry.blueprint(bp)
     # Charge recognises a redelivered RequestId from the attempt rows it reads anyway (no operation read first).
     registry.step("w365_ChargeInvoice", "invoice", invoices.charge_invoice_step, replay_safe=True)
-    registry.step("w365_RefundTransaction", "w365_paymenttransaction", refunds.refund_transaction_step)
+    # Refund likewise, from the earlier refunds of the charge it reads anyway.
+    registry.step("w365_RefundTransaction", "w365_paymenttransaction", refunds.refund_transaction_step,
+                  replay_safe=True)
     registry.work(attempts.RECORD_WORK, attempts.record_queued_result)
     registry.work(reconciler.RECONCILE_WORK, reconciler.reconcile_queued)

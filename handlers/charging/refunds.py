@@ -4,16 +4,20 @@ A charge not settled yet can only be voided, in full; a settled one is refunded,
 payment_authorize does). Never more than was charged minus earlier refunds. A refund's refId is the charge's refId +
 `R<n>`, so the earlier refunds of a charge are one `startswith` query away and two simultaneous refunds collide on the
 alternate key like two charges do.
+
+Round trips of an approved refund or void: the charge with its invoice and the person's right to read it (one read
+$batch), its earlier refunds with the person's right to change its invoice (another), the attempt (created as the
+person), one changeset with the outcome row; and two gateway calls (the charge's status, then the refund or void).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import Decimal
 
-from core import odata
+from core import odata, permissions
 from core.context import PluginContext
 from core.errors import BusinessRuleViolation, ConflictInProgress, GatewayNotFound, GatewayRefused
-from core.ports import Record, TransactionDetails
+from core.ports import Read, Record, TransactionDetails
 from core.services import Services
 from core.steps import Outcome
 from handlers.charging import attempts, ledger, outcomes
@@ -24,6 +28,7 @@ from core.money import format_money
 UNSETTLED = frozenset({"capturedPendingSettlement", "authorizedPendingCapture"})
 SETTLED = frozenset({"settledSuccessfully"})
 IN_PROGRESS = "A refund of this charge is in progress"
+MESSAGE = "w365_RefundTransaction"
 
 
 def refund_transaction_step(ctx: PluginContext, services: Services) -> Outcome:
@@ -44,36 +49,49 @@ class RefundPlan:
 def refund_transaction(services: Services, transaction_id: str, amount: Decimal | None, *, user_id: str,
                        request_id: str | None = None) -> Outcome:
     """Read, validate, decide, act: every refusal comes before the attempt row and the gateway's money call."""
-    if not user_id:
-        raise BusinessRuleViolation("Cannot refund: the request does not say who asked.")
+    # The person's rights are asked in the reads (the invoice's amount paid is written with the service's rights);
+    # the refund attempt is created as the person.
+    check = permissions.AccessCheck(MESSAGE, user_id, {"Target": transaction_id}, action="refund this charge")
     acting = services.for_user(user_id)
-    charge = read_charge(acting, transaction_id)
+    charge = read_charge(services, transaction_id, check)
     validate_charge(charge)
-    earlier = read_earlier_refunds(acting, charge)
+    earlier = read_earlier_refunds(services, charge, user_id)
     replay = attempts.attempt_for_request(earlier, request_id)
     if replay is not None:
         return _replayed(replay)
     amount = validate_amount(charge, earlier, amount)
     details = read_gateway_record(services, charge)
     plan = decide(charge, earlier, amount, details)
+    if services.operation is not None:      # the outcome rides in the changeset that records the approval
+        services.operation.approval_message = lambda done: approved_message(charge, plan, done)
     result = act(services, acting, charge, plan, request_id)
     return _outcome(charge, plan, result)
 
 
 # --- read ------------------------------------------------------------------------------------------------------------
 
-def read_charge(acting: Services, transaction_id: str) -> Record:
-    """The charge with its invoice (ETag, currency), its order's currency and the card it was made to: one request."""
-    return acting.dataverse.retrieve(
+def read_charge(services: Services, transaction_id: str, check: permissions.AccessCheck) -> Record:
+    """The charge with its invoice (ETag, currency), its order's currency and the card it was made to, and the
+    person's rights on it: one request."""
+    charge, *granted = services.dataverse.read([Read.retrieve(
         TRANSACTIONS, transaction_id, select=TRANSACTION_COLUMNS,
         expand=f"{ledger.expand_invoice()},{attempts.ORDER_CURRENCY},"
-               f"w365_paymentprofileid($select={','.join(PROFILE_COLUMNS)})")
+               f"w365_paymentprofileid($select={','.join(PROFILE_COLUMNS)})"), *check.reads()])
+    check.verify(granted)
+    return charge
 
 
-def read_earlier_refunds(acting: Services, charge: Record) -> list[Record]:
-    """Every refund or void attempt of the charge: their refIds are the charge's + `R<n>`."""
-    return acting.dataverse.query(TRANSACTIONS, select=TRANSACTION_COLUMNS,
-                                  filter=f"startswith(w365_refid,{odata.literal(charge['w365_refid'] + 'R')})")
+def read_earlier_refunds(services: Services, charge: Record, user_id: str) -> list[Record]:
+    """Every refund or void attempt of the charge (their refIds are the charge's + `R<n>`), and the person's right to
+    change the charge's invoice: one request."""
+    invoice_id = charge.get("_w365_invoiceid_value")
+    check = permissions.AccessCheck(MESSAGE, user_id, {"the charge's invoice": invoice_id} if invoice_id else {},
+                                    action="refund this charge")
+    earlier, *granted = services.dataverse.read([Read.query(
+        TRANSACTIONS, select=TRANSACTION_COLUMNS,
+        filter=f"startswith(w365_refid,{odata.literal(charge['w365_refid'] + 'R')})"), *check.reads()])
+    check.verify(granted)
+    return earlier
 
 
 def read_gateway_record(services: Services, charge: Record) -> TransactionDetails:
@@ -184,6 +202,10 @@ def _outcome(charge: Record, plan: RefundPlan, result: attempts.PaymentAttempt) 
     data = {"transactionId": result.transaction_id, "outcome": result.outcome, "type": plan.kind}
     if not result.approved:
         return Outcome.failed(result.message, **data)
+    return Outcome.succeeded(approved_message(charge, plan, result), **data)
+
+
+def approved_message(charge: Record, plan: RefundPlan, result: attempts.PaymentAttempt) -> str:
     currency = attempts.currency_of_transaction(charge)
     invoice: Record | None = charge.get("w365_invoiceid")
     done = "Voided" if plan.kind == VOID else "Refunded"
@@ -194,7 +216,7 @@ def _outcome(charge: Record, plan: RefundPlan, result: attempts.PaymentAttempt) 
         number = invoice.get("invoicenumber") or ""
         message += (f" Invoice {number} is now {totals}." if result.recorded else
                     f" Dynamics 365 was busy, so invoice {number} shows it in a few minutes ({totals}).")
-    return Outcome.succeeded(message, **data)
+    return message
 
 
 def _replayed(replay: Record) -> Outcome:
