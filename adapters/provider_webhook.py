@@ -67,8 +67,9 @@ def _public(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
     return address.is_global and not address.is_multicast
 
 
-def endpoint_refusal(url: str, *, allow_private: bool = False, resolve: Resolver = _resolve) -> str | None:
-    """Why the service must not post to `url` (a sentence for the provider's result), or None when it may."""
+def endpoint_refusal(url: str, *, allow_private: bool = False, resolve: Resolver | None = _resolve) -> str | None:
+    """Why the service must not post to `url` (a sentence for the provider's result), or None when it may.
+    resolve=None checks the URL as written only (a host name passes; the installer's check, without DNS)."""
     try:
         parts = urlsplit(url)
         host = parts.hostname
@@ -86,6 +87,8 @@ def endpoint_refusal(url: str, *, allow_private: bool = False, resolve: Resolver
     try:
         addresses = [ipaddress.ip_address(host)]
     except ValueError:
+        if resolve is None:
+            return None
         try:
             addresses = [ipaddress.ip_address(a.split("%", 1)[0]) for a in resolve(host)]
         except (OSError, UnicodeError, ValueError):

@@ -49,6 +49,7 @@ class Inventory:
     app: Record | None = None
     app_components: set[tuple[int, str]] = field(default_factory=set)        # (component type, object id)
     commands: dict[str, Record] = field(default_factory=dict)
+    webhook_providers: list[Record] = field(default_factory=list)             # w365_provider rows of type Webhook
 
 
 def _label_text(value: Any) -> str:
@@ -149,6 +150,10 @@ def read(dv: Dataverse, solution: str) -> Inventory:
         config = footprint.table("w365_configuration")
         inv.configuration_rows = len(dv.query(config.entity_set, select=(config.primary_id,), top=1))
     read_product(dv, inv)
+    if "w365_provider" in inv.entities:
+        provider = footprint.table("w365_provider")
+        inv.webhook_providers = dv.query(provider.entity_set, select=("w365_name", "w365_endpointurl"), filter=odata.eq(
+            "w365_type", footprint.choice("w365_provider", "w365_type", "Webhook")))
     return inv
 
 

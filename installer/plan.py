@@ -146,6 +146,12 @@ def _plan_configuration(inv: Inventory, plan: Plan, webhook_url: str | None, web
     has_endpoint = inv.endpoint is not None or any(a.component == "webhook endpoint" for a in plan.actions)
     for step in footprint.WEBHOOK_STEPS:
         _plan_step(inv, step, add, has_endpoint)
+    from adapters.provider_webhook import endpoint_refusal     # the service's own rule, checked where it is saved
+    for provider in inv.webhook_providers:
+        refusal = endpoint_refusal(provider.get("w365_endpointurl") or "", resolve=None)
+        if refusal:
+            plan.warnings.append(f"the Webhook provider {provider.get('w365_name')}: its endpoint URL {refusal}; the "
+                                 f"service will refuse to post there until it is changed")
     for variable in footprint.ENVIRONMENT_VARIABLES:
         value = desired.variable_value(variable, settings or {})
         if value is not None:

@@ -444,3 +444,16 @@ def test_an_environment_installed_before_the_product_gets_only_what_it_lacks(env
         ("create", "publish", "PublishXml")])
     assert cat.entities["w365_paymenttransaction"]["IsAuditEnabled"]["Value"] is True
     assert env.install().done == []
+
+
+def test_configure_names_a_webhook_provider_whose_endpoint_the_service_will_refuse(env):
+    assert env.install().ok
+    webhook = footprint.choice("w365_provider", "w365_type", "Webhook")
+    for name, url in (("Plain", "http://provider.example.com/hook"), ("Inside", "https://10.0.0.7/hook"),
+                      ("Good", "https://provider.example.com/hook")):
+        env.standin.seed("w365_provider", {"w365_name": name, "w365_type": webhook, "w365_endpointurl": url})
+    lines = []
+    assert env.install(scope="configuration", out=lines.append).done == []
+    notes = [line for line in lines if line.startswith("note: the Webhook provider")]
+    assert len(notes) == 2 and "Plain" in notes[0] + notes[1] and "Inside" in notes[0] + notes[1]
+    assert "must use https" in " ".join(notes) and "private or reserved address (10.0.0.7)" in " ".join(notes)
