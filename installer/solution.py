@@ -83,7 +83,10 @@ def export(dv: Dataverse, *, solution: str, out_dir: Path, managed: bool = True,
     problems = package_problems(package, secrets=secrets)
     if problems:
         raise SolutionError("The exported solution carries what belongs to this environment only, so it was not "
-                            "written:\n  " + "\n  ".join(problems))
+                            "written:\n  " + "\n  ".join(problems) + "\nRemove those from the solution (make.powerapps"
+                            ".com > Solutions > " + solution + ": an environment variable's 'Remove from this solution' "
+                            "on its current value; the service endpoint and its steps) and export again; `configure` "
+                            "creates them in each environment.")
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / f"{solution}_{version.replace('.', '_')}{'_managed' if managed else ''}.zip"
     path.write_bytes(package)
