@@ -35,6 +35,8 @@ PARENTAL = {"invoicedetail", "salesorderdetail", "activityparty", "annotation", 
             "environmentvariablevalue"}
 QUERY_OPTIONS = {"$select", "$filter", "$orderby", "$top", "$expand", "$count", "$skiptoken"}
 APP_USER = "W365 Service"
+ACCESS_NAMES = {"read": "Read", "write": "Write", "append": "Append", "appendto": "AppendTo", "create": "Create",
+                "delete": "Delete", "share": "Share", "assign": "Assign"}
 
 Response = tuple[int, dict[str, str], bytes]
 
@@ -328,15 +330,25 @@ class DataverseStandIn:
             raise ODataError(403, "0x8004140c", f"The user with SystemUserId={caller} is disabled.")
         return caller.lower()
 
-    def role_names(self, user_id: str) -> list[str]:
-        """The names of the user's roles, direct and through their teams (the stand-in's privileges are by name)."""
+    def role_ids(self, user_id: str) -> list[str]:
+        """The user's roles, direct and through their teams."""
         roles = list(self.store.linked("systemuserroles_association", user_id))
         for team_id in self.store.linked("teammembership_association", user_id):
             roles += self.store.linked("teamroles_association", team_id)
-        return [self.store.rows["role"][r]["name"] for r in roles if r in self.store.rows["role"]]
+        return [r for r in roles if r in self.store.rows["role"]]
+
+    def role_names(self, user_id: str) -> list[str]:
+        """The names of the user's roles (the stand-in's built-in privileges are by name)."""
+        return [self.store.rows["role"][r]["name"] for r in self.role_ids(user_id)]
 
     def require(self, caller: str, access: str, table: Table) -> None:
-        if not has_privilege(self.role_names(caller), access, table.logical_name):
+        """A role the installer gave privileges to (AddPrivilegesRole) holds exactly those; any other role the
+        stand-in's built-in table of role names (security.ROLE_PRIVILEGES)."""
+        installed = {r: metadata.installed_privileges(self, r) for r in self.role_ids(caller)}
+        named = [self.store.rows["role"][r]["name"] for r, granted in installed.items() if granted is None]
+        wanted = f"prv{ACCESS_NAMES[access]}{footprint.PRIVILEGE_SCHEMA.get(table.logical_name, table.logical_name)}"
+        if not has_privilege(named, access, table.logical_name) and \
+                not any(granted and wanted in granted for granted in installed.values()):
             raise ODataError(403, "0x80040220", f"Principal user (Id={caller}, type=8) is missing "
                                                 f"prv{access.capitalize()}{table.logical_name} privilege on "
                                                 f"entity '{table.logical_name}'.")

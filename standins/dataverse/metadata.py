@@ -986,6 +986,14 @@ def _roles(standin: Any, cat: Catalog, root: str, key: str | None, rest: str | N
     raise ODataError(405, "0x80060888", "Only creating a role and AddPrivilegesRole are supported here.")
 
 
+def installed_privileges(standin: Any, role_id: str) -> set[str] | None:
+    """The privilege names AddPrivilegesRole gave this role, or None when the installer never touched it."""
+    cat = getattr(standin, "_metadata_catalog", None)
+    if cat is None or role_id not in cat.role_privileges:
+        return None
+    return {cat.privilege(p)["name"] for p in cat.role_privileges[role_id]}
+
+
 def _role_privileges(standin: Any, cat: Catalog, key: str | None, query: Mapping[str, str]):
     """GET RetrieveRolePrivilegesRole(RoleId=@p1)?@p1=<guid>"""
     m = re.fullmatch(r"RoleId=(@\w+)", (key or "").strip())

@@ -457,3 +457,25 @@ def test_configure_names_a_webhook_provider_whose_endpoint_the_service_will_refu
     notes = [line for line in lines if line.startswith("note: the Webhook provider")]
     assert len(notes) == 2 and "Plain" in notes[0] + notes[1] and "Inside" in notes[0] + notes[1]
     assert "must use https" in " ".join(notes) and "private or reserved address (10.0.0.7)" in " ".join(notes)
+
+
+def test_the_installed_roles_are_what_the_stand_in_enforces_afterwards(env):
+    """Once installed, a role holds exactly the privileges AddPrivilegesRole gave it (a clerk cannot take a payment
+    or change a setting; a manager can). Real Dataverse is not checked here: see the README."""
+    from core.errors import AccessDenied
+    from installer import product
+    assert env.install().ok
+    account = env.standin.seed("account", {"name": "Contoso"})
+    (config,) = env.standin.rows("w365_configuration")
+    clerk = env.dv.as_user(env.standin.add_user("Cleo Clerk", roles=(product.CLERK,)))
+    manager = env.dv.as_user(env.standin.add_user("Max Manager", roles=(product.MANAGER,)))
+    assert clerk.query("w365_paymenttransactions", select=("w365_name",)) == []
+    with pytest.raises(AccessDenied) as refused:
+        clerk.create("w365_paymenttransactions", {"w365_name": "x", "w365_refid": "x-1"})
+    assert "prvCreatew365_paymenttransaction" in str(refused.value)
+    with pytest.raises(AccessDenied):
+        clerk.update("w365_configurations", config["w365_configurationid"], {"w365_linkexpiryhours": 1})
+    clerk.create("w365_paymentprofiles", {"w365_name": "Visa XXXX1111",
+                                          "w365_accountid@odata.bind": f"/accounts({account})"})
+    manager.update("w365_configurations", config["w365_configurationid"], {"w365_linkexpiryhours": 48})
+    manager.create("w365_paymenttransactions", {"w365_name": "y", "w365_refid": "y-1"})
