@@ -217,6 +217,13 @@ class AccountUpdaterChange:
     updated_at: dt.datetime | None = None
 
 
+@dataclass(frozen=True)
+class SettledBatch:
+    batch_id: str
+    settled_at: dt.datetime | None
+    state: str = ""                  # settledSuccessfully, settlementError, ...
+
+
 class PaymentGateway(Protocol):
     """Authorize.Net's CIM and transactions, as the use cases need them. Errors are those of core.errors."""
 
@@ -264,6 +271,14 @@ class PaymentGateway(Protocol):
                                    payment_profile_id: str = "") -> list[TransactionSummary]: ...
 
     def list_unsettled_transactions(self) -> list[TransactionSummary]: ...
+
+    def list_settled_batches(self, first: dt.datetime, last: dt.datetime) -> list[SettledBatch]:
+        """getSettledBatchList over any span (the adapter splits it in the API's 31-day windows)."""
+        ...
+
+    def list_batch_transactions(self, batch_id: str) -> list[TransactionSummary]:
+        """getTransactionList of one settled batch, every page."""
+        ...
 
     def public_client_key(self) -> str:
         """getMerchantDetails' publicClientKey, for Accept.js on the customer pages."""

@@ -21,8 +21,8 @@ from core.errors import (BadRequest, ConfigurationError, GatewayAuthError, Gatew
                          GatewayRefused, GatewayUnavailable, InvalidNonce, OutcomeUnknown)
 from core import dates, declines
 from core.transport import never_sent
-from core.ports import (AccountUpdaterChange, BillTo, ChargeOutcome, ChargeResult, GatewayPaymentProfile, OpaqueData, TransactionDetails,
-                        TransactionSummary)
+from core.ports import (AccountUpdaterChange, BillTo, ChargeOutcome, ChargeResult, GatewayPaymentProfile, OpaqueData,
+                        SettledBatch, TransactionDetails, TransactionSummary)
 from core.bill_to import FIELDS as BILL_TO_FIELDS
 
 log = logging.getLogger(__name__)
@@ -46,6 +46,7 @@ _SYSTEM_ERROR = "E00001"                # "An error occurred during processing. 
 _DUPLICATE_ID = re.compile(r"ID (\d+)")
 _CENT = Decimal("0.01")
 _PAGE_LIMIT = 1000                      # Paging.limit's XSD maximum
+_BATCH_LIST_SPAN = dt.timedelta(days=30)   # getSettledBatchList takes at most 31 days at once
 _READ_ATTEMPTS = 3
 
 
@@ -257,6 +258,28 @@ class AuthorizeNetGateway:
 
     def list_unsettled_transactions(self) -> list[TransactionSummary]:
         return self._transaction_list("getUnsettledTransactionList", {})
+
+    def list_settled_batches(self, first: dt.datetime, last: dt.datetime) -> list[SettledBatch]:
+        """Batches settled from `first` to `last`, asked in spans of at most 31 days (the API's limit)."""
+        batches: dict[str, SettledBatch] = {}
+        start = first.astimezone(dt.timezone.utc)
+        end = last.astimezone(dt.timezone.utc)
+        while True:
+            stop = min(end, start + _BATCH_LIST_SPAN)
+            answer = self._call("getSettledBatchList", {"includeStatistics": False,
+                                                        "firstSettlementDate": _xs_datetime(start),
+                                                        "lastSettlementDate": _xs_datetime(stop, ceil=True)},
+                                retry=True)
+            for row in _items(answer.get("batchList"), "batch"):
+                batch = SettledBatch(str(row.get("batchId", "")), dates.parse(row.get("settlementTimeUTC")),
+                                     str(row.get("settlementState", "")))
+                batches[batch.batch_id] = batch
+            if stop >= end:
+                return sorted(batches.values(), key=lambda b: (b.settled_at is None, b.settled_at, b.batch_id))
+            start = stop
+
+    def list_batch_transactions(self, batch_id: str) -> list[TransactionSummary]:
+        return self._transaction_list("getTransactionList", {"batchId": batch_id})
 
     def public_client_key(self) -> str:
         answer = self._call("getMerchantDetails", {}, retry=True)
@@ -483,6 +506,13 @@ def _first_text(answer: dict[str, Any]) -> str:
 
 def _decimal(value: Any) -> Decimal:
     return Decimal(str(value)).quantize(_CENT) if value not in (None, "") else Decimal("0.00")
+
+
+def _xs_datetime(moment: dt.datetime, *, ceil: bool = False) -> str:
+    """Whole seconds in UTC; `ceil` rounds up, so an upper bound never cuts off its last fraction of a second."""
+    if ceil and moment.microsecond:
+        moment += dt.timedelta(microseconds=1_000_000 - moment.microsecond)
+    return moment.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _payment_profile(customer_profile_id: str, item: dict[str, Any]) -> GatewayPaymentProfile:

@@ -48,6 +48,7 @@ Through `wsgi_app` (no socket to refuse), `refused` is a 502 and `lost_after_com
 """
 from __future__ import annotations
 
+import collections
 import copy
 import dataclasses
 import datetime as dt
@@ -214,8 +215,11 @@ class AuthorizeNetSimulator:
         self._faults: list[list[Any]] = []
         self._sink: Any = None
         self._outbox: list[tuple[str, dict[str, Any]]] = []
-        self._next_id = {"customer": 500000001, "payment": 600000001, "transaction": 120000000001}
         self._au_events: list[dict[str, Any]] = []
+        self._batches: dict[str, dict[str, Any]] = {}
+        self._next_id = {"customer": 500000001, "payment": 600000001, "transaction": 120000000001,
+                         "batch": 9000001}
+        self.calls: collections.Counter[str] = collections.Counter()    # API requests by operation, for tests
         self.storage_path = storage_path
         if storage_path and os.path.exists(storage_path):
             self._load(storage_path)
@@ -293,16 +297,24 @@ class AuthorizeNetSimulator:
         recorded), so a test can prove a charge happened exactly once."""
         return [tx for tx in self.transactions() if tx["type"] == "authCaptureTransaction"]
 
-    def settle(self) -> None:
-        """Run the nightly batch: pending captures and refunds settle; held ones wait for review."""
+    def settle(self) -> str | None:
+        """Run the nightly batch at the simulator's clock: pending captures and refunds settle, declined and voided
+        ones close with them; held ones wait for review. Every transaction leaves the unsettled list for one settled
+        batch (`getSettledBatchList`, `getTransactionList`). Returns the batch id (None: nothing to settle)."""
         with self._lock:
-            for tx in self._transactions.values():
-                if tx["batched"] or tx["status"] == "FDSPendingReview":
-                    continue
+            members = [tx for tx in self._transactions.values()
+                       if not tx["batched"] and tx["status"] != "FDSPendingReview"]
+            if not members:
+                return None
+            batch_id = self._new_id("batch")
+            for tx in members:
                 tx["status"] = {"capturedPendingSettlement": "settledSuccessfully",
                                 "refundPendingSettlement": "refundSettledSuccessfully"}.get(tx["status"], tx["status"])
-                tx["batched"] = True
+                tx["batched"] = batch_id
+            self._batches[batch_id] = {"batch_id": batch_id, "settled_at": self.clock.now(),
+                                       "trans_ids": [tx["trans_id"] for tx in members]}
             self._save()
+            return batch_id
 
     def approve_held(self, trans_id: str) -> None:
         self._review(trans_id, "capturedPendingSettlement", "net.authorize.payment.fraud.approved")
@@ -398,6 +410,7 @@ class AuthorizeNetSimulator:
             handler = getattr(self, f"_op_{operation}", None) if operation else None
         except (ValueError, AttributeError):
             document, request, operation, handler = None, None, "", None
+        self.calls[operation or "?"] += 1
         fault = self._take_fault(operation)
         if fault == "refused":
             raise TransportFault(fault)
@@ -797,6 +810,44 @@ class AuthorizeNetSimulator:
         if len(month) != 7:
             raise _ApiError("E00003", "The month element is invalid.")
         return [e for e in self._au_events if e["at"].strftime("%Y-%m") == month]
+    def _op_getSettledBatchList(self, request: dict[str, Any]) -> dict[str, Any]:
+        """Batches settled between firstSettlementDate and lastSettlementDate (both or neither: then the last 24
+        hours), at most 31 days apart."""
+        first, last = request.get("firstSettlementDate"), request.get("lastSettlementDate")
+        if (first is None) != (last is None):
+            raise _ApiError("E00003", "firstSettlementDate and lastSettlementDate go together.")
+        now = self.clock.now()
+        start, end = (_datetime(first), _datetime(last)) if first is not None else (now - dt.timedelta(days=1), now)
+        if end < start or end - start > dt.timedelta(days=31):
+            raise _ApiError("E00003", "The date range must be ascending and at most 31 days.")
+        batches = [batch for batch in self._batches.values() if start <= batch["settled_at"] <= end]
+        if not batches:
+            return {"messages": _messages("Ok", "I00004", "No records found.")}
+        listed = []
+        for batch in sorted(batches, key=lambda b: b["settled_at"]):
+            entry = {"batchId": batch["batch_id"], "settlementTimeUTC": _utc(batch["settled_at"]),
+                     "settlementTimeLocal": _utc(batch["settled_at"])[:-1], "settlementState": "settledSuccessfully",
+                     "paymentMethod": "creditCard", "marketType": "eCommerce", "product": "Card Not Present"}
+            if request.get("includeStatistics") is True:
+                members = [self._transactions[t] for t in batch["trans_ids"]]
+                charges = [tx for tx in members if tx["type"] == "authCaptureTransaction"
+                           and tx["status"] == "settledSuccessfully"]
+                refunds = [tx for tx in members if tx["type"] == "refundTransaction"]
+                entry["statistics"] = [{"accountType": "Visa",
+                                        "chargeAmount": sum((tx["amount"] for tx in charges), Decimal("0.00")),
+                                        "chargeCount": len(charges),
+                                        "refundAmount": sum((tx["amount"] for tx in refunds), Decimal("0.00")),
+                                        "refundCount": len(refunds),
+                                        "voidCount": sum(1 for tx in members if tx["status"] == "voided"),
+                                        "declineCount": sum(1 for tx in members if tx["status"] == "declined")}]
+            listed.append(entry)
+        return {"batchList": listed}
+
+    def _op_getTransactionList(self, request: dict[str, Any]) -> dict[str, Any]:
+        batch = self._batches.get(str(request.get("batchId") or ""))
+        if batch is None:
+            raise _ApiError("E00040", "The record cannot be found.")
+        return self._transaction_page([self._transactions[t] for t in batch["trans_ids"]], request)
 
     def _op_getMerchantDetails(self, request: dict[str, Any]) -> dict[str, Any]:
         return {"isTestMode": False, "processors": [{"name": "First Data Nashville"}],
@@ -886,12 +937,19 @@ class AuthorizeNetSimulator:
         self._deliver(outbox)
 
     def _transaction_page(self, rows: list[dict[str, Any]], request: dict[str, Any]) -> dict[str, Any]:
+        """One page of a transaction list. `sorting` {orderBy: id | submitTimeUTC, orderDescending}; `paging`
+        {limit: 1..1000, offset: page number from 1} (Paging's XSD facets); without paging, the first 1000."""
         sorting = request.get("sorting") or {}
-        rows = sorted(rows, key=lambda tx: (tx["submitted_at"], int(tx["trans_id"])) if
-                      sorting.get("orderBy", "submitTimeUTC") == "submitTimeUTC" else int(tx["trans_id"]),
-                      reverse=sorting.get("orderDescending") is True)
+        order_by = sorting.get("orderBy", "submitTimeUTC")
+        if order_by not in ("id", "submitTimeUTC"):
+            raise _ApiError("E00003", f"The value '{order_by}' is invalid according to its datatype "
+                                      "'AnetApi/xml/v1/schema/AnetApiSchema.xsd:TransactionListOrderFieldEnum'.")
+        rows = sorted(rows, key=lambda tx: (tx["submitted_at"], int(tx["trans_id"])) if order_by == "submitTimeUTC"
+                      else int(tx["trans_id"]), reverse=sorting.get("orderDescending") is True)
         paging = request.get("paging") or {}
         limit, page = int(paging.get("limit", 1000)), int(paging.get("offset", 1))
+        if not 1 <= limit <= 1000 or not 1 <= page <= 100000:
+            raise _ApiError("E00003", "The paging limit must be 1 to 1000 and the offset 1 to 100000.")
         page_rows = rows[(page - 1) * limit: page * limit]
         summaries = [{"transId": tx["trans_id"], "submitTimeUTC": _utc(tx["submitted_at"]),
                       "submitTimeLocal": _utc(tx["submitted_at"])[:-1], "transactionStatus": tx["status"],
@@ -951,6 +1009,7 @@ class AuthorizeNetSimulator:
                              for tid, t in self._transactions.items()},
             "au_events": [{**e, "old": card(e["old"]), "new": card(e["new"]), "at": e["at"].isoformat()}
                           for e in self._au_events],
+            "batches": {bid: {**b, "settled_at": b["settled_at"].isoformat()} for bid, b in self._batches.items()},
         }
         temporary = f"{self.storage_path}.tmp"
         with open(temporary, "wb") as file:
@@ -960,7 +1019,9 @@ class AuthorizeNetSimulator:
     def _load(self, path: str | os.PathLike) -> None:
         with open(path, "rb") as file:
             state = json.loads(file.read().decode("utf-8"), parse_float=Decimal)
-        self._next_id = state["next_id"]
+        self._next_id = {**self._next_id, **state["next_id"]}
+        self._batches = {bid: {**b, "settled_at": dates.parse(b["settled_at"])}
+                         for bid, b in state.get("batches", {}).items()}
         self._customers = state["customers"]
         for customer in self._customers.values():
             for profile in customer["payment_profiles"].values():
@@ -1058,6 +1119,17 @@ def _amount(value: Any) -> Decimal | None:
     except (InvalidOperation, ValueError):
         return None
     return amount.quantize(_CENT) if amount.is_finite() and amount > 0 else None
+
+
+def _datetime(value: Any) -> dt.datetime:
+    """An xs:dateTime as the API takes it (`2026-11-21T09:00:00Z`, or without a zone: UTC)."""
+    try:
+        moment = dates.parse(str(value))
+    except ValueError:
+        moment = None
+    if moment is None:
+        raise _ApiError("E00003", f"The value '{value}' is not a valid dateTime.")
+    return moment
 
 
 def _utc(moment: dt.datetime) -> str:

@@ -39,7 +39,8 @@ TRANSACTIONS = "w365_paymenttransactions"
 TRANSACTION_COLUMNS = (
     "w365_paymenttransactionid", "w365_name", "w365_refid", "w365_amount", "w365_type", "w365_outcome", "statecode",
     "w365_gatewaytransactionid", "w365_transactionresult", "createdon", "_w365_invoiceid_value",
-    "_w365_salesorderid_value", "_w365_paymentprofileid_value", "_w365_accountid_value")
+    "_w365_salesorderid_value", "_w365_paymentprofileid_value", "_w365_accountid_value", "w365_nextcheckon",
+    "w365_needsattention")
 PROFILE_COLUMNS = ("w365_paymentprofileid", "w365_name", "w365_customerprofileid", "w365_paymentprofileidgateway",
                    "w365_cardlast4", "w365_isdefault", "w365_syncstatus", "statecode")
 
@@ -243,6 +244,10 @@ def links_of(charge: Record) -> dict[str, str]:
 
 
 def start_attempt(acting: Services, body: Mapping[str, Any], conflict: str) -> str:
+    """Create the attempt row. An open one (Pending) gets its first reconciler check: if the process dies before
+    the answer is written, the sweep finds it by `w365_nextcheckon` (handlers/charging/reconciler.py)."""
+    if body.get("w365_outcome") == outcome_value(PENDING):
+        body = {**body, "w365_nextcheckon": first_check(acting)}
     try:
         return acting.dataverse.create(TRANSACTIONS, body)
     except DuplicateRecord:
@@ -260,7 +265,8 @@ def send_attempt(services: Services, attempt: OpenAttempt, send: Callable[[], Ch
                 f"{format_money(attempt.amount, attempt.currency)} went through. The outcome is being confirmed with "
                 "Authorize.Net; do not try again until this transaction shows Approved or Error.")
         schedule_reconcile(services, attempt.transaction_id, 1)
-        _settle_quietly(services, attempt, UNKNOWN, {"w365_transactionresult": text})
+        _settle_quietly(services, attempt, UNKNOWN, {"w365_transactionresult": text,
+                                                     "w365_nextcheckon": first_check(services)})
         return PaymentAttempt(attempt.transaction_id, attempt.ref_id, attempt.amount, UNKNOWN, text)
     except GatewayUnavailable:
         text = f"Authorize.Net could not be reached, so nothing happened ({verb} not sent). You can try again."
@@ -470,6 +476,11 @@ def flag_for_person(services: Services, transaction_id: str, text: str, *, name:
             "w365_regardingid": transaction_id})
     except DuplicateRecord:
         pass                             # flagged before
+
+
+def first_check(services: Services) -> str:
+    """`w365_nextcheckon` of an attempt that has just become open (Pending, Unknown): the back-off's first step."""
+    return dates.iso(services.clock.now() + RECONCILE_SCHEDULE[0])
 
 
 def schedule_reconcile(services: Services, transaction_id: str, try_number: int) -> None:

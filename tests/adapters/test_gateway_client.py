@@ -305,6 +305,54 @@ def test_void_refund_details_and_lists(gw, sim):
     assert gw.list_customer_transactions(customer, "600000999") == []
 
 
+def test_settled_batches_and_their_transactions_by_the_simulators_clock(gw, sim, clock):
+    customer, payment = new_profile(gw, sim)
+    before = clock.now()
+    first = gw.charge_profile(customer, payment, Decimal("20.00"), ref_id="pay-1", invoice_number="INV-1")
+    clock.advance(hours=20)
+    first_batch = sim.settle()
+    second = gw.charge_profile(customer, payment, Decimal("30.00"), ref_id="pay-2", invoice_number="INV-2")
+    clock.advance(days=40)                             # a span longer than the API's 31 days: asked in pieces
+    second_batch = sim.settle()
+    assert sim.settle() is None                        # nothing left: no empty batch
+    batches = gw.list_settled_batches(before, clock.now())
+    assert [(b.batch_id, b.state) for b in batches] == [(first_batch, "settledSuccessfully"),
+                                                        (second_batch, "settledSuccessfully")]
+    assert batches[0].settled_at == before + dt.timedelta(hours=20)
+    assert sim.calls["getSettledBatchList"] == 2
+    assert [t.trans_id for t in gw.list_batch_transactions(first_batch)] == [first.trans_id]
+    [summary] = gw.list_batch_transactions(second_batch)
+    assert (summary.trans_id, summary.status, summary.invoice_number) == (second.trans_id, "settledSuccessfully",
+                                                                         "INV-2")
+    assert gw.list_settled_batches(clock.now() - dt.timedelta(days=1), clock.now())[0].batch_id == second_batch
+    assert gw.list_unsettled_transactions() == []
+    with pytest.raises(GatewayNotFound):
+        gw.list_batch_transactions("424242")
+
+
+def test_transaction_lists_are_read_to_the_last_page(gw, sim, monkeypatch):
+    from gateway import client as client_module
+    monkeypatch.setattr(client_module, "_PAGE_LIMIT", 3)
+    customer, payment = new_profile(gw, sim)
+    made = [gw.charge_profile(customer, payment, Decimal(f"{n}.00"), ref_id=f"pay-{n}", invoice_number=f"INV-{n}")
+            for n in range(1, 8)]
+    assert [t.trans_id for t in gw.list_unsettled_transactions()] == [m.trans_id for m in made]
+    assert sim.calls["getUnsettledTransactionList"] == 3           # 3 + 3 + 1
+    batch = sim.settle()
+    assert [t.trans_id for t in gw.list_batch_transactions(batch)] == [m.trans_id for m in made]
+    assert [t.trans_id for t in gw.list_customer_transactions(customer)] == [m.trans_id for m in made]
+
+
+@pytest.mark.parametrize("paging, sorting", [({"limit": 1001, "offset": 1}, None), ({"limit": 10, "offset": 0}, None),
+                                             (None, {"orderBy": "amount", "orderDescending": False})])
+def test_the_simulator_refuses_paging_and_sorting_outside_the_schema(gw, sim, paging, sorting):
+    request = {"merchantAuthentication": {"name": LOGIN_ID, "transactionKey": TRANSACTION_KEY}}
+    request.update({k: v for k, v in (("sorting", sorting), ("paging", paging)) if v is not None})
+    answer = requests.post(SANDBOX_URL, data=json.dumps({"getUnsettledTransactionListRequest": request}))
+    body = json.loads(answer.content.decode("utf-8-sig"))
+    assert body["messages"]["resultCode"] == "Error" and body["messages"]["message"][0]["code"] == "E00003"
+
+
 def test_public_client_key(gw, sim):
     assert gw.public_client_key() == sim.public_client_key
 

@@ -6,6 +6,7 @@ minLength, enumerations, booleans. The SDK is imported here only, never by the a
 """
 from __future__ import annotations
 
+import datetime
 import json
 from decimal import Decimal
 
@@ -110,6 +111,8 @@ def sent_requests() -> list[dict]:
         gw.get_transaction_details(charge.trans_id)
         gw.list_customer_transactions(customer, payment)
         gw.list_unsettled_transactions()
+        [batch] = gw.list_settled_batches(sim.clock.now() - datetime.timedelta(days=1), sim.clock.now())
+        gw.list_batch_transactions(batch.batch_id)
         gw.public_client_key()
         gw.delete_payment_profile(customer, payment)
         return [json.loads(call.request.body) for call in rsps.calls]
@@ -120,7 +123,8 @@ def test_every_request_type_of_the_client_is_covered(sent_requests):
         "createCustomerProfileRequest", "createCustomerPaymentProfileRequest", "getCustomerProfileRequest",
         "getCustomerPaymentProfileRequest", "updateCustomerPaymentProfileRequest",
         "deleteCustomerPaymentProfileRequest", "createTransactionRequest", "getTransactionDetailsRequest",
-        "getTransactionListForCustomerRequest", "getUnsettledTransactionListRequest", "getMerchantDetailsRequest"}
+        "getTransactionListForCustomerRequest", "getUnsettledTransactionListRequest", "getMerchantDetailsRequest",
+        "getSettledBatchListRequest", "getTransactionListRequest"}
 
 
 def test_requests_follow_the_xsd_order_and_facets(sent_requests):

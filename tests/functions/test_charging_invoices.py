@@ -218,7 +218,8 @@ def test_the_queued_write_of_an_approval_that_keeps_failing_flags_the_attempt_fo
     records = [m for m, _ in world.queue.dead_letters if m.kind == "charging.record"]
     assert records == []
     world.standin._faults.clear()                          # Dynamics is back: the reconciler still settles it
-    reconciler.reconcile_due(world.services, everything=True)
+    world.clock.advance(dt.timedelta(days=1))
+    reconciler.reconcile_due(world.services)
     assert world.row("w365_paymenttransaction", row["w365_paymenttransactionid"])["w365_outcome"] == outcome("Approved")
     assert assert_books_agree(world) == Decimal("40.00")
 
