@@ -7,6 +7,7 @@ Latin-1 decoding, secrets in DEBUG logs). Its XSD bindings stay the oracle, in t
 """
 from __future__ import annotations
 
+import datetime as dt
 import json
 import logging
 import random
@@ -512,7 +513,7 @@ def _xs_datetime(moment: dt.datetime, *, ceil: bool = False) -> str:
     """Whole seconds in UTC; `ceil` rounds up, so an upper bound never cuts off its last fraction of a second."""
     if ceil and moment.microsecond:
         moment += dt.timedelta(microseconds=1_000_000 - moment.microsecond)
-    return moment.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return dates.iso(moment)
 
 
 def _payment_profile(customer_profile_id: str, item: dict[str, Any]) -> GatewayPaymentProfile:
