@@ -107,6 +107,9 @@ def run_request_share(settings: Settings) -> float:
 
 
 def build_services(settings: Settings) -> Services:
+    """The real adapters, each made at its first use. Their HTTP sessions read proxy and CA settings once
+    (core.transport.http_session)."""
+    from core.transport import http_session
     services: Services
     # The share is read when a run first asks the budget (a wrong W365_BILLING_RUN_SHARE fails the run, not a button).
     from core.throttle import RequestBudget
@@ -124,7 +127,8 @@ def build_services(settings: Settings) -> Services:
         tokens = MsalTokenProvider(settings.require("DATAVERSE_TENANT_ID"), settings.require("DATAVERSE_CLIENT_ID"),
                                    settings.require("DATAVERSE_CLIENT_SECRET"), url)
         # Dataverse gives a webhook 60 s: a few short retries, then a 503 with Retry-After and Dataverse retries.
-        return DataverseClient(url, tokens, max_retries=3, max_backoff=10, observer=budget.observe)
+        return DataverseClient(url, tokens, max_retries=3, max_backoff=10, observer=budget.observe,
+                               session=http_session(url))
 
     def gateway() -> Any:
         from gateway.client import AuthorizeNetGateway
@@ -133,9 +137,11 @@ def build_services(settings: Settings) -> Services:
             from standins import LOCAL_GATEWAY_KEY, LOCAL_GATEWAY_LOGIN, LOCAL_GATEWAY_PATH
             return AuthorizeNetGateway(LOCAL_GATEWAY_LOGIN, LOCAL_GATEWAY_KEY, environment="sandbox",
                                        endpoint=settings.public_base_url + LOCAL_GATEWAY_PATH + "/xml/v1/request.api")
+        from gateway.client import ENDPOINTS
         return AuthorizeNetGateway(settings.require("AUTHORIZENET_LOGIN_ID"),
                                    settings.require("AUTHORIZENET_TRANSACTION_KEY"),
-                                   environment=settings.gateway_environment)
+                                   environment=settings.gateway_environment,
+                                   session=http_session(ENDPOINTS.get(settings.gateway_environment, "https://")))
 
     def queue() -> Any:
         if settings.is_local:

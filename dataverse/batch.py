@@ -19,6 +19,7 @@ MAX_OPERATIONS = 1000                                # Dataverse's limit per $ba
 _CHANGESET_METHODS = ("POST", "PATCH", "DELETE")     # GET is not allowed inside a changeset
 _BOUNDARY = re.compile(r'boundary="?([^";,\s]+)"?', re.IGNORECASE)
 _BLANK_LINE = re.compile(r"\r?\n\r?\n")
+_DELIMITER = re.compile(r"(?:\A|\r?\n)--([^\r\n]*)")
 
 
 @dataclass(frozen=True)
@@ -151,24 +152,19 @@ def _boundary(content_type: str) -> str | None:
 
 
 def _split(text: str, boundary: str) -> list[str]:
-    # RFC 2046: a delimiter is "--boundary" at the start of a line; the CRLF before it belongs to the delimiter.
-    # (Plain string search: every answer has a new boundary, and a regex built from it would be compiled per answer.)
-    delimiter = "--" + boundary
-    starts, at = [], text.find(delimiter)
-    while at >= 0:
-        if at == 0 or text[at - 1] == "\n":
-            starts.append(at)
-        at = text.find(delimiter, at + len(delimiter))
-    parts = []
-    for index, start in enumerate(starts):
-        end = starts[index + 1] if index + 1 < len(starts) else len(text)
-        piece = text[start + len(delimiter):end]
-        if index + 1 < len(starts):              # the line break before the next delimiter is part of it
-            piece = piece[:-2] if piece.endswith("\r\n") else piece[:-1] if piece.endswith("\n") else piece
-        if piece.startswith("--"):
+    """RFC 2046: a delimiter is "--boundary" at the start of a line (the CRLF before it belongs to the delimiter);
+    "--boundary--" closes. One regex compiled at import finds every candidate line whatever the boundary."""
+    parts: list[str] = []
+    start: int | None = None
+    for match in _DELIMITER.finditer(text):
+        name = match.group(1).rstrip(" \t")
+        if name not in (boundary, boundary + "--"):
+            continue                     # a line that merely starts with "--" inside a part
+        if start is not None:
+            parts.append(text[start:match.start()])
+        if name != boundary:
             break
-        newline = piece.find("\n")
-        parts.append(piece[newline + 1:] if newline >= 0 else "")
+        start = match.end() + (2 if text.startswith("\r\n", match.end()) else 1)
     return parts
 
 
