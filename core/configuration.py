@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import weakref
 from typing import Any, Sequence
 
 from core.services import Services
@@ -13,20 +14,50 @@ COLUMNS = ("w365_configurationid", "_w365_emailfromqueueid_value", "w365_linkexp
 BACKGROUND_MAX_AGE = dt.timedelta(minutes=1)
 
 
+# The switches that gate money (CONTRACT §4, §6): whoever decides on them reads them fresh, never from a cache.
+MONEY_SWITCHES = frozenset({"w365_autopayenabled", "w365_enablecredithold", "w365_approvalcanacceptpayment"})
+# How long a worker reuses the rest of the row (email queue, link expiry, templates, who may send for approval):
+# a maker's change shows within this time, and a busy worker does not read the row for every button and message.
+SETTINGS_MAX_AGE = dt.timedelta(seconds=30)
+# Per worker: keyed by the Dataverse client the worker's Services share (every copy a call makes of its Services
+# keeps the same client), so the cache outlives one invocation but never crosses environments or tests.
+_CACHES: "weakref.WeakKeyDictionary[Any, dict]" = weakref.WeakKeyDictionary()
+
+
 def configuration(services: Services, columns: Sequence[str] = (), *,
                   max_age: dt.timedelta | None = None) -> dict[str, Any]:
     """The active configuration row, or {} when none exists (every switch then reads as off). `columns`: more
-    columns to read besides COLUMNS. `max_age`: a read of the same columns by the same Services that recent is
-    reused (per instance; queued work only, never a person's button)."""
+    columns to read besides COLUMNS. `max_age`: a read of the same columns by this worker that recent is reused;
+    None reads now (the money switches: `money_switches`)."""
     select = COLUMNS + tuple(c for c in columns if c not in COLUMNS)
+    cache = _cache(services)
+    now = services.clock.now()
     if max_age is not None:
-        cache = services.__dict__.setdefault("_configuration_cache", {})
-        now = services.clock.now()
         cached = cache.get(select)
         if cached is not None and now - cached[0] <= max_age:
             return cached[1]
     rows = services.dataverse.query("w365_configurations", select=select, filter="statecode eq 0", top=1)
     row = rows[0] if rows else {}
-    if max_age is not None:
-        cache[select] = (now, row)
+    cache[select] = (now, row)
     return row
+
+
+def settings_row(services: Services, columns: Sequence[str] = ()) -> dict[str, Any]:
+    """The row for what does not gate money, reused by the worker for SETTINGS_MAX_AGE. Refuses to hand out a
+    money switch from it."""
+    if MONEY_SWITCHES & set(columns):
+        raise ValueError("money switches are read fresh: use money_switches()")
+    row = configuration(services, columns, max_age=SETTINGS_MAX_AGE)
+    return {k: v for k, v in row.items() if k not in MONEY_SWITCHES}
+
+
+def money_switches(services: Services, columns: Sequence[str] = ()) -> dict[str, Any]:
+    """The row read now: for decisions on the switches that gate money (and it refreshes the worker's copy)."""
+    return configuration(services, columns)
+
+
+def _cache(services: Services) -> dict:
+    try:
+        return _CACHES.setdefault(services.dataverse, {})
+    except TypeError:                      # a client that cannot be weakly referenced: no cache
+        return {}

@@ -95,13 +95,16 @@ RIGHTS: dict[str, tuple[Right, ...]] = {
     "w365_DeactivatePaymentProfile": (
         Right("w365_paymentprofile", "Target", (WRITE,), EXPLICIT),
     ),
+    "w365_RunBilling": (
+        Right("role", "the person's roles", (), ADMINISTRATOR),
+    ),
     "Update of account (creditonhold)": (
         Right("account", "the account", (WRITE,), DATAVERSE),
     ),
     "Create of w365_subscription": (
         Right("w365_subscription", "the subscription", (CREATE,), DATAVERSE),
     ),
-    "Update of w365_configuration (w365_enablecredithold)": (
+    "Update of w365_configuration (w365_enablecredithold, w365_autopayenabled)": (
         Right("w365_configuration", "the configuration", (WRITE,), DATAVERSE),
     ),
 }

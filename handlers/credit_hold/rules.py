@@ -25,7 +25,7 @@ from core.errors import ConfigurationError, RecordNotFound
 from core.ports import Record
 from core.services import Services
 from core.steps import Outcome
-from core.configuration import configuration
+from core.configuration import money_switches
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +88,7 @@ class Provider(Protocol):
 # --- the switch and the hold -----------------------------------------------------------------------------------------
 
 def credit_hold_enabled(services: Services) -> bool:
-    return bool(configuration(services).get("w365_enablecredithold"))
+    return bool(money_switches(services).get("w365_enablecredithold"))
 
 
 def account_on_hold(services: Services, account_id: str | None) -> bool:

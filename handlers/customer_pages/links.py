@@ -16,7 +16,7 @@ from typing import Any, Callable, TypeVar
 from core import footprint, odata
 from core.errors import BusinessRuleViolation, ConcurrencyConflict, RecordNotFound
 from core import dates
-from core.configuration import configuration
+from core.configuration import settings_row
 from core.services import Services
 
 log = logging.getLogger(__name__)
@@ -61,7 +61,7 @@ def send_secure_link(services: Services, *, purpose_label: str, route: str, acco
     """
     if placeholder not in (body_template or ""):
         raise BusinessRuleViolation(f"The email text must contain {placeholder}, where the customer's link goes.")
-    config = configuration(services)
+    config = settings_row(services)
     queue_id = config.get("_w365_emailfromqueueid_value")
     if not queue_id:
         raise BusinessRuleViolation("No queue is set to send emails from: set 'Email from queue' in the W365 "

@@ -16,7 +16,7 @@ from typing import Any
 from core import permissions
 from core.errors import BusinessRuleViolation, ConflictInProgress, RecordNotFound
 from core.ports import BillTo, OpaqueData
-from core.configuration import configuration
+from core.configuration import money_switches, settings_row
 from core.services import Services
 from handlers.charging import attempts
 from handlers.customer_pages import links
@@ -46,7 +46,7 @@ def require_may_send_for_approval(services: Services, user_id: str, order_id: st
                                action="send it for approval")
     if permissions.is_administrator(services, user_id):
         return
-    if not configuration(services).get("w365_salescansendforapproval"):
+    if not settings_row(services).get("w365_salescansendforapproval"):
         raise BusinessRuleViolation("Only administrators can send orders for customer approval. An administrator can "
                                     "let salespeople do it with 'Sales can send for approval' in the W365 "
                                     "configuration.")
@@ -115,7 +115,7 @@ def open_approval(services: Services, token: str) -> ApprovalView:
         return ApprovalView("cancelled")       # paid, or back to Draft: the link no longer applies
     contact = services.dataverse.retrieve("contacts", link["_w365_contactid_value"], select=(
         "contactid", "fullname", "firstname", "lastname", "emailaddress1", "telephone1"))
-    accepts = bool(configuration(services).get("w365_approvalcanacceptpayment"))
+    accepts = bool(money_switches(services).get("w365_approvalcanacceptpayment"))
     return ApprovalView("usable", link, order, order_lines(services, order.id), contact, accepts)
 
 

@@ -12,6 +12,7 @@ import azure.functions as func
 import pytest
 
 from core import footprint
+from core.configuration import SETTINGS_MAX_AGE
 from handlers.orders.entry import order_approval_page
 from tests.functions.charging_world import outcome
 
@@ -102,6 +103,8 @@ def test_salespeople_may_send_only_when_the_configuration_allows_it(world):
     assert refused.body["status"] == "failed" and "administrators" in refused.message
     assert world.rows("w365_securelink") == []
     world.standin.update("w365_configuration", world.ids["configuration"], {"w365_salescansendforapproval": True})
+    # Not a switch that gates money: a worker reuses the row briefly, so the change shows within SETTINGS_MAX_AGE.
+    world.clock.advance(SETTINGS_MAX_AGE + dt.timedelta(seconds=1))
     assert send_for_approval(world, user=world.ids["salesperson"]).body["status"] == "succeeded"
     reader = world.standin.add_user("Rita Reader", roles=("Read Only",))
     assert "permission" in send_for_approval(world, user=reader).message
