@@ -1,4 +1,4 @@
-"""X-ANET-Signature: HMAC-SHA512 of the raw body, key as text, upper-case hex, constant-time compare."""
+"""X-ANET-Signature: HMAC-SHA512 of the raw body, key as text (or hex-decoded), upper-case hex, constant-time compare."""
 from __future__ import annotations
 
 import hashlib
@@ -53,3 +53,19 @@ def test_reserialized_json_fails_so_the_raw_body_must_be_used():
 
 def test_an_unset_key_verifies_nothing():
     assert not verify_signature(BODY, sign(BODY, ""), "")
+
+
+def test_a_signature_made_with_the_key_hex_decoded_verifies_too():
+    # Published material disagrees on the key's form (research/gateway.md §4): both forms are accepted, both need it.
+    hex_form = "sha512=" + hmac.new(bytes.fromhex(KEY), BODY, hashlib.sha512).hexdigest().upper()
+    assert verify_signature(BODY, hex_form, KEY)
+    assert verify_signature(BODY, hex_form.lower(), KEY)
+    other_key = KEY[:-1] + "9"
+    assert not verify_signature(BODY, hex_form, other_key)
+    assert not verify_signature(BODY + b" ", hex_form, KEY)
+
+
+def test_a_key_that_is_not_hex_is_only_used_as_text():
+    key = "not-hex-signature-key-0123456789"
+    assert verify_signature(BODY, sign(BODY, key), key)
+    assert not verify_signature(BODY, "sha512=" + "0" * 128, key)

@@ -155,16 +155,20 @@ def test_a_refused_delivery_changes_nothing_and_is_never_a_5xx(world, sink, forg
     assert len(transactions(world)) == 1
 
 
-def test_the_key_is_used_as_text_not_hex_decoded(world, sink):
-    hex_key = "7A3F" * 32                          # real Signature Keys look like hex: they are still used as text
+def test_a_signature_made_with_the_key_as_text_or_hex_decoded_is_accepted(world, sink):
+    hex_key = "7A3F" * 32                          # real Signature Keys look like hex: published material disagrees
     world.services.settings = Settings({**TEST_SETTINGS, "AUTHORIZENET_SIGNATURE_KEY": hex_key})
     world.simulator.emit_webhooks_to(sink, hex_key)
     delivery = _signed_charge(world, sink)
-    as_hex = "sha512=" + hmac.new(bytes.fromhex(hex_key), delivery["body"], hashlib.sha512).hexdigest().upper()
-    assert post(world, delivery["body"], {**delivery["headers"], "X-ANET-Signature": as_hex})[0] == 401
+    other = "sha512=" + hmac.new(bytes.fromhex("7A3E" * 32), delivery["body"], hashlib.sha512).hexdigest().upper()
+    assert post(world, delivery["body"], {**delivery["headers"], "X-ANET-Signature": other})[0] == 401
     assert transactions(world) == []
-    lower = delivery["headers"]["X-ANET-Signature"].lower()          # case does not matter, the digest does
+    as_hex = "sha512=" + hmac.new(bytes.fromhex(hex_key), delivery["body"], hashlib.sha512).hexdigest().upper()
+    assert post(world, delivery["body"], {**delivery["headers"], "X-ANET-Signature": as_hex})[0] == 200
+    assert len(transactions(world)) == 1
+    lower = delivery["headers"]["X-ANET-Signature"].lower()          # the text form, any case: same delivery, once
     assert post(world, delivery["body"], {**delivery["headers"], "X-ANET-Signature": lower})[0] == 200
+    assert len(transactions(world)) == 1
 
 
 # --- transactions ------------------------------------------------------------------------------------------------
