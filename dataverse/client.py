@@ -18,8 +18,8 @@ from urllib.parse import quote, urlsplit
 import requests
 
 from core import jsonutil, odata
-from core.errors import (AccessDenied, ConcurrencyConflict, DataverseAuthError, DataverseError, DuplicateRecord,
-                         PlatformUnavailable, RecordNotFound)
+from core.errors import (AccessDenied, ConcurrencyConflict, ConfigurationError, DataverseAuthError, DataverseError,
+                         DuplicateRecord, PlatformUnavailable, RecordNotFound)
 from core.transport import never_sent
 from core.ports import BatchOperation, BatchResult, Read, Record
 from dataverse import batch as batch_format
@@ -34,6 +34,10 @@ REJECTED_UNPROCESSED = frozenset({429, 503})
 IDEMPOTENT_METHODS = frozenset({"GET", "PUT", "PATCH", "DELETE"})  # a replayed PATCH with an ETag at worst answers 412
 DUPLICATE_CODES = frozenset({"0x80060892", "0x80040237"})         # alternate key / duplicate key on insert
 CONCURRENCY_CODES = frozenset({"0x80060882"})                      # ConcurrencyVersionMismatch
+# "Resource not found for the segment 'x'": the URL names no table, action or property (a wrong path, a missing
+# installation step), which no retry or "record not found" handling can mend.
+UNKNOWN_SEGMENT_CODE = "0x8006088a"
+_SEGMENT = re.compile(r"segment '([^']*)'")
 FIRST_BACKOFF = 0.5
 # Query-string characters OData reads literally; everything else is percent-encoded (a space as %20, not '+').
 _QUERY_SAFE = "$'(),/:=@*"
@@ -139,12 +143,19 @@ class DataverseClient:
             raise _error_from(response.status_code, response.json_body, response.headers, "POST")
         parts = batch_format.parse_batch_response(content_type, response.content)
         methods = {cid: op.method.upper() for cid, op in zip(request.content_ids, changeset)}
-        for index, part in enumerate(parts):
+        for part in parts:
             if part.status >= 400:
-                # The changeset was rolled back as a whole; raise the failing operation's own error.
-                method = methods.get(part.content_id or "") or (changeset[index].method.upper()
-                                                                if len(parts) == len(changeset) else None)
-                raise _error_from(part.status, part.body, part.headers, method)
+                # The changeset was rolled back as a whole; raise the failing operation's own error. An answer without
+                # a Content-ID does not say which operation failed: it is the whole changeset's failure, never a guess
+                # at one of its methods (a 412 means "duplicate" on a create but "changed since read" on an update).
+                if part.content_id in methods:
+                    raise _error_from(part.status, part.body, part.headers, methods[part.content_id])
+                error = _error_from(part.status, part.body, part.headers, None)
+                if isinstance(error, DataverseError):
+                    error.message = (f"A changeset of {len(changeset)} operations failed (Dataverse did not say which "
+                                     f"operation): {error.message}")
+                    error.args = (error.message,)
+                raise error
         if response.status_code >= 400 or len(parts) != len(changeset):
             raise PlatformUnavailable(f"Dataverse answered a $batch of {len(changeset)} operations with HTTP "
                                       f"{response.status_code} and {len(parts)} parts; the changeset may have been "
@@ -323,12 +334,18 @@ def _get_target(read: Read) -> tuple[str, dict[str, Any]]:
     return read.target, {**options, "$filter": read.filter, "$orderby": read.orderby, "$top": read.top}
 
 
-def _error_from(status: int, payload: Any, headers: Mapping[str, str], method: str | None) -> DataverseError:
+def _error_from(status: int, payload: Any, headers: Mapping[str, str],
+                method: str | None) -> DataverseError | ConfigurationError:
     """The typed core.errors failure for a Dataverse error answer (a whole response or one $batch part)."""
     error = payload.get("error") if isinstance(payload, dict) else None
     error = error if isinstance(error, dict) else {}
     code = str(error.get("code") or "")
     message = str(error.get("message") or f"Dataverse answered HTTP {status}")
+    if status == 404 and code.lower() == UNKNOWN_SEGMENT_CODE:
+        segment = _SEGMENT.search(message)
+        named = f"'{segment.group(1)}'" if segment else "in the request's path"
+        return ConfigurationError(f"Dataverse has no table, action or property {named}: is the solution installed "
+                                  f"(python -m installer plan) and DATAVERSE_URL the right environment?")
     fields = dict(status=status, code=code, request_id=_request_id(headers), retry_after=_retry_after(headers))
     if code in DUPLICATE_CODES:
         return DuplicateRecord(message, **fields)

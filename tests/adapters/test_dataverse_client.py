@@ -8,8 +8,8 @@ import requests
 import responses
 from urllib3.exceptions import MaxRetryError, NewConnectionError
 
-from core.errors import (AccessDenied, ConcurrencyConflict, DataverseError, DuplicateRecord, PlatformUnavailable,
-                         RecordNotFound)
+from core.errors import (AccessDenied, ConcurrencyConflict, ConfigurationError, DataverseError, DuplicateRecord,
+                         PlatformUnavailable, RecordNotFound)
 from core.ports import BatchOperation
 from dataverse.auth import StaticTokenProvider
 from dataverse.client import DataverseClient
@@ -237,6 +237,20 @@ def test_statuses_and_codes_map_to_typed_errors(rsps, client, method, status, co
     assert (caught.value.status, caught.value.code, caught.value.request_id) == (status, code, REQ_ID)
 
 
+def test_a_404_for_an_unknown_segment_is_a_configuration_error_naming_it(rsps, client):
+    # Dataverse's answer for a path naming no entity set (learn.microsoft.com "Web API error codes": 0x8006088a)
+    rsps.get(f"{API}w365_paymentprofiless", status=404, content_type=JSON,
+             body=error_body("0x8006088A", "Resource not found for the segment 'w365_paymentprofiless'."))
+    with pytest.raises(ConfigurationError) as caught:
+        client.query("w365_paymentprofiless")
+    assert "'w365_paymentprofiless'" in str(caught.value)
+    assert not isinstance(caught.value, RecordNotFound)
+    rsps.get(f"{API}accounts({ACCOUNT})", status=404, content_type=JSON,
+             body=error_body("0x80040217", f"account With Id = {ACCOUNT} Does Not Exist"))
+    with pytest.raises(RecordNotFound):                   # a missing row stays "not found"
+        client.retrieve("accounts", ACCOUNT)
+
+
 def test_delete(rsps, client):
     rsps.delete(f"{API}w365_paymentprofiles({ACCOUNT})", status=204)
     client.delete("w365_paymentprofiles", ACCOUNT)
@@ -369,6 +383,23 @@ def test_a_412_on_a_create_part_is_a_duplicate(rsps, client):
     ]))
     with pytest.raises(DuplicateRecord):
         client.batch([BatchOperation.create("w365_paymenttransactions", {"w365_name": "charge:1"})])
+
+
+@pytest.mark.parametrize("parts", [1, 2])
+def test_a_failed_part_without_content_id_is_the_whole_changesets_failure_not_a_guess(rsps, client, parts):
+    failed = ["Content-Type: application/http", "Content-Transfer-Encoding: binary", "",
+              "HTTP/1.1 412 Precondition Failed", "Content-Type: application/json; odata.metadata=minimal", "",
+              error_body("", "The version of the existing record doesn't match the RowVersion property provided.")]
+    ok = ["Content-Type: application/http", "Content-Transfer-Encoding: binary", "", "HTTP/1.1 204 No Content", "", ""]
+    lines = ["--batchresponse_7d4c", *failed] if parts == 1 else \
+        ["--batchresponse_7d4c", *failed, "--batchresponse_7d4c", *ok]
+    rsps.post(f"{API}$batch", **batch_answer(400, [*lines, "--batchresponse_7d4c--"]))
+    with pytest.raises(DataverseError) as caught:
+        client.batch([BatchOperation.create("w365_paymenttransactions", {"w365_name": "charge:1"}),
+                      BatchOperation.update("invoices", INVOICE, {"statecode": 2}, etag='W/"1"')])
+    # Position 1 is the create, whose 412 would read "duplicate": without a Content-ID that is not known.
+    assert not isinstance(caught.value, DuplicateRecord)
+    assert "changeset of 2 operations" in caught.value.message and caught.value.status == 412
 
 
 def test_a_batch_rejected_as_a_whole_raises_from_its_json_error(rsps, client):
