@@ -6,6 +6,7 @@ from __future__ import annotations
 import hmac
 import json
 import threading
+from collections import deque
 from typing import Any, Callable, Iterable
 
 from app.composition import provider_signing_key
@@ -13,10 +14,13 @@ from core.settings import Settings
 from adapters.provider_webhook import SIGNATURE_HEADER, sign
 
 
+RECENT = 50
+
+
 class DemoProvider:
     def __init__(self, settings: Settings | None = None):
         self._settings = settings or Settings()
-        self.received: list[dict[str, Any]] = []
+        self.received: deque[dict[str, Any]] = deque(maxlen=RECENT)
         self._lock = threading.Lock()
 
     def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:

@@ -4,9 +4,11 @@ from __future__ import annotations
 from decimal import Decimal
 
 from core.footprint import CONFIGURATION_DEFAULTS, choice
+from core.settings import LOCAL_DEFAULT_BASE_URL
+from standins import LOCAL_PROVIDER_PATH
 from standins.dataverse.http import DataverseStandIn
 
-WEBHOOK_PROVIDER_URL = "http://127.0.0.1:7071/_local/provider"   # handlers/credit_hold/demo_provider.py
+WEBHOOK_PROVIDER_URL = LOCAL_DEFAULT_BASE_URL + LOCAL_PROVIDER_PATH   # standins/demo_provider.py on the dev host
 
 
 def seed_demo(standin: DataverseStandIn) -> dict[str, str]:
@@ -135,3 +137,13 @@ def seed_history(standin: DataverseStandIn, ids: dict[str, str], *, days: int = 
                       "w365_balance": Decimal("0.00") if status == "Recovered" else Decimal("240.00"),
                       "w365_dunningstatus": choice("invoice", "w365_dunningstatus", status),
                       "w365_failedattempts": rng.randint(1, 4)})
+
+
+def point_demo_provider_at(standin: DataverseStandIn, base_url: str) -> None:
+    """The Webhook providers that post to a dev host's demo provider follow the host's port (the saved local data may
+    come from a run on another port); providers pointing anywhere else are left alone."""
+    wanted = base_url.rstrip("/") + LOCAL_PROVIDER_PATH
+    for row in standin.rows("w365_provider"):
+        url = row.get("w365_endpointurl") or ""
+        if url != wanted and url.startswith("http://127.0.0.1:") and url.endswith(LOCAL_PROVIDER_PATH):
+            standin.update("w365_provider", row["w365_providerid"], {"w365_endpointurl": wanted})

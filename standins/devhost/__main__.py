@@ -1,6 +1,6 @@
 """Local mode from a terminal.
 
-    python -m standins.devhost serve                        the app + stand-ins on http://127.0.0.1:7071 (what `make run` does)
+    python -m standins.devhost serve [--port N]             the app + stand-ins on http://127.0.0.1:7071 (what `make run` does)
     python -m standins.devhost send MESSAGE TABLE ID [Name=Value ...]   a ribbon button's Custom API call, as Dataverse sends it
     python -m standins.devhost update TABLE ID col=value ...    change a row, then fire its registered webhook step
     python -m standins.devhost create TABLE col=value ...       create a row, then fire its registered webhook step
@@ -8,6 +8,9 @@
     python -m standins.devhost demo                         the ids of the demo data
     python -m standins.devhost run TIMER                    run a timer now (dunning_daily, account_updater_import, ...)
     python -m standins.devhost recovery                     the monthly recovery numbers of dunning
+
+Every command takes --port N (default 7071, or the port of W365_PUBLIC_BASE_URL when it is set): `serve --port N`
+makes the app's public base URL (links in emails, the stand-ins it calls) and the demo provider follow that port.
 """
 from __future__ import annotations
 
@@ -29,17 +32,31 @@ from standins import (LOCAL_DATAVERSE_PATH, LOCAL_GATEWAY_PATH, LOCAL_PROVIDER_P
 from standins import payloads as messages
 
 ROOT = Path(__file__).resolve().parents[2]
-LOCAL_DIR = ROOT / "local"
-BASE = os.environ.get("W365_PUBLIC_BASE_URL", "http://127.0.0.1:7071").rstrip("/")
+LOCAL_DIR = Path(os.environ.get("W365_LOCAL_DIR") or ROOT / "local")    # tests run a host on a directory of their own
+DEFAULT_PORT = 7071
+BASE = os.environ.get("W365_PUBLIC_BASE_URL", f"http://127.0.0.1:{DEFAULT_PORT}").rstrip("/")
 WEB_API = f"{BASE}{LOCAL_DATAVERSE_PATH}/api/data/v9.2"
+
+
+def _use_port(port: int | None) -> None:
+    """The commands talk to the host on `port`; an explicit W365_PUBLIC_BASE_URL wins only without --port."""
+    global BASE, WEB_API
+    if port is not None:
+        BASE = f"http://127.0.0.1:{port}"
+    WEB_API = f"{BASE}{LOCAL_DATAVERSE_PATH}/api/data/v9.2"
 
 
 def serve(args: argparse.Namespace) -> None:
     os.environ.setdefault("W365_MODE", "local")
+    port = args.port if args.port is not None else DEFAULT_PORT
+    # The app's links and its own calls to the stand-ins on this server follow the port, unless a public URL (a
+    # tunnel in front of this host) was set on purpose.
+    if args.port is not None or not os.environ.get("W365_PUBLIC_BASE_URL"):
+        os.environ["W365_PUBLIC_BASE_URL"] = f"http://127.0.0.1:{port}"
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     from app.composition import get_services
     from standins.dataverse import DataverseStandIn
-    from standins.dataverse.demo import seed_demo
+    from standins.dataverse.demo import point_demo_provider_at, seed_demo
     from standins.devhost.host import FunctionsDevHost, serve as make_server
     from standins.authorizenet import AuthorizeNetSimulator
     from standins.demo_provider import DemoProvider
@@ -49,9 +66,10 @@ def serve(args: argparse.Namespace) -> None:
     standin = DataverseStandIn(storage_path=LOCAL_DIR / "dataverse.json")
     if not standin.rows("account"):
         seed_demo(standin)
+    point_demo_provider_at(standin, f"http://127.0.0.1:{port}")      # also when local/ was made on another port
     simulator = AuthorizeNetSimulator(storage_path=LOCAL_DIR / "authorizenet.json")
     # As Authorize.Net would: signed webhooks for what happens at the gateway, to the app's webhook route.
-    simulator.emit_webhooks_to(f"http://127.0.0.1:{args.port}/api/authorizenet/webhook", LOCAL_SIGNATURE_KEY)
+    simulator.emit_webhooks_to(f"http://127.0.0.1:{port}/api/authorizenet/webhook", LOCAL_SIGNATURE_KEY)
     host = FunctionsDevHost(function_app.app, mounts={LOCAL_DATAVERSE_PATH: standin.wsgi_app(),
                                                       LOCAL_GATEWAY_PATH: simulator.wsgi_app(),
                                                       LOCAL_PROVIDER_PATH: DemoProvider()})
@@ -60,8 +78,8 @@ def serve(args: argparse.Namespace) -> None:
     if hasattr(queue, "drain"):
         host.every(0.5, queue.drain, "devhost-queue")
     host.start_timers()
-    server = make_server(host, "127.0.0.1", args.port)
-    print(_banner(args.port, standin), flush=True)
+    server = make_server(host, "127.0.0.1", port)
+    print(_banner(port, standin), flush=True)
     try:
         server.serve_forever()
     except KeyboardInterrupt:
@@ -286,34 +304,36 @@ def _admin_user() -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m standins.devhost", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--port", type=int, help=f"the dev host's port (default {DEFAULT_PORT})")
     sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("serve", help="start the app in local mode")
-    p.add_argument("--port", type=int, default=7071)
+    p = sub.add_parser("serve", parents=[common], help="start the app in local mode")
     p.set_defaults(run=serve)
-    p = sub.add_parser("send", help="send a Custom API message as Dataverse would")
+    p = sub.add_parser("send", parents=[common], help="send a Custom API message as Dataverse would")
     p.add_argument("message"), p.add_argument("table"), p.add_argument("id")
     p.add_argument("params", nargs="*", help="Name=Value parameters")
     p.add_argument("--user", help="InitiatingUserId (default: the demo administrator)")
     p.set_defaults(run=send)
-    p = sub.add_parser("create", help="create a row as a person would, then fire its webhook step")
+    p = sub.add_parser("create", parents=[common], help="create a row as a person would, then fire its webhook step")
     p.add_argument("table"), p.add_argument("attributes", nargs="*", help="col=value (lookups take the id)")
     p.add_argument("--user", help="the person (default: the demo administrator)")
     p.set_defaults(run=write, id=None)
-    p = sub.add_parser("update", help="change a row as a person would, then fire its webhook step")
+    p = sub.add_parser("update", parents=[common], help="change a row as a person would, then fire its webhook step")
     p.add_argument("table"), p.add_argument("id"), p.add_argument("attributes", nargs="*", help="col=value")
     p.add_argument("--user", help="the person (default: the demo administrator)")
     p.set_defaults(run=write)
-    p = sub.add_parser("show", help="list rows of the local Dataverse")
+    p = sub.add_parser("show", parents=[common], help="list rows of the local Dataverse")
     p.add_argument("table"), p.add_argument("--filter"), p.add_argument("--select")
     p.set_defaults(run=show)
-    p = sub.add_parser("demo", help="list the demo data's ids")
+    p = sub.add_parser("demo", parents=[common], help="list the demo data's ids")
     p.set_defaults(run=demo)
-    p = sub.add_parser("run", help="run a timer-triggered function now (the host's admin endpoint)")
+    p = sub.add_parser("run", parents=[common], help="run a timer-triggered function now (the host's admin endpoint)")
     p.add_argument("name")
     p.set_defaults(run=run_timer)
-    p = sub.add_parser("recovery", help="the monthly recovery numbers of dunning")
+    p = sub.add_parser("recovery", parents=[common], help="the monthly recovery numbers of dunning")
     p.set_defaults(run=recovery)
     args = parser.parse_args(argv)
+    _use_port(args.port)
     return args.run(args) or 0
 
 

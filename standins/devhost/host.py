@@ -108,11 +108,14 @@ def _route_pattern(route: str) -> re.Pattern:
 
 
 class FunctionsDevHost:
-    def __init__(self, app: func.FunctionApp, mounts: Mapping[str, WsgiApp] | None = None):
+    def __init__(self, app: func.FunctionApp, mounts: Mapping[str, WsgiApp] | None = None, *,
+                 record_requests: bool = False):
         self.http: list[HttpFunction] = []
         self.timers: list[TimerFunction] = []
         self.mounts = dict(mounts or {})
-        self.received: list[tuple[str, str, bytes]] = []     # (method, path, body) of every /api request, for tests
+        # (method, path, body) of every /api request, only when a test asks for it: a long-running host keeps none.
+        self.received: list[tuple[str, str, bytes]] = []
+        self._record_requests = record_requests
         self._stop = threading.Event()
         # get_functions() may be called only once per app object (a second call raises: research/dataverse.md §4).
         functions = getattr(app, "_devhost_functions", None)
@@ -150,7 +153,7 @@ class FunctionsDevHost:
                 return self._plain(start_response, 404, "Not found")
             self.run_timer(timer)
             return self._plain(start_response, 202, "Accepted")
-        if path.startswith("/api/"):
+        if self._record_requests and path.startswith("/api/"):
             self.received.append((method, path + ("?" + environ["QUERY_STRING"] if environ.get("QUERY_STRING")
                                                   else ""), body))
         for function in self.http:
@@ -216,8 +219,14 @@ class FunctionsDevHost:
         self._stop.set()
 
 
+LISTEN_BACKLOG = 128
+
+
 class _ThreadingWSGIServer(ThreadingMixIn, WSGIServer):
     daemon_threads = True     # the app calls the stand-ins over HTTP on this same server: one thread per request
+    # socketserver's default backlog is 5: a burst of clicks plus the app's own calls to the stand-ins on this server
+    # would see refused or stalled connections.
+    request_queue_size = LISTEN_BACKLOG
 
 
 class _QuietHandler(WSGIRequestHandler):

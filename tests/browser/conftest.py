@@ -81,7 +81,8 @@ def _live_app_session():
     set_services(services)
     # get_functions() may run once per app object: one host for the whole session.
     host = FunctionsDevHost(function_app.app, mounts={LOCAL_DATAVERSE_PATH: standin.wsgi_app(),
-                                                      LOCAL_GATEWAY_PATH: simulator.wsgi_app()})
+                                                      LOCAL_GATEWAY_PATH: simulator.wsgi_app()},
+                            record_requests=True)
     server = serve(host, "127.0.0.1", port)
     thread = threading.Thread(target=server.serve_forever, name="live-app", daemon=True)
     thread.start()

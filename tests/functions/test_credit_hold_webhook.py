@@ -133,7 +133,7 @@ def test_demo_provider_refuses_a_bad_signature():
     answer = endpoint({"REQUEST_METHOD": "POST", "CONTENT_LENGTH": str(len(body)), "wsgi.input": io.BytesIO(body),
                        "HTTP_X_W365_SIGNATURE": "sha256=00"}, lambda s, h: seen.append(s))
     assert seen == ["401 Unauthorized"] and b"signature" in b"".join(answer)
-    assert endpoint.received == []
+    assert list(endpoint.received) == []
 
 
 @pytest.mark.parametrize("url", ["http://provider.example.com/hook", "https://127.0.0.1:8443/hook",

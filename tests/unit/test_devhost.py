@@ -29,7 +29,7 @@ ticks: list = []
 
 @pytest.fixture
 def running():
-    host = FunctionsDevHost(_app(), mounts={"/_local/echo": _echo})
+    host = FunctionsDevHost(_app(), mounts={"/_local/echo": _echo}, record_requests=True)
     server = serve(host, "127.0.0.1", 0)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -92,3 +92,44 @@ def test_a_timer_schedule_naming_an_app_setting_is_resolved_like_the_functions_h
     assert _app_setting("0 */5 * * * *") == "0 */5 * * * *"
     with pytest.raises(ValueError, match="NO_SUCH_SETTING"):
         _app_setting("%NO_SUCH_SETTING%")
+
+
+def test_fifty_clients_connecting_at_once_are_all_queued_and_served():
+    # The server is not accepting yet, as when every handler thread is busy: the kernel's listen backlog alone must
+    # hold the 50 connections (socketserver's default of 5 leaves the rest waiting on SYN retries).
+    import socket
+
+    server = serve(FunctionsDevHost(_app()), "127.0.0.1", 0)
+    port = server.server_address[1]
+    clients = []
+    try:
+        for _ in range(50):
+            client = socket.create_connection(("127.0.0.1", port), timeout=0.5)
+            client.sendall(b"GET /api/items/7 HTTP/1.0\r\nHost: x\r\n\r\n")
+            clients.append(client)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        for client in clients:
+            client.settimeout(10)
+            answer = b""
+            while chunk := client.recv(4096):
+                answer += chunk
+            assert answer.startswith(b"HTTP/1.0 200") and answer.endswith(b"GET 7 None "), answer[:80]
+    finally:
+        for client in clients:
+            client.close()
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_host_keeps_no_request_bodies_unless_asked():
+    host = FunctionsDevHost(_app())
+    server = serve(host, "127.0.0.1", 0)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        for _ in range(3):
+            assert requests.post(f"http://127.0.0.1:{server.server_address[1]}/api/items/1", data=b"x" * 1000,
+                                 timeout=5).status_code == 200
+        assert host.received == []
+    finally:
+        server.shutdown()
+        server.server_close()
