@@ -165,6 +165,9 @@ def add_card_from_nonce(services: Services, *, account_id: str, contact_id: str 
         access.verify(answers[len(reads):])
     if contact_id:
         check_contact(contacts[0] if contacts else None, account_id)
+    if synced and not set_default and not _has_active_default(services, account_id,
+                                                             account.get(ACCOUNT_CARDS) or []):
+        set_default = True               # the first usable profile of an account without a default (CONTRACT §4)
     customer_profile_id = str(account.get("w365_gatewaycustomerprofileid") or "")
     new_customer = not customer_profile_id
     if new_customer:
@@ -295,6 +298,33 @@ def _clear_other_defaults(services: Services, account_id: str, keep: str | None,
     return ops
 
 
+def _default_rows(services: Services, account_id: str) -> list[dict[str, Any]]:
+    return _rows(services, f"_w365_accountid_value eq {account_id} and w365_isdefault eq true")
+
+
+def _has_active_default(services: Services, account_id: str, rows: list[dict[str, Any]] | None = None,
+                        besides: str | None = None) -> bool:
+    rows = _default_rows(services, account_id) if rows is None else rows
+    return any(r.get("w365_isdefault") and r.get("statecode") == ACTIVE[0] and r["w365_paymentprofileid"] != besides
+               for r in rows)
+
+
+def _usable(row: dict[str, Any]) -> bool:
+    return row.get("statecode") == ACTIVE[0] and row.get("w365_syncstatus") == sync_status("Synced")
+
+
+def _made_gateway_default(services: Services, card: GatewayPaymentProfile) -> bool:
+    """The gateway's default follows the row's, so a later Sync (which follows the gateway) keeps it."""
+    try:
+        services.gateway.update_payment_profile(card.customer_profile_id, card.payment_profile_id, card.bill_to,
+                                                default=True)
+    except GatewayError as exc:
+        log.warning("payment profile %s: could not make it the gateway's default (%s); it stays a plain card",
+                    card.payment_profile_id, type(exc).__name__)
+        return False
+    return True
+
+
 def _commit(services: Services, ops: list[BatchOperation]) -> None:
     try:
         services.dataverse.batch(ops)
@@ -320,10 +350,17 @@ def _refresh(services: Services, row: dict[str, Any], card: GatewayPaymentProfil
     body = _synced_columns(services, card, active=activate)
     will_be_active = activate or row.get("statecode") == ACTIVE[0]
     body["w365_isdefault"] = bool(card.is_default and will_be_active)
+    defaults = None
+    if will_be_active and not body["w365_isdefault"] and not _usable(row):
+        # It becomes usable now: the first one of an account without an Active default is its default (CONTRACT §4).
+        defaults = _account_defaults(row) if "w365_accountid" in row else _default_rows(services, account_id)
+        if not _has_active_default(services, account_id, defaults, besides=row["w365_paymentprofileid"]):
+            body["w365_isdefault"] = _made_gateway_default(services, card)
     ops = [BatchOperation.update(PROFILES, row["w365_paymentprofileid"], body, etag=row.get("@odata.etag"))]
     if body["w365_isdefault"]:
-        ops = _clear_other_defaults(services, account_id, keep=row["w365_paymentprofileid"],
-                                    rows=_account_defaults(row) if "w365_accountid" in row else None) + ops
+        if defaults is None and "w365_accountid" in row:
+            defaults = _account_defaults(row)
+        ops = _clear_other_defaults(services, account_id, keep=row["w365_paymentprofileid"], rows=defaults) + ops
     _commit(services, ops)
     if will_be_active:
         card_became_usable(services, account_id)     # CONTRACT §6 "Recovery": waiting invoices are retried
@@ -383,6 +420,9 @@ def sync_account(services: Services, account_id: str, *, import_only: bool = Fal
     closed = {gateway_id for gateway_id, r in by_gateway_id.items() if closed_by_account_updater(r)}
     ops: list[BatchOperation] = []
     imported = refreshed = 0
+    untouched = list(rows)                  # rows this sync leaves as they are: their default still counts
+    newly_usable: list[tuple[dict[str, Any], GatewayPaymentProfile]] = []
+    will_have_default = False
     for card in cards:
         if card.payment_profile_id in closed:
             by_gateway_id.pop(card.payment_profile_id)
@@ -395,16 +435,31 @@ def sync_account(services: Services, account_id: str, *, import_only: bool = Fal
                     "w365_paymentprofileidgateway": card.payment_profile_id}
             ops.append(BatchOperation.create(PROFILES, body, content_id=str(len(ops) + 1)))
             imported += 1
+            newly_usable.append((body, card))
+            will_have_default = will_have_default or body["w365_isdefault"]
             continue
         if import_only:
             continue
+        untouched.remove(row)
         activate = not _was_deactivated(row)
         body = _synced_columns(services, card, active=activate)
         body["w365_isdefault"] = bool(card.is_default and (activate or row.get("statecode") == ACTIVE[0]))
         ops.append(BatchOperation.update(PROFILES, row["w365_paymentprofileid"], body, etag=row.get("@odata.etag")))
         refreshed += 1
+        will_have_default = will_have_default or body["w365_isdefault"]
+        if activate and not _usable(row):
+            newly_usable.append((body, card))
     gone = [] if import_only else [r for r in by_gateway_id.values() if r.get("w365_paymentprofileidgateway")
                                    and r.get("w365_paymentprofileidgateway") not in closed]
+    untouched = [r for r in untouched if r not in gone]
+    if newly_usable and not will_have_default and not _has_active_default(services, account_id, untouched):
+        # The first profile to become usable on an account without an Active default is its default (CONTRACT §4).
+        for body, card in newly_usable:
+            if _made_gateway_default(services, card):
+                body["w365_isdefault"] = True
+                ops = _clear_other_defaults(services, account_id, keep=None,
+                                            rows=[r for r in untouched if r.get("w365_isdefault")]) + ops
+                break
     for row in gone:
         ops.append(BatchOperation.update(PROFILES, row["w365_paymentprofileid"],
                                          {"w365_syncstatus": sync_status("Sync Failed"), "w365_isdefault": False},

@@ -414,7 +414,7 @@ def test_deleted_marks_the_row_inactive_and_sync_failed(world, sink):
 def test_the_simulator_delivers_to_the_dev_host_route(world):
     from standins.devhost.host import FunctionsDevHost, serve
 
-    host = FunctionsDevHost(function_app.app)
+    host = FunctionsDevHost(function_app.app, record_requests=True)
     server = serve(host, "127.0.0.1", 0)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()

@@ -300,3 +300,70 @@ def test_link_states(services):
     assert links.check_link(services, token, "Profile Request").state == "expired"
     (row,) = services.dataverse.tables["w365_securelinks"].values()
     assert row["w365_status"] == links.status("Expired")
+
+
+# --- the first usable profile becomes the default (CONTRACT §4) ------------------------------------------------------
+
+def _defaults(services):
+    return [r["w365_paymentprofileid"] for r in _rows(services) if r["w365_isdefault"] and r["statecode"] == 0]
+
+
+def _gateway_default(services, added):
+    return services.gateway.get_payment_profile(added.customer_profile_id, added.payment_profile_id).is_default
+
+
+def test_the_first_profile_synced_becomes_the_default_here_and_at_the_gateway(services):
+    first = _add(services)
+    second = _add(services, last4="0015")
+    assert profiles.sync_profile(services, first.profile_id)[0]
+    assert _defaults(services) == [first.profile_id] and _gateway_default(services, first)
+    assert profiles.sync_profile(services, second.profile_id)[0]            # the account has a default now
+    assert _defaults(services) == [first.profile_id] and not _gateway_default(services, second)
+
+
+def test_a_profile_synced_when_the_only_default_was_deactivated_becomes_the_default(services):
+    first = _add(services, synced=True, set_default=True)
+    profiles.deactivate(services, first.profile_id)
+    second = _add(services, last4="0015")
+    profiles.sync_profile(services, second.profile_id)
+    assert _defaults(services) == [second.profile_id]
+
+
+def test_a_card_synced_at_once_becomes_the_default_only_when_the_account_has_none(services):
+    first = _add(services, synced=True)
+    second = _add(services, last4="0015", synced=True)
+    assert _defaults(services) == [first.profile_id]
+    assert _gateway_default(services, first) and not _gateway_default(services, second)
+
+
+@pytest.mark.parametrize("import_only", [False, True])         # Sync all, and the gateway webhook's import
+def test_a_card_imported_from_the_gateway_becomes_the_default_when_the_account_has_none(services, import_only):
+    added = _add(services)                                      # makes the customer profile; the row is pending
+    services.dataverse.delete("w365_paymentprofiles", added.profile_id)
+    assert profiles.sync_account(services, services.ids["account"], import_only=import_only)[0]
+    (row,) = _rows(services)
+    assert row["w365_isdefault"] is True and row["statecode"] == 0
+    assert _gateway_default(services, added)
+
+
+def test_an_import_leaves_the_existing_active_default_alone(services):
+    first = _add(services, synced=True, set_default=True)
+    services.gateway.create_payment_profile(first.customer_profile_id, OpaqueData("d", "nonce0015"), BillTo())
+    assert profiles.sync_account(services, services.ids["account"], import_only=True)[0]
+    assert _defaults(services) == [first.profile_id] and len(_rows(services)) == 2
+
+
+def test_sync_all_with_an_active_plain_card_and_no_default_makes_the_new_card_the_default(services):
+    plain = _add(services, synced=True)
+    services.dataverse.update("w365_paymentprofiles", plain.profile_id, {"w365_isdefault": False})
+    services.gateway.update_payment_profile(plain.customer_profile_id, plain.payment_profile_id, BillTo())
+    services.gateway.customers[plain.customer_profile_id][plain.payment_profile_id] = GatewayPaymentProfile(
+        **{**_card(services, plain).__dict__, "is_default": False})
+    fresh = services.gateway.create_payment_profile(plain.customer_profile_id, OpaqueData("d", "nonce0015"), BillTo())
+    assert profiles.sync_account(services, services.ids["account"], import_only=True)[0]
+    (new_row,) = [r for r in _rows(services) if r["w365_paymentprofileidgateway"] == fresh]
+    assert _defaults(services) == [new_row["w365_paymentprofileid"]]
+
+
+def _card(services, added):
+    return services.gateway.get_payment_profile(added.customer_profile_id, added.payment_profile_id)
