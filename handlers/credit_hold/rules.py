@@ -115,7 +115,16 @@ def provision_new_subscription(services: Services, subscription_id: str) -> Outc
             RESULT: "Blocked: the account is on credit hold. It is provisioned when the hold is lifted.",
         }, etag=subscription.get("@odata.etag"))
         return Outcome.succeeded("The account is on credit hold: the subscription is blocked.", blocked=True)
-    _queue(services, subscription_id, origin="new")
+    try:
+        _queue(services, subscription_id, origin="new")
+    except ConfigurationError as exc:
+        # Real mode without its queue settings (CONTRACT §1): what created the subscription (a paid order) goes on;
+        # the subscription says what is missing and is provisioned again once it is set.
+        reason = f"Could not be queued for provisioning: {exc}"
+        services.dataverse.update(SUBSCRIPTIONS, subscription_id, {
+            STATUS: status("Failed"), RESULT: f"{reason} Set it, then provision the subscription again."[:RESULT_MAX]},
+            etag=subscription.get("@odata.etag"))
+        return Outcome.succeeded(f"The subscription failed: {reason}", blocked=False, failed=reason)
     return Outcome.succeeded("The subscription is queued for provisioning.", blocked=False)
 
 

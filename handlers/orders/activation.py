@@ -14,7 +14,7 @@ from decimal import Decimal
 from typing import Any
 
 from core import footprint
-from core.errors import BusinessRuleViolation, ConcurrencyConflict
+from core.errors import ConcurrencyConflict
 from core.services import Services
 from handlers.credit_hold.rules import SUBSCRIPTIONS, provision_new_subscription
 from handlers.orders.records import (ORDERS, Order, add_note, iso, load_order, order_lines, status, update_order)
@@ -22,24 +22,31 @@ from handlers.orders.records import (ORDERS, Order, add_note, iso, load_order, o
 log = logging.getLogger(__name__)
 
 
+NO_PROVIDER = ("No active provider exists to provision it: add an active w365_provider (Manual or Webhook), set "
+               "it on the subscription and provision the subscription again.")
+
+
 @dataclass(frozen=True)
 class Activation:
     subscriptions: int           # created by this activation
     blocked: int                 # of those, blocked by a credit hold on the account
+    failed: tuple[str, ...] = () # of those, why each one that could not be provisioned was created Failed
 
     def describe(self) -> str:
         text = f"{self.subscriptions} subscription(s) created"
         if self.blocked:
             text += f", {self.blocked} blocked by the account's credit hold until it is lifted"
+        if self.failed:
+            text += f", {len(self.failed)} could not be provisioned ({'; '.join(sorted(set(self.failed)))})"
         return text
 
 
-def default_provider(services: Services) -> dict[str, Any]:
+def default_provider(services: Services) -> dict[str, Any] | None:
+    """None when no provider is active: the order is still completed, its subscriptions are created Failed."""
     providers = services.dataverse.query("w365_providers", select=("w365_providerid", "w365_name", "w365_type"),
                                          filter="statecode eq 0", orderby="w365_name asc")
     if not providers:
-        raise BusinessRuleViolation("No active provider exists to provision the order's subscriptions: add a "
-                                    "w365_provider first.")
+        return None
     manual = footprint.choice("w365_provider", "w365_type", "Manual")
     return next((p for p in providers if p.get("w365_type") == manual), providers[0])
 
@@ -54,6 +61,7 @@ def create_subscriptions(services: Services, order: Order) -> Activation:
     lines = order_lines(services, order.id)
     provider = default_provider(services) if lines else None
     created = blocked = 0
+    failed: list[str] = []
     for line in lines:
         product = line.get("productid") or {}
         key = (product.get("productid"), Decimal(line.get("quantity") or 0).normalize())
@@ -65,16 +73,27 @@ def create_subscriptions(services: Services, order: Order) -> Activation:
             "w365_accountid@odata.bind": f"/accounts({order.account_id})",
             "w365_salesorderid@odata.bind": f"/{ORDERS}({order.id})",
             "w365_quantity": Decimal(line.get("quantity") or 0),
-            "w365_providerid@odata.bind": f"/w365_providers({provider['w365_providerid']})",
             "w365_provisioningstatus": footprint.choice("w365_subscription", "w365_provisioningstatus", "Pending"),
         }
         if product.get("productid"):
             body["w365_productid@odata.bind"] = f"/products({product['productid']})"
+        if provider is None:
+            # Payment never waits on provisioning configuration: the subscription is recorded Failed, saying why.
+            body["w365_provisioningstatus"] = footprint.choice("w365_subscription", "w365_provisioningstatus",
+                                                               "Failed")
+            body["w365_provisioningresult"] = NO_PROVIDER
+            services.dataverse.create(SUBSCRIPTIONS, body)
+            created += 1
+            failed.append("No active provider (add an active w365_provider)")
+            continue
+        body["w365_providerid@odata.bind"] = f"/w365_providers({provider['w365_providerid']})"
         subscription_id = services.dataverse.create(SUBSCRIPTIONS, body)
         created += 1
         outcome = provision_new_subscription(services, subscription_id)
         blocked += bool(outcome.data.get("blocked"))
-    return Activation(created, blocked)
+        if outcome.data.get("failed"):
+            failed.append(str(outcome.data["failed"]))
+    return Activation(created, blocked, tuple(failed))
 
 
 def activate(services: Services, order: Order, *, reason: str) -> Activation:
@@ -82,6 +101,11 @@ def activate(services: Services, order: Order, *, reason: str) -> Activation:
     activation = create_subscriptions(services, order)
     update_order(services, order.id, {"w365_orderstatus": status("Activated")})
     add_note(services, order.id, "Order activated", f"{reason}: {activation.describe()}.")
+    if activation.failed:
+        add_note(services, order.id, "Subscriptions not provisioned",
+                 f"The order is paid and active, but {len(activation.failed)} of its subscription(s) were created "
+                 f"Failed: {'; '.join(sorted(set(activation.failed)))}. Each one's provisioning result says what is "
+                 "missing (for example an active w365_provider or a setting); once it is set up, provision them again.")
     log.info("order %s activated: %s", order.id, activation.describe())
     return activation
 

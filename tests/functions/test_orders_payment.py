@@ -283,13 +283,53 @@ def _no_active_provider(world):
         world.standin.update("w365_provider", world.ids[key], {"statecode": 1, "statuscode": 2})
 
 
-def test_an_approved_charge_whose_activation_is_refused_still_says_the_money_moved(world):
+def _provisioning(label: str) -> int:
+    return footprint.choice("w365_subscription", "w365_provisioningstatus", label)
+
+
+def _assert_paid_and_activated(world, reply, profile_id):
+    assert len(world.simulator.charges()) == 1
+    assert reply.body["status"] == "succeeded", reply.body
+    invoice = invoice_of_order(world)
+    assert (invoice["statecode"], invoice["statuscode"], invoice["w365_balance"]) == (2, 100001, 0)
+    row = order(world)
+    assert row["w365_orderstatus"] == status("Activated") and row["w365_paymentdeclined"] is False
+    card = world.row("w365_paymentprofile", profile_id)
+    assert card["w365_isdefault"] is True
+    # Nothing is left for the timer to finish: the payment never waits on provisioning.
+    assert payment.complete_paid_orders(world.services) == []
+
+
+def test_no_active_provider_still_completes_the_paid_order_and_fails_its_subscriptions_saying_why(world):
     profile_id = card_on_file(world, on_contract=False)
     _no_active_provider(world)
     reply = submit(world, PaymentProfileId=profile_id)
-    assert len(world.simulator.charges()) == 1
-    assert reply.body["status"] == "succeeded", reply.body
-    assert "approved" in reply.message and "No active provider" in reply.message
+    _assert_paid_and_activated(world, reply, profile_id)
+    subscriptions = order_rows(world, "w365_subscription")
+    assert len(subscriptions) == 2
+    for subscription in subscriptions:
+        assert subscription["w365_provisioningstatus"] == _provisioning("Failed")
+        assert "No active provider" in subscription["w365_provisioningresult"]
+    assert "2 could not be provisioned" in reply.message
+    [note] = [n for n in notes(world) if n["subject"] == "Subscriptions not provisioned"]
+    assert "No active provider" in note["notetext"] and "w365_provider" in note["notetext"]
+
+
+def test_provisioning_that_cannot_be_queued_still_completes_the_paid_order(world, monkeypatch):
+    from core.errors import ConfigurationError
+
+    def no_service_bus(*args, **kwargs):
+        raise ConfigurationError("The app setting W365_WORK_QUEUE is not set.", setting="W365_WORK_QUEUE")
+
+    profile_id = card_on_file(world, on_contract=False)
+    monkeypatch.setattr(world.queue, "send", no_service_bus)
+    reply = submit(world, PaymentProfileId=profile_id)
+    _assert_paid_and_activated(world, reply, profile_id)
+    subscriptions = order_rows(world, "w365_subscription")
+    assert [s["w365_provisioningstatus"] for s in subscriptions] == [_provisioning("Failed")] * 2
+    assert all("W365_WORK_QUEUE" in s["w365_provisioningresult"] for s in subscriptions)
+    assert any("W365_WORK_QUEUE" in n["notetext"] for n in notes(world)
+               if n["subject"] == "Subscriptions not provisioned")
 
 
 def test_the_timer_leaves_a_charge_just_approved_to_the_submit_that_is_completing_it(world):
