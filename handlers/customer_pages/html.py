@@ -115,6 +115,10 @@ LINK_PAGES = {
                                                      "cannot be used again. Thank you!"),
     "cancelled": (410, "This link is no longer active", "This link was withdrawn. Please ask us for a new one "
                                                         "if you still need it."),
+    "locked": (403, "This link is locked", "Too many cards were declined through this link, so it is locked. Please "
+                                           "contact the person who sent it to you."),
+    "busy": (409, "This link is being processed", "A submission through this link is being processed. Please wait a "
+                                                  "few minutes, then open the link again."),
 }
 
 

@@ -2,6 +2,12 @@
 
 Only the token's SHA-256 is stored (w365_tokenhash): a copy of Dataverse cannot be turned into working links. The
 claim is a PATCH with If-Match on the link row, so of two submits racing with the same token only one gets through.
+
+A claim is a lease, not a verdict: the link stays Sent with `w365_completedon` set to the moment of the claim, and
+only the end of the work makes it Completed. A claim whose work never finished (a crash, an outage) stops blocking
+the link after CLAIM_LEASE, and the next submit starts over (the order page re-checks the order's attempts, so money
+that moved is never charged again). Each declined card counts in `w365_declinedcards`; at MAX_DECLINED_CARDS the link
+is Locked, which closes the page as a card-testing oracle.
 """
 from __future__ import annotations
 
@@ -25,6 +31,9 @@ LINKS = "w365_securelinks"
 TOKEN_BYTES = 32                                  # 256 bits
 TOKEN_PATTERN = re.compile(r"^[A-Za-z0-9_-]{43}$")  # token_urlsafe(32)
 DEFAULT_EXPIRY_HOURS = 72
+# Longer than the worst-case handler: the gateway's read timeout plus Dataverse's retries and back-off.
+CLAIM_LEASE = dt.timedelta(minutes=2)
+MAX_DECLINED_CARDS = 5
 T = TypeVar("T")
 
 
@@ -114,7 +123,8 @@ def create_email(services: Services, *, queue_id: str, contact_id: str, subject:
 
 @dataclass(frozen=True)
 class LinkCheck:
-    """`state` is one of usable, expired, used, cancelled, unknown; `row` only when the link exists."""
+    """`state` is one of usable, busy (a submit holds the claim), expired, used, cancelled, locked, unknown; `row`
+    only when the link exists."""
     state: str
     row: dict[str, Any] | None = None
 
@@ -142,6 +152,8 @@ def check_link(services: Services, token: str, purpose_label: str | tuple[str, .
         return LinkCheck("cancelled", row)
     if current == status("Expired"):
         return LinkCheck("expired", row)
+    if current == status("Locked"):
+        return LinkCheck("locked", row)
     expires_on = dates.parse(row.get("w365_expireson"))
     if expires_on is None or expires_on <= services.clock.now():
         try:
@@ -150,6 +162,9 @@ def check_link(services: Services, token: str, purpose_label: str | tuple[str, .
         except ConcurrencyConflict:
             pass                                  # someone else changed it meanwhile; it is not usable either way
         return LinkCheck("expired", row)
+    claimed_on = dates.parse(row.get("w365_completedon"))
+    if claimed_on is not None and services.clock.now() < claimed_on + CLAIM_LEASE:
+        return LinkCheck("busy", row)
     return LinkCheck("usable", row)
 
 
@@ -157,31 +172,66 @@ class LinkTaken(Exception):
     """Another submit claimed the link first (or it changed since it was read)."""
 
 
-def complete_once(services: Services, link: dict[str, Any], work: Callable[[], T],
-                  completion: Callable[[T], dict[str, Any]] | None = None) -> T:
-    """Run `work` for a usable link so that it succeeds at most once.
+class LinkLocked(Exception):
+    """The declined card just recorded was the link's last allowed one: the link is Locked."""
 
-    The link is claimed first (Completed, with If-Match on the ETag read by check_link), so a second submit sees it
-    used and cannot start the same work. If `work` raises (a refused card, a platform failure), the claim is undone
-    and the link stays usable. `completion(result)` gives extra columns for the completed link (e.g. the profile).
-    """
-    link_id = link["w365_securelinkid"]
+
+def claim(services: Services, link: dict[str, Any]) -> None:
+    """Take the lease on a usable link (If-Match on the ETag check_link read): raises LinkTaken when another submit
+    holds it or the link changed since it was read."""
     try:
-        services.dataverse.update(LINKS, link_id, {"w365_status": status("Completed"),
-                                                   "w365_completedon": dates.iso(services.clock.now())},
-                                  etag=link.get("@odata.etag"))
+        services.dataverse.update(LINKS, link["w365_securelinkid"],
+                                  {"w365_completedon": dates.iso(services.clock.now())}, etag=link.get("@odata.etag"))
     except (ConcurrencyConflict, RecordNotFound):
         raise LinkTaken() from None
+
+
+def complete_once(services: Services, link: dict[str, Any], work: Callable[[], T],
+                  completion: Callable[[T], dict[str, Any]] | None = None,
+                  declined_card: Callable[[BaseException], bool] | None = None) -> T:
+    """Run `work` for a usable link so that it succeeds at most once.
+
+    The link is claimed first (`claim`), so a second submit finds it busy and cannot start the same work; the end of
+    the work makes it Completed, with the columns `completion(result)` gives (e.g. the profile). If `work` raises, the
+    claim is released and the link stays usable; when `declined_card(exc)` says the failure was a declined card, it
+    is counted, and the last allowed one locks the link (LinkLocked is raised from the failure).
+    """
+    link_id = link["w365_securelinkid"]
+    claim(services, link)
     try:
         result = work()
-    except BaseException:
+    except BaseException as exc:
+        if declined_card is not None and declined_card(exc):
+            if _count_declined_card(services, link):
+                raise LinkLocked() from exc
+            raise
         try:
-            services.dataverse.update(LINKS, link_id, {"w365_status": status("Sent"), "w365_completedon": None})
-        except Exception:  # noqa: BLE001 - the original failure matters more; the link stays claimed
+            services.dataverse.update(LINKS, link_id, {"w365_completedon": None})
+        except Exception:  # noqa: BLE001 - the original failure matters more; the lease runs out on its own
             log.exception("secure link %s: could not release the claim", link_id)
         raise
-    if completion is not None:
-        extra = completion(result)
-        if extra:
-            services.dataverse.update(LINKS, link_id, extra)
+    done = {"w365_status": status("Completed"), "w365_completedon": dates.iso(services.clock.now())}
+    services.dataverse.update(LINKS, link_id, {**done, **((completion(result) or {}) if completion else {})})
     return result
+
+
+def _count_declined_card(services: Services, link: dict[str, Any]) -> bool:
+    """Release the claim and count the declined card, in one write; True when that locked the link."""
+    link_id = link["w365_securelinkid"]
+    declined = int(link.get("w365_declinedcards") or 0) + 1
+    body: dict[str, Any] = {"w365_completedon": None, "w365_declinedcards": declined}
+    locked = declined >= MAX_DECLINED_CARDS
+    if locked:
+        body["w365_status"] = status("Locked")
+    services.dataverse.update(LINKS, link_id, body)
+    if locked:
+        log.warning("secure link %s locked after %d declined cards", link_id, declined)
+        account_id = link.get("_w365_accountid_value")
+        if account_id:
+            services.dataverse.create("annotations", {
+                "subject": "Customer link locked",
+                "notetext": f"The {footprint.label('w365_securelink', 'w365_purpose', link.get('w365_purpose'))} "
+                            f"link sent to this account was locked after {declined} declined cards. Send a new link "
+                            "if the customer still needs one.",
+                "objectid_account@odata.bind": f"/accounts({account_id})"})
+    return locked

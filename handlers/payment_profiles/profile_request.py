@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from core.errors import BusinessRuleViolation, GatewayRefused
+from core.errors import BusinessRuleViolation, GatewayRefused, InvalidNonce
 from core.permissions import AccessCheck
 from core.ports import BillTo, OpaqueData
 from core.services import Services
@@ -75,9 +75,12 @@ def submit_profile_request(services: Services, token: str, opaque: OpaqueData, b
 
     try:
         added = links.complete_once(services, link, save_card, completion=lambda card: {
-            "w365_paymentprofileid@odata.bind": f"/w365_paymentprofiles({card.profile_id})"})
+            "w365_paymentprofileid@odata.bind": f"/w365_paymentprofiles({card.profile_id})"},
+            declined_card=lambda exc: isinstance(exc, GatewayRefused) and not isinstance(exc, InvalidNonce))
     except links.LinkTaken:
-        return Submitted("used")
+        return Submitted("busy")
+    except links.LinkLocked:
+        return Submitted("locked")
     except BusinessRuleViolation as exc:          # the failed card again, or a card on file not usable
         return Submitted("refused", str(exc))
     except GatewayRefused as exc:                  # auth and outage errors pass: the page says "try later"

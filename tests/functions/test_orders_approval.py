@@ -239,3 +239,51 @@ def test_a_payment_held_for_review_uses_up_the_link_and_keeps_the_signature(worl
     row = order(world)
     assert row["w365_signaturename"] == "Nancy Davolio" and row["w365_orderstatus"] == status("Pending Approval")
     assert call("GET", token)[0] == 410
+
+
+# --- a claim whose work never finished, and declined cards -----------------------------------------------------------
+
+def test_a_claim_cut_short_after_the_charge_is_finished_by_the_customers_retry_without_charging_again(world, token):
+    from handlers.customer_pages import links
+    from handlers.orders import payment
+
+    accept_payments(world)
+    check = links.check_link(world.services, token, "Order Approval")
+    links.claim(world.services, check.row)
+    # The process died after the gateway approved the charge and before the order was completed.
+    profile_id = card_on_file_for_order(world)
+    down = {"now": True}
+    world.standin.fail_next(count=50, status=503,
+                            match=lambda method, path: down["now"] and "ConvertSalesOrderToInvoice" in path)
+    assert payment.submit_order_payment(world.services, world.ids["order"], payment.CardOnFile(profile_id),
+                                        allowed=("Pending Approval",)).approved
+    down["now"] = False
+    assert order(world)["w365_orderstatus"] == status("Pending Approval")
+    charges = len(world.simulator.charges())
+    status_code, body, _ = call("POST", token, paid_form(world))
+    assert status_code == 409 and "being processed" in body
+    world.clock.advance(links.CLAIM_LEASE + dt.timedelta(seconds=1))
+    status_code, body, _ = call("POST", token, paid_form(world))
+    assert status_code == 200, body
+    assert len(world.simulator.charges()) == charges                 # the retry re-checked the order's attempts
+    assert order(world)["w365_orderstatus"] in (status("Activated"), status("Scheduled"))
+
+
+def card_on_file_for_order(world) -> str:
+    from tests.functions.charging_world import card_on_file
+    return card_on_file(world, on_contract=False)
+
+
+def test_five_declined_cards_lock_the_approval_link(world, token):
+    from handlers.customer_pages import links
+
+    accept_payments(world)
+    for _ in range(links.MAX_DECLINED_CARDS - 1):
+        status_code, body, _ = call("POST", token, paid_form(world, zip_code="46282"))
+        assert status_code == 402, body
+    status_code, body, _ = call("POST", token, paid_form(world, zip_code="46282"))
+    assert status_code == 403 and "locked" in body.lower() and "contact" in body.lower()
+    (link,) = [r for r in world.rows("w365_securelink") if r["w365_status"] != links.status("Cancelled")]
+    assert link["w365_status"] == links.status("Locked")
+    charges = len(world.simulator.charges())
+    assert call("POST", token, paid_form(world))[0] == 403 and len(world.simulator.charges()) == charges

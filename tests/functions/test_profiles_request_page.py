@@ -10,6 +10,7 @@ import pytest
 
 from handlers.customer_pages import links
 from handlers.payment_profiles.entry import profile_request_page
+from handlers.payment_profiles.profile_request import PAGE_PURPOSES
 
 FORM = {"firstName": "Nancy", "lastName": "Davolio", "company": "Fabrikam", "address": "1 Main St",
         "city": "Springfield", "state": "IL", "zip": "62701", "country": "US", "phoneNumber": "555-0100",
@@ -118,3 +119,43 @@ def test_a_cancelled_link_is_refused(world, token):
     world.standin.update("w365_securelink", _link(world)["w365_securelinkid"], {"w365_status": links.status("Cancelled")})
     status, body, _ = _call("GET", token)
     assert status == 410 and "no longer active" in body
+
+
+# --- a claim whose work never finished, and declined cards -----------------------------------------------------------
+
+def _crashed_claim(world, token):
+    """A submit claimed the link, then its process died (no release, no completion)."""
+    check = links.check_link(world.services, token, PAGE_PURPOSES)
+    assert check.usable
+    links.claim(world.services, check.row)
+
+
+def test_a_claim_whose_work_never_finished_is_usable_again_after_the_lease(world, token):
+    _crashed_claim(world, token)
+    status, body, _ = _call("POST", token, _posted(world))
+    assert status == 409 and "being processed" in body
+    assert world.rows("w365_paymentprofile") == []
+    world.clock.advance(links.CLAIM_LEASE + dt.timedelta(seconds=1))
+    status, body, _ = _call("GET", token)
+    assert status == 200
+    status, body, _ = _call("POST", token, _posted(world))                  # the customer's retry works
+    assert status == 200 and "card is saved" in body
+    assert len(world.rows("w365_paymentprofile")) == 1 and _link(world)["w365_status"] == links.status("Completed")
+
+
+def test_five_declined_cards_lock_the_link_and_note_the_account(world, token):
+    for attempt in range(1, links.MAX_DECLINED_CARDS):
+        status, body, _ = _call("POST", token, _posted(world, zip="46282"))
+        assert status == 422 and "refused the card" in body
+        assert _link(world)["w365_declinedcards"] == attempt
+    status, body, _ = _call("POST", token, _posted(world, zip="46282"))
+    assert status == 403 and "contact" in body.lower() and "locked" in body.lower()
+    link = _link(world)
+    assert link["w365_status"] == links.status("Locked") and link["w365_declinedcards"] == links.MAX_DECLINED_CARDS
+    status, body, _ = _call("POST", token, _posted(world))                   # a good card no longer gets through
+    assert status == 403 and world.rows("w365_paymentprofile") == []
+    assert _call("GET", token)[0] == 403
+    account_notes = [n for n in world.rows("annotation")
+                     if (n.get("objectid") or {}).get("id") == world.ids["account"]]
+    assert any("locked" in n["subject"].lower() and "5" in n["notetext"] for n in account_notes)
+
