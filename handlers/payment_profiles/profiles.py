@@ -181,9 +181,7 @@ def add_card_from_nonce(services: Services, *, account_id: str, contact_id: str 
     # The gateway answers a duplicate card with the existing profile's id (E00039): keep one row for it.
     existing = [r for r in cards if r.get("w365_paymentprofileidgateway") == payment_profile_id]
     if existing:
-        row = existing[0]
-        return AddedCard(row["w365_paymentprofileid"], row.get("w365_name") or "", customer_profile_id,
-                         payment_profile_id, already_on_file=True)
+        return _card_already_on_file(services, existing[0], bill_to, must_be_usable=synced)
     body: dict[str, Any] = {
         "w365_name": "New card (pending sync)",
         "w365_accountid@odata.bind": f"/accounts({account_id})",
@@ -219,6 +217,26 @@ def add_card_from_nonce(services: Services, *, account_id: str, contact_id: str 
         raise
     log.info("payment profile %s added (%s, %s)", row_id, source, "synced" if synced else "pending sync")
     return AddedCard(row_id, body["w365_name"], customer_profile_id, payment_profile_id)
+
+
+def _card_already_on_file(services: Services, row: dict[str, Any], bill_to: BillTo, *,
+                          must_be_usable: bool) -> AddedCard:
+    """The customer entered a card the account has (E00039). The billing address they just entered becomes the
+    card's, here and at the gateway; the profile's state is not bypassed: when the caller needs a card it can charge
+    now (`must_be_usable`), a deactivated or not yet synced profile is refused."""
+    customer_profile_id = row["w365_customerprofileid"]
+    payment_profile_id = row["w365_paymentprofileidgateway"]
+    services.gateway.update_payment_profile(customer_profile_id, payment_profile_id, bill_to,
+                                            default=bool(row.get("w365_isdefault")))
+    services.dataverse.update(PROFILES, row["w365_paymentprofileid"], bill_to_columns(bill_to))
+    name = row.get("w365_name") or "This card"
+    if must_be_usable and not _usable(row):
+        why = "deactivated" if row.get("statecode") != ACTIVE[0] else "not synced yet"
+        raise BusinessRuleViolation(f"This card is already on file ({name}) but it is {why}, so it cannot be charged "
+                                    "this way. Please use another card, or ask for the card on file to be "
+                                    f"{'reactivated' if why == 'deactivated' else 'synced'}.")
+    return AddedCard(row["w365_paymentprofileid"], name, customer_profile_id, payment_profile_id,
+                     already_on_file=True)
 
 
 def add_direct_entry(services: Services, *, account_id: str, contact_id: str | None, opaque: OpaqueData | None,

@@ -6,6 +6,8 @@ import datetime as dt
 import json
 from decimal import Decimal
 
+import pytest
+
 from core import footprint
 from handlers.orders import activation, payment
 from tests.functions.charging_world import VISA, card_on_file, outcome
@@ -344,3 +346,39 @@ def test_the_timer_leaves_a_charge_just_approved_to_the_submit_that_is_completin
     assert payment.complete_paid_orders(world.services) == []
     world.clock.advance(payment.COMPLETION_GRACE + dt.timedelta(seconds=1))
     assert payment.complete_paid_orders(world.services) == [world.ids["order"]]
+
+
+# --- a new card that is already on file (the gateway's duplicate answer, E00039) --------------------------------------
+
+def _card_on_file_of_the_account(world) -> tuple[str, dict]:
+    profile_id = card_on_file(world, on_contract=False)
+    row = world.row("w365_paymentprofile", profile_id)
+    world.standin.update("account", world.ids["account"],
+                         {"w365_gatewaycustomerprofileid": row["w365_customerprofileid"]})
+    return profile_id, row
+
+
+@pytest.mark.parametrize("state", ["deactivated", "pending sync"])
+def test_a_new_card_already_on_file_but_not_usable_is_not_charged_and_gets_the_address_entered(world, state):
+    profile_id, row = _card_on_file_of_the_account(world)
+    world.standin.update("w365_paymentprofile", profile_id, {"statecode": 1, "statuscode": 2, "w365_isdefault": False}
+                         if state == "deactivated" else {"w365_syncstatus": footprint.choice(
+                             "w365_paymentprofile", "w365_syncstatus", "Pending Sync")})
+    reply = submit_new_card(world, address="9 New Road", zip="98101")
+    assert reply.body["status"] == "failed" and "already on file" in reply.message, reply.body
+    assert world.simulator.charges() == [] and order_rows(world, "w365_paymenttransaction") == []
+    assert len(world.rows("w365_paymentprofile")) == 1
+    card = world.services.gateway.get_payment_profile(row["w365_customerprofileid"],
+                                                      row["w365_paymentprofileidgateway"])
+    assert (card.bill_to.address, card.bill_to.zip) == ("9 New Road", "98101")
+    updated = world.row("w365_paymentprofile", profile_id)
+    assert (updated["w365_billto_address"], updated["w365_billto_zip"]) == ("9 New Road", "98101")
+    assert updated["statecode"] == (1 if state == "deactivated" else 0)
+
+
+def test_a_new_card_already_on_file_and_usable_is_charged_with_the_address_entered(world):
+    profile_id, row = _card_on_file_of_the_account(world)
+    reply = submit_new_card(world, address="9 New Road")
+    assert reply.body["status"] == "succeeded", reply.body
+    assert len(world.simulator.charges()) == 1 and len(world.rows("w365_paymentprofile")) == 1
+    assert world.row("w365_paymentprofile", profile_id)["w365_billto_address"] == "9 New Road"
