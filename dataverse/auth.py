@@ -11,6 +11,11 @@ from core.errors import DataverseAuthError
 AUTHORITY_HOST = "https://login.microsoftonline.com"
 
 
+# OAuth 2.0 (RFC 6749 §5.2, §4.1.2.1) errors that say the authorization server is down or busy, not that the
+# request is wrong: worth a retry, as a 503 to the caller.
+TRANSIENT_OAUTH_ERRORS = frozenset({"temporarily_unavailable", "server_error"})
+
+
 class StaticTokenProvider:
     """A fixed token: local mode (the stand-in ignores it) and tests."""
 
@@ -58,12 +63,17 @@ class MsalTokenProvider:
             # msal's own HTTP calls: the identity platform could not be reached. Say what, never the request body.
             raise DataverseAuthError(f"Could not reach {AUTHORITY_HOST} for a Dataverse token ({type(exc).__name__}).",
                                      is_transient=True) from None
+        except ValueError as exc:
+            # msal parses the answer as JSON: an outage's HTML error page does not parse.
+            raise DataverseAuthError(f"{AUTHORITY_HOST} answered with something unreadable ({type(exc).__name__}).",
+                                     is_transient=True) from None
         if result and result.get("access_token"):
             return result["access_token"]
         result = result or {}
         error = str(result.get("error") or "no_token")
         description = str(result.get("error_description") or "msal returned no access token")
-        raise DataverseAuthError(self._scrub(f"Could not get a Dataverse token: {error}: {description}"), code=error)
+        raise DataverseAuthError(self._scrub(f"Could not get a Dataverse token: {error}: {description}"), code=error,
+                                 is_transient=error in TRANSIENT_OAUTH_ERRORS)
 
     def _application(self) -> Any:
         if self._app is None:

@@ -6,7 +6,8 @@ from typing import Callable
 
 import azure.functions as func
 
-from core.errors import ConfigurationError, GatewayAuthError, GatewayUnavailable, PlatformUnavailable
+from core.errors import (ConfigurationError, DataverseAuthError, DataverseError, GatewayAuthError, GatewayUnavailable,
+                         PlatformUnavailable)
 from handlers.customer_pages.html import Page, message_page
 
 log = logging.getLogger(__name__)
@@ -30,9 +31,27 @@ def serve_customer_page(req: func.HttpRequest, *, what: str, closed_text: str, s
     except (PlatformUnavailable, GatewayUnavailable) as exc:
         log.warning("%s: a platform is unavailable: %s", what, type(exc).__name__)
         return unavailable_page(int(getattr(exc, "retry_after", None) or 30))
+    except DataverseError as exc:
+        if exc.is_transient:               # e.g. the identity platform unreachable or down
+            log.warning("%s: Dataverse or its sign-in is unavailable: %s", what, type(exc).__name__)
+            return unavailable_page(int(exc.retry_after or 30))
+        if isinstance(exc, DataverseAuthError):
+            log.error("%s: configuration problem: %s", what, type(exc).__name__)
+            return page_response(message_page("Sorry, this page is not available", closed_text, status=500))
+        log.exception("%s: Dataverse refused a request (HTTP %s, code %s)", what, exc.status, exc.code)
+        return failed_page()
     except (ConfigurationError, GatewayAuthError) as exc:
         log.error("%s: configuration problem: %s", what, type(exc).__name__)
         return page_response(message_page("Sorry, this page is not available", closed_text, status=500))
+    except Exception:  # noqa: BLE001 - our own page, never the host's bare 500; the details go to the log only
+        log.exception("%s failed", what)
+        return failed_page()
+
+
+def failed_page() -> func.HttpResponse:
+    return page_response(message_page("Sorry, something went wrong", "We could not complete this just now. Please "
+                                      "open the link again later, or contact the person who sent it to you.",
+                                      status=500))
 
 
 def page_response(page: Page) -> func.HttpResponse:

@@ -83,3 +83,22 @@ def test_static_provider_returns_its_token_and_hides_it():
     provider = StaticTokenProvider("local-token")
     assert provider() == "local-token"
     assert "local-token" not in repr(provider)
+
+
+@pytest.mark.parametrize("answer", [
+    {"error": "temporarily_unavailable", "error_description": "AADSTS90033: A transient error has occurred."},
+    {"error": "server_error", "error_description": "AADSTS90100"},
+    ValueError("Expecting value: line 1 column 1 (char 0)"),     # msal reading an HTML 5xx page as JSON
+])
+def test_an_identity_platform_outage_answered_or_unreadable_is_transient(answer):
+    provider, _ = provider_with(FakeMsalApp([answer]))
+    with pytest.raises(DataverseAuthError) as caught:
+        provider()
+    assert caught.value.is_transient
+
+
+def test_a_wrong_secret_is_not_transient():
+    provider, _ = provider_with(FakeMsalApp([{"error": "invalid_client", "error_description": "AADSTS7000215"}]))
+    with pytest.raises(DataverseAuthError) as caught:
+        provider()
+    assert not caught.value.is_transient

@@ -8,6 +8,7 @@ from urllib.parse import urlencode
 import azure.functions as func
 import pytest
 
+from core.errors import DataverseAuthError, DataverseError, GatewayError
 from handlers.customer_pages import links
 from handlers.payment_profiles.entry import profile_request_page
 from handlers.payment_profiles.profile_request import PAGE_PURPOSES
@@ -159,3 +160,26 @@ def test_five_declined_cards_lock_the_link_and_note_the_account(world, token):
                      if (n.get("objectid") or {}).get("id") == world.ids["account"]]
     assert any("locked" in n["subject"].lower() and "5" in n["notetext"] for n in account_notes)
 
+
+
+# --- outages and failures answer with the pages' own error page --------------------------------------------------------
+
+@pytest.mark.parametrize("failure,expected", [
+    (lambda: DataverseAuthError("Could not reach login.microsoftonline.com", is_transient=True), 503),
+    (lambda: DataverseAuthError("Could not get a Dataverse token: invalid_client"), 500),
+    (lambda: DataverseError("Dataverse answered HTTP 400", status=400), 500),
+    (lambda: RuntimeError("a bug"), 500),
+    (lambda: GatewayError("E00001 An error occurred during processing", code="E00001"), 500),
+])
+@pytest.mark.parametrize("method", ["GET", "POST"])
+def test_failures_answer_with_the_pages_own_error_page(world, token, monkeypatch, failure, expected, method):
+    def fail(*args, **kwargs):
+        raise failure()
+
+    monkeypatch.setattr(world.services.dataverse, "query", fail)
+    status, body, headers = _call(method, token, _posted(world) if method == "POST" else None)
+    assert status == expected
+    assert "<html" in body and "a bug" not in body and "invalid_client" not in body
+    assert headers["Content-Security-Policy"].startswith("default-src 'none'")
+    assert headers["Cache-Control"] == "no-store" and headers["X-Content-Type-Options"] == "nosniff"
+    assert ("Retry-After" in headers) == (expected == 503)
