@@ -17,6 +17,7 @@ from typing import Any
 
 from core.context import EntityImage, EntityRef, PluginContext
 from core.errors import BadRequest
+from core.text import require_valid_text
 
 MAX_BODY_BYTES = 1024 * 1024          # Dataverse drops images past 256 KB; anything far bigger is not Dataverse
 MAX_NESTING = 12                      # Entity -> attribute -> EntityReference is 4 deep; images of images are not sent
@@ -69,6 +70,7 @@ def parse_context(body: bytes, *, size_exceeded: bool = False) -> PluginContext:
     if not isinstance(raw, dict):
         raise BadRequest("The body must be a JSON object (a RemoteExecutionContext).")
     _check_depth(raw)
+    require_valid_text(raw)
     from pydantic import ValidationError
 
     try:
@@ -81,7 +83,8 @@ def parse_context(body: bytes, *, size_exceeded: bool = False) -> PluginContext:
         message_name=wire.MessageName,
         primary_entity_name=wire.PrimaryEntityName.lower(),
         primary_entity_id=_guid_or_empty(wire.PrimaryEntityId, "PrimaryEntityId"),
-        input_parameters={kv.key: _convert(kv.value, f"InputParameters.{kv.key}") for kv in wire.InputParameters},
+        input_parameters=_typed_parameters(wire.MessageName, {kv.key: _convert(kv.value, f"InputParameters.{kv.key}")
+                                                              for kv in wire.InputParameters}),
         pre_images=_images(wire.PreEntityImages, "PreEntityImages"),
         post_images=_images(wire.PostEntityImages, "PostEntityImages"),
         initiating_user_id=_guid_or_empty(wire.InitiatingUserId, "InitiatingUserId"),
@@ -97,6 +100,21 @@ def parse_context(body: bytes, *, size_exceeded: bool = False) -> PluginContext:
     )
 
 
+def _typed_parameters(message_name: str, parameters: dict[str, Any]) -> dict[str, Any]:
+    """Parameters a Custom API declares as Guid arrive as text in any of the forms Dataverse accepts (hyphens or
+    not, braces, any case): normalised like Target, so the use cases only ever see the canonical form."""
+    from core import footprint
+
+    api = next((a for a in footprint.CUSTOM_APIS if a.unique_name.lower() == (message_name or "").lower()), None)
+    for parameter in api.parameters if api else ():
+        value = parameters.get(parameter.name)
+        if parameter.type == "Guid" and value not in (None, ""):
+            if isinstance(value, EntityRef):
+                value = value.id
+            parameters[parameter.name] = _guid_or_empty(value, f"InputParameters.{parameter.name}")
+    return parameters
+
+
 def is_guid(value: Any) -> bool:
     if not isinstance(value, str):
         return False
@@ -107,7 +125,7 @@ def is_guid(value: Any) -> bool:
     return len(value) in (32, 36, 38)
 
 
-def _guid_or_empty(value: str, field: str) -> str:
+def _guid_or_empty(value: Any, field: str) -> str:
     if value == "":
         return ""
     if not is_guid(value):

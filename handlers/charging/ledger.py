@@ -29,6 +29,11 @@ COMPLETE = footprint.choice("invoice", "statuscode", "Complete")
 PARTIAL = footprint.choice("invoice", "statuscode", "Partial")
 
 
+# Dataverse's Money columns hold -922,337,203,685,477 to 922,337,203,685,477 (learn.microsoft.com "Currency
+# column": MaxValue); anything past it can never be paid, refunded or written.
+MAX_MONEY = Decimal("922337203685477")
+
+
 def money(value: Any) -> Decimal:
     """A money column as Decimal with two places (null = 0)."""
     return Decimal(value if value is not None else 0).quantize(CENT)
@@ -49,6 +54,8 @@ def parse_amount(value: Any, *, what: str = "amount") -> Decimal:
         raise BusinessRuleViolation(f"The {what} must be a number.") from None
     if not amount.is_finite():
         raise BusinessRuleViolation(f"The {what} must be a number.")
+    if abs(amount) > MAX_MONEY:          # before quantize, which fails past 28 digits (1E+26 with two places)
+        raise BusinessRuleViolation(f"The {what} is beyond what a money column holds ({MAX_MONEY:,}).")
     if amount <= 0:
         raise BusinessRuleViolation(f"The {what} must be more than zero (got {amount}).")
     if amount != amount.quantize(CENT):

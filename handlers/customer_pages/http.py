@@ -8,6 +8,7 @@ import azure.functions as func
 
 from core.errors import (ConfigurationError, DataverseAuthError, DataverseError, GatewayAuthError, GatewayUnavailable,
                          PlatformUnavailable)
+from core.text import find_invalid_text
 from handlers.customer_pages.html import Page, message_page
 
 log = logging.getLogger(__name__)
@@ -69,9 +70,11 @@ def read_form(req: func.HttpRequest) -> dict[str, str] | None:
         return None
     try:
         body.decode("utf-8")            # the parser would replace bad bytes; a form that is not UTF-8 is refused
-        return {key: values[-1] for key, values in req.form.lists()}
+        form = {key: values[-1] for key, values in req.form.lists()}
     except (UnicodeDecodeError, ValueError):
         return None
+    # Text that cannot be stored (a lone surrogate) is refused here, before any use case writes anything.
+    return None if find_invalid_text(form) else form
 
 
 def unavailable_page(retry_after: int = 30) -> func.HttpResponse:

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from core import dates, footprint, jsonutil, odata
+from core.text import require_valid_text
 from core.errors import (BadRequest, ConcurrencyConflict, ConflictInProgress, DataverseError, DuplicateRecord,
                          GatewayUnavailable, PlatformUnavailable)
 from core.services import Services
@@ -67,10 +68,13 @@ def parse_notification(raw: bytes) -> Notification:
     """The signed body as a Notification; anything we cannot use is a BadRequest naming what is wrong."""
     try:
         document = jsonutil.loads(raw)
+    except RecursionError:
+        raise BadRequest("The body is nested too deeply to be a notification.") from None
     except ValueError:
         raise BadRequest("The body is not JSON.") from None
     if not isinstance(document, dict):
         raise BadRequest("The body is not a JSON object.")
+    require_valid_text(document)
     notification_id, event_type = document.get("notificationId"), document.get("eventType")
     payload = document.get("payload")
     if not isinstance(notification_id, str) or not _NOTIFICATION_ID.match(notification_id):

@@ -19,6 +19,7 @@ from core.errors import (AccessDenied, BadRequest, BusinessRuleViolation, Concur
 from core.operations import batch_with_outcome
 from core.permissions import AccessCheck
 from core.ports import BatchOperation, BillTo, GatewayPaymentProfile, OpaqueData, Read
+from core.text import require_valid_text
 from core.services import Services
 from handlers.dunning.account_updater import closed_by_account_updater
 from handlers.dunning.recovery import card_became_usable
@@ -46,10 +47,11 @@ def bill_to_from_json(text: str | None) -> BillTo:
         return BillTo()
     try:
         data = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):
         raise BadRequest("BillTo is not valid JSON.") from None
     if not isinstance(data, dict):
         raise BadRequest("BillTo must be a JSON object.")
+    require_valid_text(data, "BillTo")
     return BillTo(**{f.attribute: str(data.get(f.name) or "").strip()[:f.limit] for f in BILL_TO_FIELDS})
 
 
