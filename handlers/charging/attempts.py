@@ -31,7 +31,7 @@ from core.services import Services
 from handlers.charging import ledger, outcomes
 # The outcome labels and the open ones live with the transition table; re-exported for the callers of this module.
 from handlers.charging.outcomes import APPROVED, DECLINED, ERROR, HELD, OPEN_OUTCOMES, PENDING, UNKNOWN  # noqa: F401
-from core.money import CURRENCY_EXPAND, Currency, currency_of, format_money
+from core.money import CURRENCY_EXPAND, Currency, currency_of, format_money, require_merchant_currency
 
 log = logging.getLogger(__name__)
 
@@ -186,6 +186,8 @@ def collect_payment(services: Services, *, account_id: str, profile: Record, amo
     Manual, Autopay, Retry...) and `billing_run_id` (the w365_billingrun that made it) are recorded on the row. Raises
     ConflictInProgress when an attempt with the same number exists (a simultaneous request won); a decline is an
     outcome, not an exception."""
+    # Every path that charges comes through here: the last place to refuse a record in another currency.
+    require_merchant_currency(services.settings, currency or currency_of(invoice), invoice_number or "The record")
     ref_id = ref_id_for(ref_key, attempt_number)
     body: dict[str, Any] = {
         "w365_name": attempt_name(CHARGE, invoice_number, attempt_number, request_id),

@@ -17,7 +17,7 @@ from core.services import Services
 from core.steps import Outcome
 from handlers.charging import attempts, ledger
 from handlers.charging.attempts import PROFILE_COLUMNS, TRANSACTION_COLUMNS
-from core.money import CURRENCY_EXPAND, currency_of, format_money
+from core.money import CURRENCY_EXPAND, currency_of, format_money, require_merchant_currency
 
 SYNCED = footprint.choice("w365_paymentprofile", "w365_syncstatus", "Synced")
 _PROFILE = ",".join(PROFILE_COLUMNS)
@@ -56,6 +56,7 @@ def charge_invoice(services: Services, invoice_id: str, amount: Decimal | None, 
         raise BusinessRuleViolation(f"Invoice {number} is canceled; it cannot be charged.")
     if invoice["statecode"] == ledger.PAID and invoice["statuscode"] == ledger.COMPLETE or balance <= 0:
         raise BusinessRuleViolation(f"Invoice {number} is already paid in full; there is nothing to charge.")
+    require_merchant_currency(services.settings, currency, f"Invoice {number}")
     if attempts.open_charges(transactions):
         raise ConflictInProgress(f"{IN_PROGRESS}: wait until its transaction shows Approved, Declined or Error.")
     amount = balance if amount is None else ledger.parse_amount(amount)

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from core import permissions
+from core.money import require_merchant_currency
 from core.errors import BusinessRuleViolation, ConflictInProgress, RecordNotFound
 from core.ports import BillTo, OpaqueData
 from core.configuration import money_switches, settings_row
@@ -173,6 +174,11 @@ def approve(services: Services, token: str, signature: Signature, *, opaque: Opa
     if view.accepts_payment and opaque is None:
         return ApprovalResult("refused", "The card details did not reach the payment service. Please enter the "
                                          "card again.")
+    if view.accepts_payment:
+        try:                               # before the signature, the card or the claim: nothing to undo
+            require_merchant_currency(services.settings, order.currency, f"Order {order.name}")
+        except BusinessRuleViolation as exc:
+            return ApprovalResult("refused", str(exc))
 
     def record_and_pay() -> payment.PaymentResult | None:
         now = services.clock.now()

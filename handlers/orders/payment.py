@@ -18,6 +18,7 @@ from decimal import Decimal
 from typing import Any, Mapping
 
 from core import declines, permissions
+from core.money import require_merchant_currency
 from core.errors import (AccessDenied, BusinessRuleViolation, ConflictInProgress, DataverseError, GatewayError,
                          GatewayRefused, InvalidNonce, RecordNotFound, W365Error)
 from core.ports import BatchOperation, BillTo, OpaqueData, Record
@@ -87,6 +88,7 @@ def submit_order_payment(services: Services, order_id: str, card: CardOnFile | N
         # Paid, but its completion was cut short: finish it now, never charge again.
         return complete_paid_order(services, order, plan.unfinished, via=via, order_columns=order_columns)
     validate(order, plan, allowed)
+    require_merchant_currency(services.settings, order.currency, f"Order {order.name}")   # before any card is made
     profile = card_to_charge(services, acting, order, card, plan, request_id=request_id, via=via)
     if isinstance(profile, PaymentResult):
         return profile                   # the gateway refused the new card: recorded, nothing charged

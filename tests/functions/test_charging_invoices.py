@@ -9,7 +9,9 @@ from decimal import Decimal
 
 import pytest
 
+from core.settings import Settings
 from handlers.charging import reconciler
+from tests.conftest import TEST_SETTINGS
 from tests.functions.charging_world import (assert_books_agree, card_on_file, charge, outcome, transactions)
 
 
@@ -420,6 +422,8 @@ def test_every_message_names_the_invoices_own_currency(books, monkeypatch):
     """Money is written in the invoice's transactioncurrency (symbol and ISO code), never a hard-coded `$`: in the
     answer, the invoice's last charge status, the transaction's result and a refund."""
     world = books
+    # The merchant account charges in euros too (AUTHORIZENET_CURRENCY): an invoice in another currency is refused.
+    world.services.settings = Settings({**TEST_SETTINGS, "AUTHORIZENET_CURRENCY": "EUR"})
     euro = world.standin.seed("transactioncurrency", {"currencyname": "Euro", "isocurrencycode": "EUR",
                                                       "currencysymbol": "€", "exchangerate": Decimal("0.9")})
     world.standin.update("invoice", world.ids["invoice1"],
