@@ -9,8 +9,12 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime as dt
+import hashlib
+import hmac
+import json
 import logging
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 from core import permissions
@@ -22,7 +26,8 @@ from core.services import Services
 from handlers.charging import attempts
 from handlers.customer_pages import links
 from handlers.orders import payment
-from handlers.orders.records import NOTES, Order, add_note, iso, load_order, order_lines, status, update_order
+from handlers.orders.records import (NOTES, Order, add_note, format_money, iso, load_order, money, order_lines,
+                                     status, update_order)
 from handlers.payment_profiles.profiles import require_contact
 
 log = logging.getLogger(__name__)
@@ -120,6 +125,31 @@ def open_approval(services: Services, token: str) -> ApprovalView:
     return ApprovalView("usable", link, order, order_lines(services, order.id), contact, accepts)
 
 
+def order_digest(order: Order, lines: list[dict[str, Any]]) -> str:
+    """SHA-256 of what the page shows (CONTRACT §5): each line's product, quantity, price, amount and tax, the
+    subtotal, discount, tax and total, and the currency. The form carries it; the submit recomputes it from the order
+    as it is then, and charges nothing when they differ."""
+    row = order.row
+
+    def amount(value: Any) -> str:
+        return str(money(value))
+
+    shown = {
+        "currency": order.currency.code,
+        "lines": [[(line.get("productid") or {}).get("productid") or "", line.get("productdescription") or "",
+                   f"{Decimal(line.get('quantity') or 0).normalize():f}", amount(line.get("priceperunit")),
+                   amount(line.get("baseamount")), amount(line.get("tax")), amount(line.get("extendedamount"))]
+                  for line in lines],
+        "subtotal": amount(row.get("totallineitemamount")), "discount": amount(row.get("discountamount")),
+        "tax": amount(row.get("totaltax")), "total": amount(order.total),
+    }
+    return hashlib.sha256(json.dumps(shown, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+ORDER_CHANGED = ("This order was changed after this page was opened, so it cannot be approved or paid as shown. "
+                 "Nothing was charged. Please ask the person who sent it for the updated order: it must be sent again.")
+
+
 class SignatureRefused(BusinessRuleViolation):
     """The posted signature is missing or not a PNG data URL of bounded size."""
 
@@ -165,12 +195,18 @@ class ApprovalResult:
 
 
 def approve(services: Services, token: str, signature: Signature, *, opaque: OpaqueData | None = None,
-            bill_to: BillTo | None = None) -> ApprovalResult:
-    """The customer's Approve. The link is claimed first (single use); a declined card releases it for another try."""
+            bill_to: BillTo | None = None, shown_digest: str = "") -> ApprovalResult:
+    """The customer's Approve of what the page showed (`shown_digest`, order_digest at the time). The link is claimed
+    first (single use); a declined card releases it for another try."""
     view = open_approval(services, token)
     if view.state != "usable" or view.order is None:
         return ApprovalResult(view.state)
     order, link = view.order, view.link
+    if not hmac.compare_digest((shown_digest or "").encode("ascii", "replace"),
+                               order_digest(order, view.lines).encode("ascii")):
+        log.info("order %s changed since its approval page was shown: nothing done", order.id)
+        return ApprovalResult("changed", ORDER_CHANGED)
+    agreed = format_money(order.total, order)
     if view.accepts_payment and opaque is None:
         return ApprovalResult("refused", "The card details did not reach the payment service. Please enter the "
                                          "card again.")
@@ -186,7 +222,8 @@ def approve(services: Services, token: str, signature: Signature, *, opaque: Opa
         # the order, so the next try's signature is the only one.
         signed = add_note(services, order.id, "Customer signature",
                           f"Signed by {signature.name} on {iso(now)} through the approval link sent to "
-                          f"{view.contact.get('emailaddress1')}.", attachment=("signature.png", "image/png",
+                          f"{view.contact.get('emailaddress1')}, for the order as shown: total {agreed}.",
+                          attachment=("signature.png", "image/png",
                                                                                signature.png_base64))
         try:
             return approve_and_pay(now)

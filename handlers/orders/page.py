@@ -38,9 +38,13 @@ def submit(services: Services, token: str, form: Mapping[str, str]) -> pages.Pag
         if card.problem:
             return render(services, token, view, values, card.problem, card.status)
         opaque, bill_to = card.opaque, card.bill_to
-    result = approval.approve(services, token, signature, opaque=opaque, bill_to=bill_to)
+    result = approval.approve(services, token, signature, opaque=opaque, bill_to=bill_to,
+                              shown_digest=form.get("orderDigest") or "")
     if result.state in ("approved", "pending"):
         return done_page(view.order, signature.name, result)
+    if result.state == "changed":
+        return pages.render("message.html", title="This order has changed", status=409, ok=False,
+                            box_id="order-changed", paragraphs=[result.message], note="")
     if result.state in ("declined", "refused"):
         return render(services, token, view, values, result.message, 402 if result.state == "declined" else 422)
     return pages.link_problem_page(result.state)
@@ -70,7 +74,8 @@ def render(services: Services, token: str, view: approval.ApprovalView, values: 
                         account_name=order.account.get("name") or "your company",
                         summary=order_summary(order, view.lines), accepts_payment=view.accepts_payment,
                         action=f"/api/{approval.ROUTE}/{token}", values=values, error=error, consent=consent,
-                        total=total, max_signature_name=approval.MAX_SIGNATURE_NAME)
+                        total=total, max_signature_name=approval.MAX_SIGNATURE_NAME,
+                        order_digest=approval.order_digest(order, view.lines))
 
 
 def order_summary(order: Order, lines: list[dict[str, Any]]) -> Any:

@@ -6,6 +6,7 @@ import datetime as dt
 import re
 import struct
 import zlib
+from decimal import Decimal
 from urllib.parse import urlencode
 
 import azure.functions as func
@@ -45,12 +46,21 @@ def notes(world) -> list[dict]:
 
 
 def call(method: str, token: str, form: dict | None = None):
+    if method == "POST" and form is not None and "orderDigest" not in form:
+        form = {**form, **shown_digest(token)}            # as the browser posts the page it was shown
     body = urlencode(form).encode() if form is not None else b""
     request = func.HttpRequest(method, f"https://w365.example.test/api/order-approvals/{token}", body=body,
                                headers={"content-type": "application/x-www-form-urlencoded"},
                                route_params={"token": token})
     response = order_approval_page.build().get_user_function()(request)
     return response.status_code, response.get_body().decode(), dict(response.headers)
+
+
+def shown_digest(token: str) -> dict:
+    """The page's hidden digest of what it showed (none when the page shows no form)."""
+    _, page, _ = call("GET", token)
+    found = re.search(r'name="orderDigest" value="([0-9a-f]{64})"', page)
+    return {"orderDigest": found.group(1)} if found else {}
 
 
 def send_for_approval(world, *, user=None, body="Please approve: {Approval Link}"):
@@ -287,3 +297,59 @@ def test_five_declined_cards_lock_the_approval_link(world, token):
     assert link["w365_status"] == links.status("Locked")
     charges = len(world.simulator.charges())
     assert call("POST", token, paid_form(world))[0] == 403 and len(world.simulator.charges()) == charges
+
+
+
+# --- what the customer agreed to is what is charged (CONTRACT §5) ------------------------------------------------------
+
+def _change_the_order(world, change: str) -> None:
+    line = world.ids["orderline1"]
+    if change == "quantity":
+        world.standin.update("salesorderdetail", line, {"quantity": Decimal(4), "baseamount": Decimal("160.00"),
+                                                             "extendedamount": Decimal("172.80")})
+    elif change == "price":
+        world.standin.update("salesorderdetail", line, {"priceperunit": Decimal("41.00")})
+    elif change == "tax":
+        world.standin.update("salesorder", world.ids["order"], {"totaltax": Decimal("18.60")})
+    elif change == "total":
+        world.standin.update("salesorder", world.ids["order"], {"totalamount": Decimal("1.00")})
+    elif change == "line added":
+        world.standin.seed("salesorderdetail", {
+            "salesorderid@odata.bind": f"/salesorders({world.ids['order']})",
+            "productid@odata.bind": f"/products({world.ids['product_setup']})", "quantity": Decimal(1),
+            "priceperunit": Decimal("100.00"), "baseamount": Decimal("100.00"), "tax": Decimal("8.00"),
+            "extendedamount": Decimal("108.00")})
+    else:
+        euro = world.standin.seed("transactioncurrency", {"currencyname": "Euro", "isocurrencycode": "EUR",
+                                                          "currencysymbol": "€", "exchangerate": Decimal("0.9")})
+        world.standin.update("salesorder", world.ids["order"],
+                             {"transactioncurrencyid@odata.bind": f"/transactioncurrencies({euro})"})
+
+
+@pytest.mark.parametrize("change", ["quantity", "price", "tax", "total", "line added", "currency"])
+@pytest.mark.parametrize("pays", [True, False])
+def test_an_order_changed_after_the_page_was_shown_is_not_charged_or_approved(world, token, change, pays):
+    accept_payments(world, pays)
+    form = {**(paid_form(world) if pays else {"signatureName": "Nancy Davolio", "signatureImage": SIGNATURE}),
+            **shown_digest(token)}
+    assert form.get("orderDigest")
+    _change_the_order(world, change)
+    status_code, body, _ = call("POST", token, form)
+    assert status_code == 409 and "changed" in body and "sent again" in body, body
+    assert world.simulator.charges() == [] and world.rows("w365_paymenttransaction") == []
+    assert not [n for n in notes(world) if n["subject"] == "Customer signature"]
+    assert order(world)["w365_orderstatus"] == status("Pending Approval")
+
+
+def test_a_post_without_the_digest_is_not_taken_as_agreement(world, token):
+    accept_payments(world)
+    status_code, body, _ = call("POST", token, {**paid_form(world), "orderDigest": ""})
+    assert status_code == 409 and world.simulator.charges() == []
+
+
+def test_the_signature_note_records_the_amount_agreed(world, token):
+    accept_payments(world)
+    status_code, body, _ = call("POST", token, paid_form(world))
+    assert status_code == 200, body
+    [note] = [n for n in notes(world) if n["subject"] == "Customer signature"]
+    assert "$237.60 USD" in note["notetext"]
