@@ -53,7 +53,9 @@ class DevHostProcess:
 
     def run(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
         """A terminal command (`python -m standins.devhost ...` or any other) against this host."""
-        return subprocess.run(list(args), cwd=ROOT, env=self.env, capture_output=True, text=True, timeout=timeout)
+        # The commands find the host by W365_PUBLIC_BASE_URL, as a newcomer's terminal would with --port.
+        env = {**self.env, "W365_PUBLIC_BASE_URL": self.base}
+        return subprocess.run(list(args), cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
 
     def devhost(self, *args: str) -> subprocess.CompletedProcess:
         return self.run(sys.executable, "-m", "standins.devhost", *args, "--port", str(self.port))

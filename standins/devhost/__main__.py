@@ -6,6 +6,7 @@
     python -m standins.devhost create TABLE col=value ...       create a row, then fire its registered webhook step
     python -m standins.devhost show TABLE [--filter ODATA] [--select a,b]   rows of the local Dataverse
     python -m standins.devhost demo                         the ids of the demo data
+    python -m standins.devhost add-card ACCOUNT [--card N] [--via direct|request]   a sandbox test card, local mode only
     python -m standins.devhost run TIMER                    run a timer now (dunning_daily, account_updater_import, ...)
     python -m standins.devhost recovery                     the monthly recovery numbers of dunning
 
@@ -17,6 +18,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import re
 import signal
 import sys
 import uuid
@@ -27,8 +29,8 @@ from typing import Any
 import requests
 
 from core import footprint, jsonutil
-from standins import (LOCAL_DATAVERSE_PATH, LOCAL_GATEWAY_PATH, LOCAL_PROVIDER_PATH, LOCAL_SIGNATURE_KEY,
-                      LOCAL_WEBHOOK_KEY)
+from standins import (LOCAL_DATAVERSE_PATH, LOCAL_GATEWAY_KEY, LOCAL_GATEWAY_LOGIN, LOCAL_GATEWAY_PATH,
+                      LOCAL_PROVIDER_PATH, LOCAL_SIGNATURE_KEY, LOCAL_WEBHOOK_KEY)
 from standins import payloads as messages
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -269,6 +271,92 @@ def _query(entity_set: str, filter_: str | None, select: str | None) -> list[dic
     return jsonutil.loads(response.content)["value"]
 
 
+# Authorize.Net's published sandbox test cards (developer.authorize.net/hello_world/testing_guide): the only numbers
+# add-card takes, so no real card is ever typed into a terminal, a shell history or this host.
+SANDBOX_TEST_CARDS = frozenset({
+    "4111111111111111", "4007000000027", "4012888818888", "5424000000000015", "2223000010309703", "2223000010309711",
+    "370000000000002", "6011000000000012", "3088000000000017", "38000000000006"})
+DEMO_BILL_TO = {"firstName": "Nancy", "lastName": "Davolio", "company": "Fabrikam", "address": "1 Main St",
+                "city": "Redmond", "state": "WA", "zip": "98052", "country": "US", "phoneNumber": "555-0100"}
+
+
+def add_card(args: argparse.Namespace) -> int:
+    """A card for an account from the terminal, local mode only: the simulator's Accept.js endpoint turns the test
+    card into a nonce (as the browser would), then the same path a person takes: the Direct Entry dialog's
+    w365_AddPaymentProfile, or (--via request) a Profile Request email whose page gets the card posted to it."""
+    number = args.card.replace(" ", "")
+    if number not in SANDBOX_TEST_CARDS:
+        raise SystemExit(f"add-card takes only the sandbox test cards: {', '.join(sorted(SANDBOX_TEST_CARDS))}.")
+    host = requests.utils.urlparse(BASE).hostname
+    if host not in ("127.0.0.1", "localhost"):
+        raise SystemExit(f"add-card works only against a local dev host, not {BASE}.")
+    contact = args.contact or _contact_of(args.account)
+    bill_to = {**DEMO_BILL_TO, "zip": args.zip}
+    if args.via == "direct":
+        opaque = _nonce(number, args.expiry, args.cvv, bill_to)
+        reply = _send("w365_AddPaymentProfile", "account", args.account, {
+            "ContactId": contact, "Method": "DirectEntry", "OpaqueDataDescriptor": opaque["dataDescriptor"],
+            "OpaqueDataValue": opaque["dataValue"], "BillTo": jsonutil.dumps(bill_to)})
+        profile_id = reply.get("paymentProfileId")
+    else:
+        reply = _send("w365_AddPaymentProfile", "account", args.account, {
+            "ContactId": contact, "Method": "ProfileRequest", "EmailSubject": "Your card",
+            "EmailBody": "Please add your card: {Secure Link}"})
+        email = _query("emails", f"activityid eq {reply['emailId']}", "description")[0]["description"]
+        link = re.search(r'href="([^"]+/api/profile-requests/[A-Za-z0-9_-]+)"', email).group(1)
+        opaque = _nonce(number, args.expiry, args.cvv, bill_to)
+        page = requests.post(link, timeout=120, data={**bill_to, "email": "nancy@fabrikam.example",
+                                                      "dataDescriptor": opaque["dataDescriptor"],
+                                                      "dataValue": opaque["dataValue"]})
+        if page.status_code != 200:
+            raise SystemExit(f"the Profile Request page answered {page.status_code}")
+        print("Profile Request page: the card is saved")
+        rows = _query("w365_securelinks", f"w365_securelinkid eq {reply['secureLinkId']}", "_w365_paymentprofileid_value")
+        profile_id = rows[0].get("_w365_paymentprofileid_value") if rows else None
+    if not profile_id:
+        raise SystemExit("no payment profile was added")
+    print(f"payment profile {profile_id} (Pending Sync until Sync: "
+          f"python -m standins.devhost send w365_SyncPaymentProfile w365_paymentprofile {profile_id})")
+    return 0
+
+
+def _contact_of(account_id: str) -> str:
+    contacts = _query("contacts", f"_parentcustomerid_value eq {account_id}", "contactid")
+    if not contacts:
+        raise SystemExit("the account has no contact; create one first")
+    return contacts[0]["contactid"]
+
+
+def _nonce(number: str, expiry: str, cvv: str, bill_to: dict) -> dict:
+    """What Accept.js does in the browser, against the simulator's nonce endpoint, with the public client key the
+    merchant's API gives (as the app's pages get it)."""
+    api = f"{BASE}{LOCAL_GATEWAY_PATH}/xml/v1/request.api"
+    auth = {"name": LOCAL_GATEWAY_LOGIN, "transactionKey": LOCAL_GATEWAY_KEY}
+    details = jsonutil.loads(requests.post(api, data=jsonutil.dumps(
+        {"getMerchantDetailsRequest": {"merchantAuthentication": auth}}), timeout=30).content)
+    month, _, year = expiry.partition("/")
+    answer = requests.post(f"{BASE}{LOCAL_GATEWAY_PATH}/accept/nonce", timeout=30, json={
+        "authData": {"apiLoginID": LOCAL_GATEWAY_LOGIN, "clientKey": details.get("publicClientKey")},
+        "cardData": {"cardNumber": number, "month": month, "year": year, "cardCode": cvv, "zip": bill_to["zip"],
+                     "fullName": f"{bill_to['firstName']} {bill_to['lastName']}"}}).json()
+    if "opaqueData" not in answer:
+        raise SystemExit("Accept.js refused the card: " + "; ".join(m.get("text", "") for m in
+                                                                     answer.get("messages", {}).get("message", [])))
+    return answer["opaqueData"]
+
+
+def _send(message: str, table: str, record_id: str, parameters: dict) -> dict:
+    """A Custom API message as Dataverse sends it; prints the operation's message; the reply's data."""
+    request_id = str(uuid.uuid4())
+    response = _post(messages.custom_api(message, table, record_id, parameters, request_id=request_id,
+                                         user_id=_admin_user()))
+    body = jsonutil.loads(response.content) if response.content else {}
+    print(f"{message}: {body.get('status')}: {body.get('message')}")
+    if response.status_code != 200 or body.get("status") != "succeeded":
+        raise SystemExit(1)
+    return body
+
+
 def run_timer(args: argparse.Namespace) -> int:
     """What the Functions host's admin endpoint does: run a timer-triggered function now."""
     response = requests.post(f"{BASE}/admin/functions/{args.name}", timeout=300)
@@ -327,6 +415,15 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(run=show)
     p = sub.add_parser("demo", parents=[common], help="list the demo data's ids")
     p.set_defaults(run=demo)
+    p = sub.add_parser("add-card", parents=[common], help="add a sandbox test card to an account (local mode only)")
+    p.add_argument("account", help="the account id")
+    p.add_argument("--card", default="4111111111111111", help="a sandbox test card number (default a Visa)")
+    p.add_argument("--expiry", default="12/2030", help="MM/YYYY"), p.add_argument("--cvv", default="123")
+    p.add_argument("--zip", default="98052", help="billing ZIP (46282 declines, 46299 is held for review)")
+    p.add_argument("--via", choices=("direct", "request"), default="direct",
+                   help="direct: the Direct Entry dialog's path; request: a Profile Request link and its page")
+    p.add_argument("--contact", help="the contact (default: the account's first contact)")
+    p.set_defaults(run=add_card)
     p = sub.add_parser("run", parents=[common], help="run a timer-triggered function now (the host's admin endpoint)")
     p.add_argument("name")
     p.set_defaults(run=run_timer)
