@@ -580,7 +580,7 @@ MANY_TO_MANY = (ManyToMany("systemuserroles_association", "systemuser", "role", 
 PRIVILEGE_SCHEMA: Mapping[str, str] = {
     "account": "Account", "contact": "Contact", "invoice": "Invoice", "salesorder": "SalesOrder", "product": "Product",
     "annotation": "Note", "email": "Activity", "task": "Activity", "queue": "Queue", "systemuser": "User",
-    "role": "Role", "transactioncurrency": "TransactionCurrency", "pricelevel": "PriceLevel",
+    "role": "Role", "team": "Team", "transactioncurrency": "TransactionCurrency", "pricelevel": "PriceLevel",
     "environmentvariabledefinition": "environmentvariabledefinition",
     "environmentvariablevalue": "environmentvariablevalue"}
 

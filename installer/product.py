@@ -71,7 +71,7 @@ MATRIX: dict[str, dict[str, tuple[str, ...]]] = {
         "w365_billingcontract": _CRWDAA + ("Assign", "Share"),
         "w365_billingrun": ("Read", "Append", "AppendTo"),
         "w365_subscription": _CRWDAA + ("Assign", "Share"),
-        "w365_operation": ("Create", "Read", "Write", "Append"),
+        "w365_operation": _R,                         # the buttons read what the service wrote
         "account": ("Read", "Write", "Append", "AppendTo"),
         "contact": ("Read", "Append", "AppendTo"),
         "invoice": ("Read", "Write", "Append", "AppendTo"),
@@ -94,7 +94,7 @@ MATRIX: dict[str, dict[str, tuple[str, ...]]] = {
         "w365_billingcontract": ("Read", "Write", "Append", "AppendTo"),
         "w365_billingrun": _R,
         "w365_subscription": _R,
-        "w365_operation": ("Create", "Read", "Write", "Append"),
+        "w365_operation": _R,
         "account": ("Read", "Append", "AppendTo"),
         "contact": ("Read", "Append", "AppendTo"),
         "invoice": _R,
@@ -110,6 +110,8 @@ MATRIX: dict[str, dict[str, tuple[str, ...]]] = {
     },
     SERVICE: {
         **{t.logical_name: _CRWAA for t in footprint.OUR_TABLES},
+        # It withdraws its own claim on a request that could not be handled (app/platform.py).
+        "w365_operation": _CRWAA + ("Delete",),
         "w365_configuration": ("Read", "Write", "Append", "AppendTo"),
         "w365_provider": _RA,
         "account": ("Read", "Write", "Append", "AppendTo"),
@@ -117,11 +119,13 @@ MATRIX: dict[str, dict[str, tuple[str, ...]]] = {
         "invoice": _CRWAA,                             # ConvertSalesOrderToInvoice creates the paid order's invoice
         "salesorder": ("Read", "Write", "Append", "AppendTo"),
         "product": _RA,
-        "annotation": ("Create", "Read", "Append"),
+        # Notes on orders and accounts; the signature note of an approval that did not complete is withdrawn.
+        "annotation": ("Create", "Read", "Append", "Delete"),
         "email": _CRWAA,                               # emails and the Manual provider's tasks
         "queue": _RA,
         "systemuser": _RA,
-        "role": _R,                                    # administrators are recognised by their roles' ids
+        "role": _R,                                    # administrators are recognised by their roles' ids,
+        "team": _R,                                    # given directly or through a team
         "transactioncurrency": _R,
         "pricelevel": _R,
     },

@@ -51,9 +51,16 @@ def test_configuration_and_providers_are_manager_only_and_money_rows_are_never_d
     assert product.holders("prvCreatew365_provider") == {MANAGER}
     # The service writes autopay's start date on the configuration row; no clerk changes a setting.
     assert product.holders("prvWritew365_configuration") == {MANAGER, SERVICE}
-    for table in ("w365_paymenttransaction", "w365_billingrun", "w365_operation"):
+    for table in ("w365_paymenttransaction", "w365_billingrun"):
         assert product.holders(product.privilege("Delete", table)) == set(), table
+    assert product.holders(product.privilege("Delete", "w365_operation")) == {SERVICE}     # its own claims only
     assert product.holders(product.ACT_ON_BEHALF) == {SERVICE}
+
+
+def test_the_service_role_covers_what_the_service_deletes_and_reads_for_rights():
+    service = product.role_privileges(SERVICE)
+    for name in ("prvDeleteNote", "prvDeletew365_operation", "prvReadTeam", "prvReadRole", "prvReadUser"):
+        assert name in service, name
 
 
 def test_every_privilege_is_about_a_table_of_the_footprint_at_a_known_depth():
