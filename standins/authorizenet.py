@@ -33,7 +33,9 @@ Triggers (research/gateway.md §5, plus simulator conventions marked *):
   field longer than its XSD limit (refId, invoiceNumber, merchantCustomerId, billTo)   E00003
   void of an unknown or settled transaction: error 16; refund of an unsettled one: 54; over the charge: 55
 
-Account Updater (`account_updater(customer, payment, reason_code, ...)`, a test and local-mode helper): the card's
+Account Updater (`account_updater(customer, payment, reason_code, ...)`, a test helper, and in local mode
+`POST .../_simulator/account-updater` with JSON customerProfileId, paymentProfileId, reasonCode, newCardNumber,
+newExpiration; simulator-only, not a gateway endpoint): the card's
 bank reports a change; NAN (new number) and NED (new expiry) change the stored card, ACL (account closed) marks it
 closed (its charges are declined, reason 4 hard: the bank asks to keep the card, a simulator convention); each is
 listed in that month's getAUJobSummary / getAUJobDetails, shaped as the API reference's example (auDetails with
@@ -359,6 +361,17 @@ class AuthorizeNetSimulator:
             if method.upper() != "POST":
                 return 405, {"Content-Type": "text/plain"}, b"Method Not Allowed"
             return 200, {"Content-Type": "application/json; charset=utf-8"}, _json_bytes(self._nonce_request(raw))
+        if path.endswith("/_simulator/account-updater") and method.upper() == "POST":
+            # Local mode's stand-in for a bank's report (not an Authorize.Net endpoint): JSON with customerProfileId,
+            # paymentProfileId, reasonCode and optional newCardNumber / newExpiration (YYYY-MM).
+            try:
+                event = json.loads(raw.decode("utf-8"))
+                self.account_updater(str(event["customerProfileId"]), str(event["paymentProfileId"]),
+                                     str(event["reasonCode"]), new_number=str(event.get("newCardNumber") or ""),
+                                     new_expiration=str(event.get("newExpiration") or ""))
+            except (ValueError, KeyError, TypeError, _ApiError) as exc:
+                return 400, {"Content-Type": "text/plain"}, f"not recorded: {type(exc).__name__}".encode()
+            return 202, {"Content-Type": "text/plain"}, b"Accepted"
         if path.endswith("/Accept.js") and method.upper() in ("GET", "HEAD"):
             return 200, {"Content-Type": "application/javascript; charset=utf-8",
                          "Cache-Control": "no-store"}, ACCEPT_JS.read_bytes()

@@ -76,3 +76,22 @@ def test_the_simulator_serves_its_reports_through_the_client():
         assert changes[cards[2]].kind == "delete" and changes[cards[2]].reason_code == "ACL"
         assert gw.get_payment_profile(customer, cards[1]).expiration == "2031-01"
         assert all("X" in c.expiration for c in changes.values())          # the report masks expiries
+
+
+def test_local_mode_posts_a_bank_report_to_the_simulator():
+    clock = type("C", (), {"now": lambda self: dt.datetime(2026, 11, 5, 8, tzinfo=dt.timezone.utc)})()
+    sim = AuthorizeNetSimulator(clock)
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+        sim.register_with_responses(rsps)
+        gw = _gateway()
+        customer = gw.create_customer_profile("ACC-AU2")
+        card = gw.create_payment_profile(customer, sim.issue_nonce("4111111111111111", 12, 2027), BillTo(zip="1"))
+    url = "http://127.0.0.1:7071/_local/authorizenet/_simulator/account-updater"
+    body = json.dumps({"customerProfileId": customer, "paymentProfileId": card, "reasonCode": "NED",
+                       "newExpiration": "2030-01"})
+    assert sim.handle("POST", url, {}, body)[0] == 202
+    assert sim.handle("POST", url, {}, json.dumps({"customerProfileId": customer}))[0] == 400
+    assert sim.handle("POST", url, {}, body.replace("NED", "XYZ"))[0] == 400
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+        sim.register_with_responses(rsps)
+        assert _gateway().account_updater_summary("2026-11") == {"NED": 1}
