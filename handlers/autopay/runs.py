@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Mapping
 
-from core import dates, footprint
+from core import dates, footprint, odata
 from core.configuration import configuration
 from core.errors import BusinessRuleViolation, DuplicateRecord, RecordNotFound
 from core.money import Currency, format_money
@@ -174,8 +174,9 @@ def tally(services: Services, run_id: str) -> Tally:
         else:
             counts.pending += 1
     skips = services.dataverse.query(OPERATIONS, select=("w365_regardingid", "w365_message"),
-                                     filter=f"w365_correlationid eq '{run_id}' and w365_messagename eq "
-                                            f"'{MESSAGE_NAME}' and w365_regardingtable eq 'invoice'")
+                                     filter=" and ".join((odata.eq("w365_correlationid", run_id),
+                                                          odata.eq("w365_messagename", MESSAGE_NAME),
+                                                          odata.eq("w365_regardingtable", "invoice"))))
     for row in skips:
         counts.invoices.add(row.get("w365_regardingid"))
         counts.skipped += 1

@@ -1,6 +1,8 @@
 """core/odata.py: the one way a value becomes an OData literal, checked against the stand-in's $filter parser."""
 from __future__ import annotations
 
+import pathlib
+import re
 import uuid
 from decimal import Decimal
 
@@ -39,3 +41,16 @@ def test_a_value_with_quotes_matches_itself_and_cannot_add_a_clause(dv):
 
     assert names("O'Brien-1") == ["a"]
     assert names("x' or w365_refid ne 'x") == []          # an attempt to widen the filter stays one odd literal
+
+
+def test_no_module_quotes_a_filter_value_by_hand():
+    """Every text literal in a $filter goes through core/odata.py: a hand-made `'{value}'` is how a quote in a value
+    (a webhook's, a customer's) would end the literal early."""
+    root = pathlib.Path(__file__).resolve().parents[2]
+    by_hand = re.compile(r"""(eq|ne|,)\s?'\{|"'", "''"|chr\(39\)""")
+    offenders = [f"{path.relative_to(root)}:{number}"
+                 for folder in ("app", "core", "handlers", "dataverse", "gateway", "adapters", "installer")
+                 for path in sorted((root / folder).rglob("*.py")) if path != root / "core" / "odata.py"
+                 for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+                 if by_hand.search(line)]
+    assert offenders == []
