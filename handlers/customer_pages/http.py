@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 from typing import Callable
+from urllib.parse import parse_qsl
 
 import azure.functions as func
 
@@ -69,7 +70,9 @@ def read_form(req: func.HttpRequest) -> dict[str, str] | None:
     if content_type != "application/x-www-form-urlencoded" or len(body) > MAX_FORM_BYTES:
         return None
     try:
-        body.decode("utf-8")            # the parser would replace bad bytes; a form that is not UTF-8 is refused
+        text = body.decode("utf-8")     # the parser would replace bad bytes; a form that is not UTF-8 is refused
+        # Percent-escapes too: werkzeug keeps an undecodable one (a lone surrogate's %ED%A0%80) as literal text.
+        parse_qsl(text, keep_blank_values=True, errors="strict")
         form = {key: values[-1] for key, values in req.form.lists()}
     except (UnicodeDecodeError, ValueError):
         return None

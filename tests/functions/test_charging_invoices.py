@@ -64,6 +64,19 @@ def test_two_partial_payments_of_the_same_amount_in_a_row_are_both_charged(books
     assert assert_books_agree(world) == Decimal("80.00")
 
 
+def test_partial_payments_seconds_apart_are_separate_payments_each_within_the_balance_left(books):
+    """README "Charging invoices": separate partial payments are not duplicates, and each is checked against the
+    balance the one before left, so together they never exceed the invoice."""
+    world = books
+    assert charge(world, "80.00").body["status"] == "succeeded"
+    world.clock.advance(dt.timedelta(seconds=3))
+    too_much = charge(world, "50.00")
+    assert too_much.body["status"] == "failed" and "more than the balance" in too_much.message
+    assert charge(world, "40.00").body["status"] == "succeeded"
+    assert charge(world, "0.01").body["status"] == "failed"
+    assert len(world.simulator.charges()) == 2 and assert_books_agree(world) == Decimal("120.00")
+
+
 @pytest.mark.parametrize("amount, says", [
     ("0", "more than zero"), ("-5", "more than zero"), ("10.005", "two decimal places"),
     ("120.01", "more than the balance")])

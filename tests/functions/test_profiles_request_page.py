@@ -183,3 +183,17 @@ def test_failures_answer_with_the_pages_own_error_page(world, token, monkeypatch
     assert headers["Content-Security-Policy"].startswith("default-src 'none'")
     assert headers["Cache-Control"] == "no-store" and headers["X-Content-Type-Options"] == "nosniff"
     assert ("Retry-After" in headers) == (expected == 503)
+
+
+@pytest.mark.parametrize("encoded", ["%ED%A0%80", "%ED%B0%80x", "a%ED%A0%80b"])
+def test_a_lone_surrogate_in_a_form_field_is_refused_before_anything_is_written(world, token, encoded):
+    from urllib.parse import urlencode
+
+    form = urlencode(_posted(world)) + f"&firstName={encoded}"
+    request = func.HttpRequest("POST", f"https://w365.example.test/api/profile-requests/{token}", body=form.encode(),
+                               headers={"content-type": "application/x-www-form-urlencoded"},
+                               route_params={"token": token})
+    response = profile_request_page.build().get_user_function()(request)
+    assert response.status_code == 400
+    assert world.rows("w365_paymentprofile") == [] and world.simulator._customers == {}
+    assert _link(world)["w365_status"] == links.status("Sent")
