@@ -150,6 +150,17 @@ ORDER_CHANGED = ("This order was changed after this page was opened, so it canno
                  "Nothing was charged. Please ask the person who sent it for the updated order: it must be sent again.")
 
 
+def payment_refusal(services: Services, view: ApprovalView) -> str:
+    """Why the page cannot take this order's payment (an order in another currency than the merchant's), or ""."""
+    if not view.accepts_payment or view.order is None:
+        return ""
+    try:
+        require_merchant_currency(services.settings, view.order.currency, f"Order {view.order.name}")
+    except BusinessRuleViolation as exc:
+        return str(exc)
+    return ""
+
+
 class SignatureRefused(BusinessRuleViolation):
     """The posted signature is missing or not a PNG data URL of bounded size."""
 
@@ -210,11 +221,9 @@ def approve(services: Services, token: str, signature: Signature, *, opaque: Opa
     if view.accepts_payment and opaque is None:
         return ApprovalResult("refused", "The card details did not reach the payment service. Please enter the "
                                          "card again.")
-    if view.accepts_payment:
-        try:                               # before the signature, the card or the claim: nothing to undo
-            require_merchant_currency(services.settings, order.currency, f"Order {order.name}")
-        except BusinessRuleViolation as exc:
-            return ApprovalResult("refused", str(exc))
+    refusal = payment_refusal(services, view)    # before the signature, the card or the claim: nothing to undo
+    if refusal:
+        return ApprovalResult("refused", refusal)
 
     def record_and_pay() -> payment.PaymentResult | None:
         now = services.clock.now()

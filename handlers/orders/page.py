@@ -20,7 +20,9 @@ MAX_SIGNATURE_URL = len(approval.PNG_DATA_URL) + approval.MAX_SIGNATURE_BASE64
 
 
 def show(services: Services, token: str) -> pages.Page:
-    return render(services, token, approval.open_approval(services, token))
+    view = approval.open_approval(services, token)
+    # An order this payment account cannot charge says so before the customer types a card (CONTRACT §5).
+    return render(services, token, view, error=approval.payment_refusal(services, view))
 
 
 def submit(services: Services, token: str, form: Mapping[str, str]) -> pages.Page:

@@ -75,6 +75,8 @@ def test_the_approval_page_refuses_an_order_in_another_currency_before_any_card_
     assert send_for_approval(world).body["status"] == "succeeded"
     token = re.search(r"/api/order-approvals/([A-Za-z0-9_-]{43})",
                       world.standin.sent_emails()[-1]["description"]).group(1)
+    status_code, page, _ = call("GET", token)                 # said before the customer types a card
+    assert status_code == 200 and "is in EUR" in page
     before = gateway_state(world)
     status_code, body, _ = call("POST", token, paid_form(world))
     assert status_code == 422 and "EUR" in body, body
