@@ -5,6 +5,7 @@ import datetime as dt
 import weakref
 from typing import Any, Sequence
 
+from core.ports import Read
 from core.services import Services
 
 COLUMNS = ("w365_configurationid", "_w365_emailfromqueueid_value", "w365_linkexpiryhours",
@@ -29,7 +30,7 @@ def configuration(services: Services, columns: Sequence[str] = (), *,
     """The active configuration row, or {} when none exists (every switch then reads as off). `columns`: more
     columns to read besides COLUMNS. `max_age`: a read of the same columns by this worker that recent is reused;
     None reads now (the money switches: `money_switches`)."""
-    select = COLUMNS + tuple(c for c in columns if c not in COLUMNS)
+    select = _select(columns)
     cache = _cache(services)
     now = services.clock.now()
     if max_age is not None:
@@ -42,13 +43,30 @@ def configuration(services: Services, columns: Sequence[str] = (), *,
     return row
 
 
-def settings_row(services: Services, columns: Sequence[str] = ()) -> dict[str, Any]:
+def settings_row(services: Services, columns: Sequence[str] = (), *,
+                 prefetched: Sequence[Any] | None = None) -> dict[str, Any]:
     """The row for what does not gate money, reused by the worker for SETTINGS_MAX_AGE. Refuses to hand out a
-    money switch from it."""
+    money switch from it. `prefetched`: the answers to `settings_reads` from the caller's read $batch."""
     if MONEY_SWITCHES & set(columns):
         raise ValueError("money switches are read fresh: use money_switches()")
+    if prefetched:
+        rows = prefetched[0]
+        _cache(services)[_select(columns)] = (services.clock.now(), rows[0] if rows else {})
     row = configuration(services, columns, max_age=SETTINGS_MAX_AGE)
     return {k: v for k, v in row.items() if k not in MONEY_SWITCHES}
+
+
+def settings_reads(services: Services, columns: Sequence[str] = ()) -> list[Read]:
+    """What a caller's read $batch should carry so that `settings_row` needs no request of its own: nothing while
+    the worker's copy is fresh, else the row's read."""
+    cached = _cache(services).get(_select(columns))
+    if cached is not None and services.clock.now() - cached[0] <= SETTINGS_MAX_AGE:
+        return []
+    return [Read.query("w365_configurations", select=_select(columns), filter="statecode eq 0", top=1)]
+
+
+def _select(columns: Sequence[str]) -> tuple[str, ...]:
+    return COLUMNS + tuple(c for c in columns if c not in COLUMNS)
 
 
 def money_switches(services: Services, columns: Sequence[str] = ()) -> dict[str, Any]:

@@ -112,13 +112,20 @@ class InMemoryDataverse:
         self._maybe_fail("batch")
         saved = copy.deepcopy(self.tables)
         results = []
+        created: dict[str, tuple[str, str]] = {}        # Content-ID -> (entity set, id) of a row made earlier
         try:
             for op in changeset:
                 entity_set, _, rest = op.path.partition("(")
+                body = {k: (f"/{created[v[1:]][0]}({created[v[1:]][1]})" if k.endswith("@odata.bind") and
+                            isinstance(v, str) and v.startswith("$") and v[1:] in created else v)
+                        for k, v in (op.body or {}).items()}
                 if op.method == "POST":
-                    results.append(BatchResult(204, self._create(entity_set, op.body)))
+                    record_id = self._create(entity_set, body)
+                    if op.content_id:
+                        created[str(op.content_id)] = (entity_set, record_id)
+                    results.append(BatchResult(204, record_id))
                 else:
-                    self._update(entity_set, rest.rstrip(")"), op.body, op.etag)
+                    self._update(entity_set, rest.rstrip(")"), body, op.etag)
                     results.append(BatchResult(204))
         except Exception:
             self.tables = saved                  # all or nothing, as a changeset

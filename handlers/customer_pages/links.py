@@ -23,6 +23,7 @@ from core import footprint, odata
 from core.errors import BusinessRuleViolation, ConcurrencyConflict, RecordNotFound
 from core import dates
 from core.configuration import settings_row
+from core.ports import BatchOperation, BatchResult
 from core.services import Services
 
 log = logging.getLogger(__name__)
@@ -35,6 +36,7 @@ DEFAULT_EXPIRY_HOURS = 72
 CLAIM_LEASE = dt.timedelta(minutes=2)
 MAX_DECLINED_CARDS = 5
 T = TypeVar("T")
+EMAIL_CONTENT_ID, LINK_CONTENT_ID = "email", "link"
 
 
 def status(label: str) -> int:
@@ -67,17 +69,39 @@ def send_secure_link(services: Services, *, purpose_label: str, route: str, acco
     `regarding` is (table, id) of the row the email is filed under (account, salesorder); `extra`, more columns of
     the link row (a Card Update's failed profile). Refusals (no placeholder,
     no queue configured, a contact without an email address) raise BusinessRuleViolation before anything is written.
-    """
+    Three requests: the contact, one changeset (email and link), SendEmail. A caller that has read the contact and
+    has writes of its own uses `prepare_link` and `send_prepared` around its own changeset instead."""
+    contact = services.dataverse.retrieve("contacts", contact_id, select=("contactid", "emailaddress1"))
+    prepared = prepare_link(services, config=settings_row(services), contact=contact, purpose_label=purpose_label,
+                            route=route, account_id=account_id, subject=subject, body_template=body_template,
+                            placeholder=placeholder, regarding=regarding, salesorder_id=salesorder_id, extra=extra)
+    return send_prepared(services, prepared, services.dataverse.batch(prepared.ops))
+
+
+@dataclass(frozen=True)
+class PreparedLink:
+    """A link and its email as the first two operations of a changeset (the email, then the link bound to it)."""
+    ops: list[BatchOperation]
+    url: str
+    expires_on: dt.datetime
+    purpose_label: str
+
+
+def prepare_link(services: Services, *, config: dict[str, Any], contact: dict[str, Any], purpose_label: str,
+                 route: str, account_id: str, subject: str, body_template: str, placeholder: str,
+                 regarding: tuple[str, str], salesorder_id: str | None = None,
+                 extra: dict[str, Any] | None = None) -> PreparedLink:
+    """The refusals of `send_secure_link`, then its writes as changeset operations. `config` is the configuration
+    row (settings), `contact` the contact row with its email address."""
     if placeholder not in (body_template or ""):
         raise BusinessRuleViolation(f"The email text must contain {placeholder}, where the customer's link goes.")
-    config = settings_row(services)
     queue_id = config.get("_w365_emailfromqueueid_value")
     if not queue_id:
         raise BusinessRuleViolation("No queue is set to send emails from: set 'Email from queue' in the W365 "
                                     "configuration first.")
-    contact = services.dataverse.retrieve("contacts", contact_id, select=("contactid", "emailaddress1"))
     if not contact.get("emailaddress1"):
         raise BusinessRuleViolation("The contact has no email address; add one and try again.")
+    contact_id = contact["contactid"]
     hours = config.get("w365_linkexpiryhours") or DEFAULT_EXPIRY_HOURS
     expires_on = services.clock.now() + dt.timedelta(hours=int(hours))
     token = secrets.token_urlsafe(TOKEN_BYTES)
@@ -90,25 +114,38 @@ def send_secure_link(services: Services, *, purpose_label: str, route: str, acco
         "w365_tokenhash": hash_token(token),
         "w365_expireson": dates.iso(expires_on),
         "w365_status": status("Sent"),
+        "w365_emailid@odata.bind": f"${EMAIL_CONTENT_ID}",
     }
     if salesorder_id:
         link["w365_salesorderid@odata.bind"] = f"/salesorders({salesorder_id})"
     link.update(extra or {})
-    link_id = services.dataverse.create(LINKS, link)
-    email_id = create_email(services, queue_id=queue_id, contact_id=contact_id, subject=subject or purpose_label,
-                            body=body_template.replace(placeholder, f'<a href="{url}">{url}</a>'), regarding=regarding)
-    services.dataverse.update(LINKS, link_id, {"w365_emailid@odata.bind": f"/emails({email_id})"})
+    email = email_body(queue_id=queue_id, contact_id=contact_id, subject=subject or purpose_label,
+                       body=body_template.replace(placeholder, f'<a href="{url}">{url}</a>'), regarding=regarding)
+    return PreparedLink([BatchOperation.create("emails", email, content_id=EMAIL_CONTENT_ID),
+                         BatchOperation.create(LINKS, link, content_id=LINK_CONTENT_ID)], url, expires_on,
+                        purpose_label)
+
+
+def send_prepared(services: Services, prepared: PreparedLink, results: list[BatchResult]) -> SentLink:
+    """After the changeset that began with `prepared.ops` committed: send the email."""
+    email_id, link_id = results[0].record_id or "", results[1].record_id or ""
     services.dataverse.execute("SendEmail", {"IssueSend": True}, bound_to=("emails", email_id))
-    log.info("secure link %s (%s) sent as email %s", link_id, purpose_label, email_id)
-    return SentLink(link_id, url, email_id, expires_on)
+    log.info("secure link %s (%s) sent as email %s", link_id, prepared.purpose_label, email_id)
+    return SentLink(link_id, prepared.url, email_id, prepared.expires_on)
 
 
 def create_email(services: Services, *, queue_id: str, contact_id: str, subject: str, body: str,
                  regarding: tuple[str, str]) -> str:
     """An outgoing email from the configured queue to one contact, filed under `regarding` (table, id); not sent
     yet (SendEmail does that)."""
+    return services.dataverse.create("emails", email_body(queue_id=queue_id, contact_id=contact_id, subject=subject,
+                                                          body=body, regarding=regarding))
+
+
+def email_body(*, queue_id: str, contact_id: str, subject: str, body: str,
+               regarding: tuple[str, str]) -> dict[str, Any]:
     regarding_table, regarding_id = regarding
-    return services.dataverse.create("emails", {
+    return {
         "subject": subject, "description": body, "directioncode": True,
         f"regardingobjectid_{regarding_table}@odata.bind":
             f"/{footprint.entity_set(regarding_table)}({regarding_id})",
@@ -116,7 +153,7 @@ def create_email(services: Services, *, queue_id: str, contact_id: str, subject:
             {"partyid_queue@odata.bind": f"/queues({queue_id})", "participationtypemask": 1},
             {"partyid_contact@odata.bind": f"/contacts({contact_id})", "participationtypemask": 2},
         ],
-    })
+    }
 
 
 # --- the customer's side ---------------------------------------------------------------------------------------------

@@ -15,12 +15,27 @@ log = logging.getLogger(__name__)
 WAITING = (states.AWAITING_CARD, states.EXHAUSTED)
 
 
-def card_became_usable(services: Services, account_id: str) -> int:
-    """Returns how many invoices were made Retrying. One changeset per invoice, with its ETag: an invoice that changed
-    meanwhile (a payment) is read again on the next call, never overwritten."""
+def _waiting_filter() -> str:
     waiting = " or ".join(f"w365_dunningstatus eq {states.status_value(s)}" for s in WAITING)
-    rows = services.dataverse.query(ledger.INVOICES, select=ledger.INVOICE_COLUMNS, filter=(
-        f"_customerid_value eq {account_id} and statecode ne {ledger.CANCELED} and ({waiting})"))
+    return f"statecode ne {ledger.CANCELED} and ({waiting})"
+
+
+def waiting_invoices_expand() -> str:
+    """The account's waiting invoices as an $expand of the account, so a caller that reads the account anyway (Sync)
+    needs no query of its own: its answer goes to `card_became_usable(..., waiting=...)`."""
+    return f"{WAITING_INVOICES}($select={','.join(ledger.INVOICE_COLUMNS)};$filter={_waiting_filter()})"
+
+
+WAITING_INVOICES = "invoice_customer_accounts"
+
+
+def card_became_usable(services: Services, account_id: str, *, waiting: list[dict] | None = None) -> int:
+    """Returns how many invoices were made Retrying. One changeset per invoice, with its ETag: an invoice that changed
+    meanwhile (a payment) is read again on the next call, never overwritten. `waiting`: the account's waiting
+    invoices when the caller read them (`waiting_invoices_expand`)."""
+    rows = waiting if waiting is not None else services.dataverse.query(
+        ledger.INVOICES, select=ledger.INVOICE_COLUMNS,
+        filter=f"_customerid_value eq {account_id} and {_waiting_filter()}")
     now, moved = services.clock.now(), 0
     for invoice in rows:
         before = states.Dunning.of(invoice)

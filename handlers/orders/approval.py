@@ -17,22 +17,24 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from core import permissions
+from core import configuration, permissions
+from core.configuration import money_switches
 from core.money import require_merchant_currency
 from core.errors import BusinessRuleViolation, ConflictInProgress, RecordNotFound
-from core.ports import BillTo, OpaqueData
-from core.configuration import money_switches, settings_row
+from core.operations import batch_with_outcome
+from core.ports import BatchOperation, BillTo, OpaqueData, Read
 from core.services import Services
 from handlers.charging import attempts
 from handlers.customer_pages import links
 from handlers.orders import payment
-from handlers.orders.records import (NOTES, Order, add_note, format_money, iso, load_order, money, order_lines,
-                                     status, update_order)
-from handlers.payment_profiles.profiles import require_contact
+from handlers.orders.records import (NOTES, ORDER_COLUMNS, ORDER_EXPAND, ORDERS, Order, add_note, format_money, iso,
+                                     load_order, money, note_operation, order_from, order_lines, status, update_order)
+from handlers.payment_profiles.profiles import check_contact, contact_read
 
 log = logging.getLogger(__name__)
 
 PURPOSE = "Order Approval"
+SEND_MESSAGE, DRAFT_MESSAGE = "w365_SendOrderForApproval", "w365_ConvertOrderToDraft"
 ROUTE = "order-approvals"
 PLACEHOLDER = "{Approval Link}"
 PNG_DATA_URL = "data:image/png;base64,"
@@ -45,54 +47,56 @@ AWAITING_APPROVAL = ("Pending Approval", "Declined")   # Declined: the customer'
 
 # --- sending ---------------------------------------------------------------------------------------------------------
 
-def require_may_send_for_approval(services: Services, user_id: str, order_id: str) -> None:
-    """Administrators always; anyone else (salespeople) only when w365_salescansendforapproval is on, and only on an
-    order their Dataverse privileges let them change."""
-    permissions.require_access(services, user_id, "salesorder", order_id, permissions.READ, permissions.WRITE,
-                               action="send it for approval")
-    if permissions.is_administrator(services, user_id):
-        return
-    if not settings_row(services).get("w365_salescansendforapproval"):
+def send_for_approval(services: Services, order_id: str, *, user_id: str, contact_id: str, subject: str,
+                      body: str) -> str:
+    """Email the contact a link to approve the order; the order becomes Pending Approval. Returns the message.
+
+    Administrators always; anyone else (salespeople) only when w365_salescansendforapproval is on, and only on an
+    order their Dataverse privileges let them change. One read $batch (the order, the contact, the order's open
+    links, the person's roles and rights, the configuration unless the worker has it), one changeset (the email,
+    the link, the old links withdrawn, the order Pending Approval, the note), then SendEmail."""
+    if PLACEHOLDER not in (body or ""):
+        raise BusinessRuleViolation(f"The email text must contain {PLACEHOLDER}, where the customer's link goes.")
+    check = permissions.AccessCheck(SEND_MESSAGE, user_id, {"Target": order_id}, action="send this order for approval")
+    settings_reads = configuration.settings_reads(services)
+    order_row, contacts, open_links, user, *rest = services.dataverse.read([
+        Read.retrieve(ORDERS, order_id, select=ORDER_COLUMNS, expand=ORDER_EXPAND),
+        contact_read(contact_id),
+        _open_links(order_id), permissions.roles_read(user_id), *check.reads(), *settings_reads])
+    check.verify(rest[:len(check.checks)])
+    config = configuration.settings_row(services, prefetched=rest[len(check.checks):])
+    if not permissions.has_administrator_role(user) and not config.get("w365_salescansendforapproval"):
         raise BusinessRuleViolation("Only administrators can send orders for customer approval. An administrator can "
                                     "let salespeople do it with 'Sales can send for approval' in the W365 "
                                     "configuration.")
-
-
-def send_for_approval(services: Services, order_id: str, *, user_id: str, contact_id: str, subject: str,
-                      body: str) -> str:
-    """Email the contact a link to approve the order; the order becomes Pending Approval. Returns the message."""
-    if PLACEHOLDER not in (body or ""):
-        raise BusinessRuleViolation(f"The email text must contain {PLACEHOLDER}, where the customer's link goes.")
-    require_may_send_for_approval(services, user_id, order_id)
-    order = load_order(services, order_id)
+    order = order_from(order_row)
     if order.status_label in ("Activated", "Scheduled"):
         raise BusinessRuleViolation(f"The order is already paid ({order.status_label}); there is nothing to approve.")
-    contact = require_contact(services, order.account_id, contact_id)
-    sent = links.send_secure_link(services, purpose_label=PURPOSE, route=ROUTE, account_id=order.account_id,
-                                  contact_id=contact["contactid"], subject=subject, body_template=body,
+    contact = check_contact(contacts[0] if contacts else None, order.account_id)
+    prepared = links.prepare_link(services, config=config, contact=contact, purpose_label=PURPOSE, route=ROUTE,
+                                  account_id=order.account_id, subject=subject, body_template=body,
                                   placeholder=PLACEHOLDER, regarding=("salesorder", order_id), salesorder_id=order_id)
-    cancel_open_links(services, order_id, keep=sent.link_id)
-    update_order(services, order_id, {"w365_orderstatus": status("Pending Approval")})
     who = contact.get("fullname") or contact.get("emailaddress1")
-    add_note(services, order_id, "Sent for approval",
-             f"Approval link emailed to {who} ({contact.get('emailaddress1')}); it works until "
-             f"{iso(sent.expires_on)}.")
+    note = note_operation(order_id, "Sent for approval", f"Approval link emailed to {who} "
+                          f"({contact.get('emailaddress1')}); it works until {iso(prepared.expires_on)}.")
+    results = services.dataverse.batch(prepared.ops + _withdraw(open_links) + [
+        BatchOperation.update(ORDERS, order_id, {"w365_orderstatus": status("Pending Approval")}), note])
+    sent = links.send_prepared(services, prepared, results)
     return (f"Approval request emailed to {who} ({contact.get('emailaddress1')}); the link works until "
             f"{sent.expires_on:%Y-%m-%d %H:%M} UTC. The order is Pending Approval.")
 
 
-def cancel_open_links(services: Services, order_id: str, *, keep: str | None = None) -> int:
-    """Withdraw the order's approval links still waiting (a newer one replaces them, or the order went back to
-    Draft). Returns how many."""
-    rows = services.dataverse.query(links.LINKS, select=("w365_securelinkid",), filter=(
+def _open_links(order_id: str) -> Read:
+    """The order's approval links still waiting."""
+    return Read.query(links.LINKS, select=("w365_securelinkid",), filter=(
         f"_w365_salesorderid_value eq {order_id} and w365_purpose eq {links.purpose(PURPOSE)} and "
         f"w365_status eq {links.status('Sent')}"))
-    cancelled = 0
-    for row in rows:
-        if row["w365_securelinkid"] != keep:
-            services.dataverse.update(links.LINKS, row["w365_securelinkid"], {"w365_status": links.status("Cancelled")})
-            cancelled += 1
-    return cancelled
+
+
+def _withdraw(open_links: list[dict[str, Any]]) -> list[BatchOperation]:
+    """Withdraw approval links (a newer one replaces them, or the order went back to Draft)."""
+    return [BatchOperation.update(links.LINKS, row["w365_securelinkid"], {"w365_status": links.status("Cancelled")})
+            for row in open_links]
 
 
 # --- the customer's page ---------------------------------------------------------------------------------------------
@@ -296,16 +300,22 @@ class _NotApproved(Exception):
 
 def convert_to_draft(services: Services, order_id: str, *, user_id: str) -> str:
     """A Declined order (or one waiting for the customer) goes back to Draft so another card can be submitted. The
-    "Payment declined" tag stays until a payment is approved; approval links still open are withdrawn."""
-    permissions.require_access(services, user_id, "salesorder", order_id, permissions.READ, permissions.WRITE,
-                               action="convert it to Draft")
-    order = load_order(services, order_id)
+    "Payment declined" tag stays until a payment is approved; approval links still open are withdrawn. One read
+    $batch (the order, its open links, the person's rights), one changeset with the outcome."""
+    check = permissions.AccessCheck(DRAFT_MESSAGE, user_id, {"Target": order_id}, action="convert this order to Draft")
+    order_row, open_links, *granted = services.dataverse.read([
+        Read.retrieve(ORDERS, order_id, select=ORDER_COLUMNS, expand=ORDER_EXPAND), _open_links(order_id),
+        *check.reads()])
+    check.verify(granted)
+    order = order_from(order_row)
     was = order.status_label
     if was not in ("Declined", "Pending Approval"):
         raise BusinessRuleViolation(f"Only a Declined order, or one pending approval, can be converted to Draft; "
                                     f"this one is {was}.")
-    update_order(services, order_id, {"w365_orderstatus": status("Draft")}, etag=order.etag)
-    withdrawn = cancel_open_links(services, order_id)
-    text = f"Converted from {was} to Draft" + (f"; {withdrawn} approval link(s) withdrawn." if withdrawn else ".")
-    add_note(services, order_id, "Converted to Draft", text)
-    return text + (" Choose a card and submit the payment again." if was == "Declined" else "")
+    text = f"Converted from {was} to Draft" + (f"; {len(open_links)} approval link(s) withdrawn." if open_links
+                                               else ".")
+    message = text + (" Choose a card and submit the payment again." if was == "Declined" else "")
+    batch_with_outcome(services, [
+        BatchOperation.update(ORDERS, order_id, {"w365_orderstatus": status("Draft")}, etag=order.etag),
+        *_withdraw(open_links), note_operation(order_id, "Converted to Draft", text)], message)
+    return message

@@ -7,7 +7,7 @@ import logging
 import azure.functions as func
 
 from app.composition import get_services
-from core.steps import Registry
+from core.steps import CLAIM, OUTCOME_ROW, Registry
 from handlers.customer_pages.http import serve_customer_page
 from handlers.orders import activation, page, payment, steps
 
@@ -41,5 +41,7 @@ def order_timer(timer: func.TimerRequest) -> None:
 def register(registry: Registry) -> None:
     registry.blueprint(bp)
     registry.step("w365_SubmitOrderPayment", "salesorder", steps.submit_order_payment)
-    registry.step("w365_SendOrderForApproval", "salesorder", steps.send_order_for_approval)
-    registry.step("w365_ConvertOrderToDraft", "salesorder", steps.convert_order_to_draft)
+    # Sending emails the customer: its RequestId is claimed first, so a redelivery never sends a second email.
+    registry.step("w365_SendOrderForApproval", "salesorder", steps.send_order_for_approval, replay=CLAIM)
+    # Converting again finds the order Draft and changes nothing: no claim, the outcome rides in its changeset.
+    registry.step("w365_ConvertOrderToDraft", "salesorder", steps.convert_order_to_draft, replay=OUTCOME_ROW)

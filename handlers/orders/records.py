@@ -78,7 +78,11 @@ class Order:
 
 
 def load_order(services: Services, order_id: str) -> Order:
-    row = services.dataverse.retrieve(ORDERS, order_id, select=ORDER_COLUMNS, expand=ORDER_EXPAND)
+    return order_from(services.dataverse.retrieve(ORDERS, order_id, select=ORDER_COLUMNS, expand=ORDER_EXPAND))
+
+
+def order_from(row: Mapping[str, Any]) -> Order:
+    """The order read with ORDER_COLUMNS and ORDER_EXPAND (alone or in a read $batch)."""
     if not row.get("customerid_account"):
         raise BusinessRuleViolation("The order's customer must be an account to take a payment for it.")
     return Order(row)

@@ -5,13 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from core import configuration
 from core.errors import BusinessRuleViolation, GatewayRefused, InvalidNonce
 from core.permissions import AccessCheck
 from core.ports import BillTo, OpaqueData
 from core.services import Services
 from handlers.customer_pages import links
 from handlers.dunning import card_update
-from handlers.payment_profiles.profiles import add_card_from_nonce, refusal_text, require_contact
+from handlers.payment_profiles.profiles import add_card_from_nonce, check_contact, contact_read, refusal_text
 
 PURPOSE = "Profile Request"
 ROUTE = "profile-requests"
@@ -24,10 +25,20 @@ def send_profile_request(services: Services, *, account_id: str, contact_id: str
                          body: str, access: AccessCheck | None = None) -> tuple[str, links.SentLink]:
     if PLACEHOLDER not in (body or ""):
         raise BusinessRuleViolation(f"The email text must contain {PLACEHOLDER}, where the customer's link goes.")
-    contact = require_contact(services, account_id, contact_id, access=access)
-    sent = links.send_secure_link(services, purpose_label=PURPOSE, route=ROUTE, account_id=account_id,
-                                  contact_id=contact["contactid"], subject=subject, body_template=body,
-                                  placeholder=PLACEHOLDER, regarding=("account", account_id))
+    # One read (the contact, the person's rights, the configuration unless the worker has it), one changeset, SendEmail.
+    if not contact_id:
+        raise BusinessRuleViolation("Choose a contact of this account first (add one if the account has none).")
+    checks = access.reads() if access else []
+    contacts, *rest = services.dataverse.read([contact_read(contact_id), *checks,
+                                               *configuration.settings_reads(services)])
+    if access:
+        access.verify(rest[:len(checks)])
+    contact = check_contact(contacts[0] if contacts else None, account_id)
+    prepared = links.prepare_link(services, config=configuration.settings_row(services, prefetched=rest[len(checks):]),
+                                  contact=contact, purpose_label=PURPOSE, route=ROUTE, account_id=account_id,
+                                  subject=subject, body_template=body, placeholder=PLACEHOLDER,
+                                  regarding=("account", account_id))
+    sent = links.send_prepared(services, prepared, services.dataverse.batch(prepared.ops))
     who = contact.get("fullname") or contact.get("emailaddress1")
     return (f"Profile request emailed to {who} ({contact.get('emailaddress1')}); the link works until "
             f"{sent.expires_on:%Y-%m-%d %H:%M} UTC."), sent

@@ -22,7 +22,7 @@ from core.ports import BatchOperation, BillTo, GatewayPaymentProfile, OpaqueData
 from core.text import require_valid_text
 from core.services import Services
 from handlers.dunning.account_updater import closed_by_account_updater
-from handlers.dunning.recovery import card_became_usable
+from handlers.dunning.recovery import WAITING_INVOICES, card_became_usable, waiting_invoices_expand
 from core.bill_to import FIELDS as BILL_TO_FIELDS
 
 log = logging.getLogger(__name__)
@@ -85,7 +85,8 @@ ACCOUNT_CARDS = "w365_paymentprofile_accountid"
 # A profile read with its account's default cards (Set Default, Sync and Update keep one default per account).
 WITH_ACCOUNT_DEFAULTS = (f"w365_accountid($select=accountid;$expand={ACCOUNT_CARDS}($select=w365_paymentprofileid,"
                          "w365_name,w365_isdefault,statecode,w365_customerprofileid,w365_paymentprofileidgateway,"
-                         + ",".join(f.column for f in BILL_TO_FIELDS) + ";$filter=w365_isdefault eq true))")
+                         + ",".join(f.column for f in BILL_TO_FIELDS) + ";$filter=w365_isdefault eq true),"
+                         + waiting_invoices_expand() + ")")
 
 
 def require_contact(services: Services, account_id: str, contact_id: str | None, *,
@@ -94,12 +95,15 @@ def require_contact(services: Services, account_id: str, contact_id: str | None,
     `access`: the person's rights, checked in the same read."""
     if not contact_id:
         raise BusinessRuleViolation("Choose a contact of this account first (add one if the account has none).")
-    contacts, *granted = services.dataverse.read(
-        [Read.query("contacts", select=CONTACT_COLUMNS, filter=odata.eq("contactid", uuid.UUID(contact_id)))]
-        + (access.reads() if access else []))
+    contacts, *granted = services.dataverse.read([contact_read(contact_id)] + (access.reads() if access else []))
     if access:
         access.verify(granted)
     return check_contact(contacts[0] if contacts else None, account_id)
+
+
+def contact_read(contact_id: str) -> Read:
+    """The contact as a query (an empty answer, not a 404 failing the whole read $batch, when it does not exist)."""
+    return Read.query("contacts", select=CONTACT_COLUMNS, filter=odata.eq("contactid", uuid.UUID(contact_id)))
 
 
 def check_contact(contact: dict[str, Any] | None, account_id: str) -> dict[str, Any]:
@@ -156,8 +160,7 @@ def add_card_from_nonce(services: Services, *, account_id: str, contact_id: str 
     the account's customer profile id when it is new)."""
     reads = [Read.retrieve("accounts", account_id, select=ACCOUNT_COLUMNS, expand=ACCOUNT_CARDS)]
     if contact_id:
-        reads.append(Read.query("contacts", select=CONTACT_COLUMNS,
-                                filter=odata.eq("contactid", uuid.UUID(contact_id))))
+        reads.append(contact_read(contact_id))
     try:
         answers = services.dataverse.read(reads + (access.reads() if access else []))
     except RecordNotFound:
@@ -382,8 +385,10 @@ def _refresh(services: Services, row: dict[str, Any], card: GatewayPaymentProfil
             defaults = _account_defaults(row)
         ops = _clear_other_defaults(services, account_id, keep=row["w365_paymentprofileid"], rows=defaults) + ops
     _commit(services, ops)
-    if will_be_active:
-        card_became_usable(services, account_id)     # CONTRACT §6 "Recovery": waiting invoices are retried
+    if will_be_active:                               # CONTRACT §6 "Recovery": waiting invoices are retried
+        account = row.get("w365_accountid") or {}
+        card_became_usable(services, account_id, waiting=account.get(WAITING_INVOICES)
+                           if WAITING_INVOICES in account else None)
 
 
 def sync_profile(services: Services, profile_id: str, *, reactivate: bool = True,
@@ -423,7 +428,7 @@ def sync_account(services: Services, account_id: str, *, import_only: bool = Fal
     try:
         account, *granted = services.dataverse.read(
             [Read.retrieve("accounts", account_id, select=("accountid", "w365_gatewaycustomerprofileid"),
-                           expand=ACCOUNT_CARDS)] + (access.reads() if access else []))
+                           expand=f"{ACCOUNT_CARDS},{waiting_invoices_expand()}")] + (access.reads() if access else []))
     except RecordNotFound:
         raise BusinessRuleViolation("The account was not found.") from None
     if access:
@@ -486,7 +491,7 @@ def sync_account(services: Services, account_id: str, *, import_only: bool = Fal
                                          etag=row.get("@odata.etag")))
     _commit(services, ops)
     if imported or refreshed:
-        card_became_usable(services, account_id)
+        card_became_usable(services, account_id, waiting=account.get(WAITING_INVOICES))
     message = f"Synced with Authorize.Net: {imported} imported, {refreshed} refreshed"
     if gone:
         message += (f", {len(gone)} no longer at Authorize.Net (marked Sync Failed: "
