@@ -153,3 +153,32 @@ def test_a_late_settlement_by_the_reconciler_applies_the_transition_once(world):
     state = dunning(world)
     assert (state.status, state.failed_attempts) == ("Retrying", 1)
     assert transactions(world)[0]["w365_outcome"] == outcome("Declined")
+
+
+def test_a_late_approval_by_gateway_webhook_recovers_once_with_one_receipt(world):
+    """A retry held by the fraud filters and approved later: the webhook settles it, and the transition and the
+    receipt happen once however often the event is delivered or the reconciler sweeps."""
+    import json
+
+    from handlers.charging import reconciler
+    from tests.functions.test_gateway_webhooks import deliver
+    configure(world, w365_sendreceipts=True)
+    profile_id = card_on_file(world, zip_code="46282-0002")
+    automatic_charge(world)
+    set_card_zip(world, profile_id, "46299")                  # the simulator's Held For Review zip
+    deliveries: list = []
+    world.simulator.emit_webhooks_to(deliveries)
+    assert automatic_charge(world).outcome == "Held For Review"
+    held = next(t for t in transactions(world) if t["w365_outcome"] == outcome("Held For Review"))
+    world.simulator.approve_held(held["w365_gatewaytransactionid"])
+    approved = next(d for d in deliveries if d["event_type"] == "net.authorize.payment.fraud.approved")
+    assert deliver(world, approved)[1]["status"] == "succeeded"
+    body, headers = world.simulator.webhook_for("net.authorize.payment.fraud.approved",
+                                                json.loads(approved["body"])["payload"])
+    deliver(world, {"body": body, "headers": headers})          # redelivered under a new notificationId
+    reconciler.reconcile_due(world.services, everything=True)
+    world.queue.drain(include_delayed=True)
+    state = dunning(world)
+    assert (state.status, state.failed_attempts) == ("Recovered", 1)
+    assert len(emails(world, "Receipt for invoice INV-1001")) == 1
+    assert assert_books_agree(world) == Decimal("120.00")
