@@ -18,7 +18,7 @@ REQUIRED_IN_REAL_MODE = (
     "W365_WEBHOOK_KEY", "W365_PUBLIC_BASE_URL", SERVICE_BUS, WORK_QUEUE,
 )
 OPTIONAL = ("AUTHORIZENET_ENVIRONMENT", SERVICE_BUS_IDENTITY, "W365_MODE", "W365_BILLING_SCHEDULE",
-            "W365_DUNNING_SCHEDULE", "W365_ACCOUNT_UPDATER_SCHEDULE")
+            "W365_BILLING_RUN_SHARE", "W365_DUNNING_SCHEDULE", "W365_ACCOUNT_UPDATER_SCHEDULE")
 # Settings with a default (CONTRACT §1 for the billing schedule). Timer schedules are read by the Functions host itself
 # (a timer's %NAME% schedule), so the deployment sets them (infra/main.bicep); the dev host falls back to these.
 DEFAULTS = {"W365_BILLING_SCHEDULE": "0 0 6 * * *", "W365_DUNNING_SCHEDULE": "0 30 6 * * *",

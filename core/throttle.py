@@ -5,8 +5,10 @@ Dataverse limits each user (every instance of this app shares one application us
 it answers 429 with Retry-After (research/dataverse.md §2, "Service protection"). A run must leave room for the buttons,
 pages and webhooks, so it spends at most `share` (85% by default) of the ceiling:
 
-- before a unit of work, `acquire(cost)` books its requests in this instance's sliding window and waits (or tells the
-  caller to put the message back) until they fit in the budget;
+- before a unit of work, `acquire(cost)` waits (or tells the caller to put the message back) until its requests fit
+  in the budget's share of the sliding window, and paces work at the budget's average rate (a token bucket of a few
+  seconds that every request of the process spends), so a run spreads its requests evenly instead of spending a
+  window's budget in a burst and then stalling;
 - every Dataverse response is `observe`d: `x-ms-ratelimit-burst-remaining-xrm-requests` says what the server has
   left for the user across every instance, so several instances together stay within one budget without talking to
   each other; a 429's Retry-After stops all background work of the instance until it has passed.
@@ -25,6 +27,8 @@ WINDOW = 300.0                     # seconds
 DEFAULT_SHARE = 0.85
 REMAINING_HEADER = "x-ms-ratelimit-burst-remaining-xrm-requests"
 SERVER_HINT_FRESH = 30.0           # seconds a server's "remaining" stays a usable estimate
+BURST_SECONDS = 5.0                # the pace may run this many seconds of budget ahead
+MIN_BURST = 10                     # requests, so a unit of work always fits in a full bucket
 
 
 class RequestBudget:
@@ -37,12 +41,14 @@ class RequestBudget:
         self._share = share                 # or a function reading the setting when a run first needs it
         self.limit, self.window = limit, window
         self._now, self._sleep = now, sleep
-        self._booked: collections.deque[float] = collections.deque()
+        self._sent: collections.deque[float] = collections.deque()    # this process's requests in the window
         self._lock = threading.Lock()
         self._blocked_until = 0.0
         self._server_used: int | None = None
         self._server_seen = -math.inf
-        self._booked_since_seen = 0
+        self._sent_since_seen = 0
+        self._tokens: float | None = None   # the pace's bucket: full at first use, spent by every request
+        self._filled_at = 0.0
         self.throttled = 0                  # 429s seen
         self.throttled_seconds = 0.0        # Retry-After seconds they asked for
         self.waited_seconds = 0.0           # time background work waited for the budget
@@ -62,13 +68,19 @@ class RequestBudget:
     # --- what the Dataverse client reports ---------------------------------------------------------------------------
 
     def observe(self, status: int, headers: Mapping[str, str]) -> None:
+        """Every answer of this process's Dataverse clients: each request counts in the window and spends the pace,
+        whoever made it (a run's charge, its emails and checks, a button), so the run's pace is what really goes out."""
         now = self._now()
         remaining = _header(headers, REMAINING_HEADER)
         with self._lock:
+            self._refill(now)
+            self._tokens -= 1
+            self._sent.append(now)
+            self._sent_since_seen += 1
             if remaining is not None and remaining.isdigit():
                 left = int(remaining)
                 self.limit = max(self.limit, left)        # a bigger server ceiling than documented: use it
-                self._server_used, self._server_seen, self._booked_since_seen = self.limit - left, now, 0
+                self._server_used, self._server_seen, self._sent_since_seen = self.limit - left, now, 0
             if status == 429:
                 retry_after = _seconds(_header(headers, "Retry-After")) or 1.0
                 self.throttled += 1
@@ -78,28 +90,43 @@ class RequestBudget:
     # --- what background work asks ---------------------------------------------------------------------------------
 
     def reserve(self, cost: int) -> float:
-        """Books `cost` requests and returns 0 when they fit in the budget now; else books nothing and returns the
-        seconds until they may."""
+        """0 when `cost` more requests fit now: within the budget's share of the sliding window (this process's
+        requests, or the server's count of everyone's when it told us lately) and at its pace; else the seconds
+        until they may. The requests count when they are made (`observe`)."""
         now = self._now()
         with self._lock:
-            while self._booked and self._booked[0] <= now - self.window:
-                self._booked.popleft()
+            while self._sent and self._sent[0] <= now - self.window:
+                self._sent.popleft()
             if now < self._blocked_until:
                 return self._blocked_until - now
-            used = len(self._booked)
+            used = len(self._sent)
             if self._server_used is not None and now - self._server_seen <= SERVER_HINT_FRESH:
-                used = max(used, self._server_used + self._booked_since_seen)
+                used = max(used, self._server_used + self._sent_since_seen)
             excess = used + cost - self.budget
-            if excess <= 0:
-                self._booked.extend([now] * cost)
-                self._booked_since_seen += cost
-                return 0.0
-            if excess <= len(self._booked):
-                return max(0.01, self._booked[excess - 1] + self.window - now)
-            return max(1.0, self.window * excess / self.limit)
+            if excess > 0:
+                if excess <= len(self._sent):
+                    return max(0.01, self._sent[excess - 1] + self.window - now)
+                return max(1.0, self.window * excess / self.limit)
+            self._refill(now)
+            if self._tokens < cost:
+                return (cost - self._tokens) / self._rate
+            return 0.0
+
+    @property
+    def _rate(self) -> float:
+        return self.budget / self.window
+
+    def _refill(self, now: float) -> None:
+        capacity = max(float(MIN_BURST), self._rate * BURST_SECONDS)
+        if self._tokens is None:
+            self._tokens = capacity
+        else:
+            # A debt (requests beyond the pace, e.g. a burst of buttons) is repaid, but never more than a burst's worth.
+            self._tokens = max(-capacity, min(capacity, self._tokens + (now - self._filled_at) * self._rate))
+        self._filled_at = now
 
     def acquire(self, cost: int, *, max_wait: float) -> float:
-        """Wait (sleeping) until `cost` requests fit, for at most `max_wait` seconds in all. Returns 0 once booked,
+        """Wait (sleeping) until `cost` requests fit, for at most `max_wait` seconds in all. Returns 0 when they do,
         else the seconds still to wait: the caller puts its message back for that long instead of holding it."""
         waited = 0.0
         while True:

@@ -23,15 +23,30 @@ class Clock:
         self.t += seconds
 
 
-def test_the_budget_books_up_to_its_share_then_waits_for_the_window_to_slide():
+def spend(budget, requests):
+    for _ in range(requests):
+        budget.observe(200, {})
+
+
+def test_the_budget_paces_work_at_its_share_of_the_ceiling():
+    clock = Clock()
+    budget = RequestBudget(share=0.5, limit=600, window=300, now=clock.now, sleep=clock.sleep)   # 1 request/s
+    assert budget.reserve(3) == 0
+    spend(budget, 10)                                         # a burst's worth at once (10 s at 1/s)
+    assert budget.reserve(3) == pytest.approx(3)              # then at the budget's pace, whoever spent it
+    clock.t += 3
+    assert budget.reserve(3) == 0
+
+
+def test_the_budget_waits_for_the_window_to_slide_when_it_is_full():
     clock = Clock()
     budget = RequestBudget(share=0.5, limit=100, window=300, now=clock.now, sleep=clock.sleep)
     for _ in range(16):
-        assert budget.reserve(3) == 0                    # 48 of the 50 allowed
-        clock.t += 1
-    wait = budget.reserve(3)
-    assert wait == pytest.approx(300 - 16)                # until the first booking leaves the window
-    clock.t += wait
+        assert budget.reserve(3) == 0                        # 48 of the 50 allowed, at the pace (3 per 18 s)
+        spend(budget, 3)
+        clock.t += 18
+    assert budget.reserve(3) == pytest.approx(1000 + 300 - clock.t)     # until the first request leaves the window
+    clock.t = 1300
     assert budget.reserve(3) == 0
 
 
@@ -109,3 +124,21 @@ def test_the_standin_refuses_requests_past_the_concurrency_limit():
         t.join()
     assert status == 429 and b"0x80072326" in body and headers["Retry-After"] == "1"
     assert results == [200, 200] and protection.refused == 1
+
+
+@pytest.mark.parametrize("value, share", [(None, 0.85), ("0.5", 0.5), ("1", 1.0)])
+def test_the_runs_share_comes_from_its_setting(value, share):
+    from app.composition import run_request_share
+    from core.settings import Settings
+
+    assert run_request_share(Settings({} if value is None else {"W365_BILLING_RUN_SHARE": value})) == share
+
+
+@pytest.mark.parametrize("value", ["0", "1.5", "85%", "nan"])
+def test_a_wrong_share_setting_is_an_error_naming_it(value):
+    from app.composition import run_request_share
+    from core.errors import ConfigurationError
+    from core.settings import Settings
+
+    with pytest.raises(ConfigurationError, match="W365_BILLING_RUN_SHARE"):
+        run_request_share(Settings({"W365_BILLING_RUN_SHARE": value}))
