@@ -29,6 +29,9 @@ REMAINING_HEADER = "x-ms-ratelimit-burst-remaining-xrm-requests"
 SERVER_HINT_FRESH = 30.0           # seconds a server's "remaining" stays a usable estimate
 BURST_SECONDS = 5.0                # the pace may run this many seconds of budget ahead
 MIN_BURST = 10                     # requests, so a unit of work always fits in a full bucket
+# The pace is a little under the budget: its bucket and the requests already under way may run ahead of it, and the
+# window should never fill (a full window stalls every worker until its oldest requests leave it).
+PACE = 0.97
 
 
 class RequestBudget:
@@ -114,7 +117,7 @@ class RequestBudget:
 
     @property
     def _rate(self) -> float:
-        return self.budget / self.window
+        return self.budget * PACE / self.window
 
     def _refill(self, now: float) -> None:
         capacity = max(float(MIN_BURST), self._rate * BURST_SECONDS)

@@ -40,6 +40,7 @@ class InProcessQueue:
         self._duplicate_window = duplicate_window
         self._heap: list[_Message] = []
         self._seen: dict[str, dt.datetime] = {}
+        self._sweep_at = 10_000
         self._sequence = itertools.count()
         self._lock = threading.RLock()
         self._drain_lock = threading.Lock()
@@ -50,8 +51,9 @@ class InProcessQueue:
              delay: dt.timedelta | None = None) -> None:
         now = self._clock.now()
         with self._lock:
-            if len(self._seen) > 10_000:        # keep only the duplicate-detection window, as the broker does
+            if len(self._seen) > self._sweep_at:   # keep only the duplicate-detection window, as the broker does
                 self._seen = {k: t for k, t in self._seen.items() if now - t < self._duplicate_window}
+                self._sweep_at = max(10_000, 2 * len(self._seen))    # amortized: not a full pass per message
             seen_at = self._seen.get(message_id)
             if seen_at is not None and now - seen_at < self._duplicate_window:
                 log.info("queue: dropped duplicate message %s", message_id)
