@@ -31,7 +31,7 @@ BURST_SECONDS = 5.0                # the pace may run this many seconds of budge
 MIN_BURST = 10                     # requests, so a unit of work always fits in a full bucket
 # The pace is a little under the budget: its bucket and the requests already under way may run ahead of it, and the
 # window should never fill (a full window stalls every worker until its oldest requests leave it).
-PACE = 0.97
+PACE = 0.985
 
 
 class RequestBudget:

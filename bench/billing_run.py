@@ -1,0 +1,304 @@
+"""A billing run of many due invoices against the stand-ins enforcing Dataverse service protection, time-compressed.
+
+`python -m bench billing_run` runs 10,000 due invoices (a few minutes); `--invoices N` changes the count;
+`--no-latency` drops the simulated latencies (the run is then CPU-bound) to show how cost grows with N.
+
+What it models: the Dataverse stand-in enforces service protection per user (a sliding 5-minute window of 6,000
+requests, 52 concurrent, 429 + Retry-After past them) with 20-80 ms per request; the Authorize.Net simulator answers
+in 0.5-1.5 s; two Functions instances of 8 concurrent calls each (host.json maxConcurrentCalls) share one application
+user; time runs `--speed` times faster than the wall clock (10 by default) for every party: clocks, latencies,
+Retry-After waits, queue delays and the 5-minute window. 93% of the invoices have a card that is approved, 5% one that
+is declined and 2% belong to an account without a usable card (Awaiting Card and a card-update email).
+
+Targets (at the default 85% share): the run spends at least 95% of its budget on average (80% of the ceiling) and its
+busiest 5-minute window stays within the ceiling; every invoice ends charged, declined or skipped with a reason; no
+invoice charged twice; nothing left open; no failure (gateway errors, dead letters).
+"""
+from __future__ import annotations
+
+import argparse
+import bisect
+import collections
+import datetime as dt
+import gc
+import random
+import threading
+import time
+from decimal import Decimal
+from typing import Any, Callable
+
+import requests
+from requests.adapters import BaseAdapter
+from requests.structures import CaseInsensitiveDict
+
+DATAVERSE_URL = "https://contoso.crm.dynamics.com"
+GATEWAY_URL = "https://apitest.authorize.net/"
+WORKERS = 16                       # 2 instances x maxConcurrentCalls 8 (host.json)
+DV_LATENCY = (0.020, 0.080)
+GATEWAY_LATENCY = (0.5, 1.5)
+RATE_TARGET = 0.95                 # of the budget, on average over the run
+# Simulated seconds per wall-clock second. The run's Python work is real time, so the compression must leave the
+# machine room to do 17 requests per simulated second: 10 does on two shared cores (10,000 invoices: ~3 minutes).
+DEFAULT_SPEED = 10.0
+MASTERCARD = "5424000000000015"
+
+
+class CompressedTime:
+    """Simulated time running `factor` times faster than the wall clock, shared by every party of the benchmark."""
+
+    def __init__(self, factor: float, start: dt.datetime):
+        self.factor, self.start, self._t0 = factor, start, time.monotonic()
+
+    def seconds(self) -> float:
+        return (time.monotonic() - self._t0) * self.factor
+
+    def now(self) -> dt.datetime:
+        return self.start + dt.timedelta(seconds=self.seconds())
+
+    def sleep(self, seconds: float) -> None:
+        if seconds > 0:
+            time.sleep(seconds / self.factor)
+
+
+class InProcess(BaseAdapter):
+    """A requests transport into a stand-in's `handle(method, url, headers, body)`, with optional latency."""
+
+    def __init__(self, handle: Callable, latency: tuple[float, float] | None = None,
+                 sleep: Callable[[float], None] = time.sleep):
+        super().__init__()
+        self._handle, self._latency, self._sleep = handle, latency, sleep
+        self._random = random.Random(11)
+        self.calls = 0
+
+    def send(self, request, **kwargs):  # noqa: ANN001 - requests' adapter signature
+        self.calls += 1
+        if self._latency:
+            self._sleep(self._random.uniform(*self._latency))
+        status, headers, body = self._handle(request.method, request.url, dict(request.headers), request.body)
+        response = requests.Response()
+        response.status_code, response.headers, response._content = status, CaseInsensitiveDict(headers), body
+        response.url, response.request, response.encoding = request.url, request, "utf-8"
+        return response
+
+    def close(self) -> None:
+        pass
+
+
+def build(invoices: int, *, latency: bool, factor: float) -> dict[str, Any]:
+    from app.capabilities import run_work
+    from app.composition import provisioning_providers
+    from core import footprint
+    from core.services import Services
+    from core.settings import Settings
+    from core.throttle import RequestBudget
+    from dataverse.auth import StaticTokenProvider
+    from dataverse.client import DataverseClient
+    from gateway.client import AuthorizeNetGateway
+    from standins.authorizenet import AuthorizeNetSimulator
+    from standins.dataverse import DataverseStandIn
+    from standins.dataverse.demo import seed_demo
+    from standins.dataverse.protection import ServiceProtection
+    from standins.queue import InProcessQueue
+    from tests.conftest import SIGNATURE_KEY, TEST_SETTINGS
+    from tests.functions.charging_world import card_on_file
+
+    clock = CompressedTime(factor, dt.datetime(2026, 11, 21, 6, 0, tzinfo=dt.timezone.utc))
+    standin = DataverseStandIn(clock=clock)
+    ids = seed_demo(standin)
+    simulator = AuthorizeNetSimulator(clock=clock, login_id=TEST_SETTINGS["AUTHORIZENET_LOGIN_ID"],
+                                      transaction_key=TEST_SETTINGS["AUTHORIZENET_TRANSACTION_KEY"],
+                                      public_client_key=TEST_SETTINGS["AUTHORIZENET_CLIENT_KEY"],
+                                      signature_key=SIGNATURE_KEY)
+    gateway_transport = InProcess(simulator.handle, GATEWAY_LATENCY if latency else None, clock.sleep)
+    dataverse_session, gateway_session = requests.Session(), requests.Session()
+    dataverse_session.trust_env = gateway_session.trust_env = False     # no proxy look-ups in os.environ per call
+    dataverse_session.mount(DATAVERSE_URL, InProcess(standin.handle))
+    gateway_session.mount(GATEWAY_URL, gateway_transport)
+    budget = RequestBudget(now=clock.seconds, sleep=clock.sleep)
+    settings = Settings(TEST_SETTINGS)
+    services: Services
+    queue = InProcessQueue(lambda kind, payload: run_work(kind, payload, services), clock=clock)
+    services = Services(
+        dataverse=DataverseClient(DATAVERSE_URL, StaticTokenProvider("bench"), session=dataverse_session,
+                                  sleep=clock.sleep, observer=budget.observe, max_retries=3, max_backoff=10),
+        gateway=AuthorizeNetGateway(TEST_SETTINGS["AUTHORIZENET_LOGIN_ID"],
+                                    TEST_SETTINGS["AUTHORIZENET_TRANSACTION_KEY"], environment="sandbox",
+                                    session=gateway_session),
+        queue=queue, settings=settings, clock=clock, providers=provisioning_providers(settings), budget=budget)
+
+    class World:                                  # what charging_world.card_on_file reads
+        pass
+    world = World()
+    world.services, world.simulator, world.standin, world.ids = services, simulator, standin, ids
+    approving = card_on_file(world)                                         # the demo contract's card
+    declining = card_on_file(world, zip_code="46282", on_contract=False, number=MASTERCARD)
+    account = f"/accounts({ids['account']})"
+    standin.update("w365_billingcontract", ids["billingcontract"], {"w365_autopay": True})
+    declining_contract = standin.seed("w365_billingcontract", {
+        "w365_name": "Fabrikam (declining card)", "w365_accountid@odata.bind": account, "w365_autopay": True,
+        "w365_paymentprofileid@odata.bind": f"/w365_paymentprofiles({declining})"})
+    cardless = standin.seed("account", {"name": "Northwind", "accountnumber": "NW-001", "creditonhold": False})
+    contact = standin.seed("contact", {"firstname": "Ana", "lastname": "Trujillo", "emailaddress1": "ana@nw.example",
+                                       "parentcustomerid_account@odata.bind": f"/accounts({cardless})"})
+    standin.update("account", cardless, {"primarycontactid@odata.bind": f"/contacts({contact})"})
+    cardless_contract = standin.seed("w365_billingcontract", {
+        "w365_name": "Northwind", "w365_accountid@odata.bind": f"/accounts({cardless})", "w365_autopay": True})
+    standin.update("w365_configuration", ids["configuration"], {"w365_autopayenabled": True,
+                                                                "w365_autopaysince": "2026-11-01T00:00:00Z"})
+    expected = collections.Counter()
+    for n in range(invoices):
+        if n % 50 == 7:
+            customer, contract, kind = cardless, cardless_contract, "skipped"
+        elif n % 20 == 3:
+            customer, contract, kind = ids["account"], declining_contract, "declined"
+        else:
+            customer, contract, kind = ids["account"], ids["billingcontract"], "charged"
+        expected[kind] += 1
+        total = Decimal(40 + n % 160) + Decimal("0.50")
+        standin.seed("invoice", {
+            "name": f"Invoice {n}", "invoicenumber": f"INV-{100000 + n}", "totalamount": total,
+            "customerid_account@odata.bind": f"/accounts({customer})", "duedate": "2026-11-20T00:00:00Z",
+            "w365_billingcontractid@odata.bind": f"/w365_billingcontracts({contract})"})
+    # The demo's two invoices stay out of it (no due date).
+    protection = ServiceProtection(latency=DV_LATENCY if latency else None, now=clock.seconds, sleep=clock.sleep)
+    standin.protect(protection)
+    standin.reset_counters()
+    gateway_transport.calls = 0                   # the cards' set-up is not the run's
+    del approving
+    return {"services": services, "standin": standin, "simulator": simulator, "protection": protection,
+            "budget": budget, "clock": clock, "queue": queue, "gateway": gateway_transport, "expected": expected,
+            "ids": ids, "footprint": footprint}
+
+
+def _kind(method: str, path: str) -> str:
+    name = path.split("?")[0]
+    if method == "GET" and name == "invoices":
+        return "selection pages"
+    if method == "GET" and name.startswith("invoices("):
+        return "charge: read"
+    if method == "POST" and name == "w365_paymenttransactions":
+        return "charge: attempt"
+    if method == "POST" and name == "$batch":
+        return "charge: $batch"
+    if name.startswith(("w365_billingruns", "w365_paymenttransactions")) or (
+            method == "GET" and name == "w365_operations"):
+        return "run start and checks"
+    return "skips and card-update emails"
+
+
+def peak_window(starts: list[float], window: float = 300.0) -> int:
+    starts = sorted(starts)
+    return max((bisect.bisect_right(starts, t + window) - i for i, t in enumerate(starts)), default=0)
+
+
+def main(argv: list[str] | None = None) -> bool:
+    parser = argparse.ArgumentParser(prog="python -m bench billing_run")
+    parser.add_argument("--invoices", type=int, default=10_000)
+    parser.add_argument("--no-latency", action="store_true", help="no simulated latency (CPU-bound)")
+    parser.add_argument("--speed", type=float, default=None, help=f"time compression (default {DEFAULT_SPEED:g}; "
+                                                                   "300 without latency)")
+    args = parser.parse_args(argv or [])
+    latency = not args.no_latency
+    factor = args.speed or (DEFAULT_SPEED if latency else 300.0)
+
+    from app.composition import set_services
+    from core.throttle import LIMIT, WINDOW
+    from handlers.autopay import runs
+
+    started = time.monotonic()
+    world = build(args.invoices, latency=latency, factor=factor)
+    # The stand-ins' rows live in this process, unlike Dataverse's and Authorize.Net's: the cycle collector would walk
+    # them again and again, and each full collection stops every thread of the run for a (compressed) while. Reference
+    # counting still frees what the run drops; the collector is back on when the run is over.
+    gc.collect()
+    gc.freeze()
+    gc.disable()
+    setup = time.monotonic() - started
+    services, standin, protection, budget, clock = (world[k] for k in ("services", "standin", "protection",
+                                                                       "budget", "clock"))
+    set_services(services)
+    try:
+        real0, sim0 = time.monotonic(), clock.seconds()
+        run_id = runs.start_run(services, as_of=None, trigger="Timer").data["runId"]
+        stop = threading.Event()
+        world["queue"].run_workers(WORKERS, sleep=clock.sleep, poll=1.0, until=stop.is_set)
+        real, sim = time.monotonic() - real0, clock.seconds() - sim0
+    finally:
+        set_services(None)
+        gc.enable()
+
+    fp = world["footprint"]
+    run = standin.get("w365_billingrun", run_id)
+    status = fp.label("w365_billingrun", "w365_status", run["w365_status"])
+    kinds = collections.Counter(_kind(m, p) for m, p in standin.requests)
+    total_requests = protection.served
+    charges = (run["w365_charged"] or 0) + (run["w365_declined"] or 0)
+    own = kinds["charge: read"] + kinds["charge: attempt"] + kinds["charge: $batch"] - 2 * (run["w365_skipped"] or 0)
+    approved_by_invoice = collections.Counter(
+        c["invoice_number"].rsplit("-", 1)[0] for c in world["simulator"].charges()
+        if c.get("response_code") == "1")
+    doubles = sum(1 for count in approved_by_invoice.values() if count > 1)
+    open_attempts = sum(1 for t in standin.rows("w365_paymenttransaction")
+                        if fp.label("w365_paymenttransaction", "w365_outcome", t["w365_outcome"])
+                        in ("Pending", "Unknown"))
+    settled = charges + (run["w365_skipped"] or 0) + (run["w365_pending"] or 0)
+    left_open = max(0, (run["w365_invoicesdue"] or 0) - settled) + open_attempts
+    errors = sum(1 for t in standin.rows("w365_paymenttransaction")
+                 if fp.label("w365_paymenttransaction", "w365_outcome", t["w365_outcome"]) == "Error")
+    log = sorted(protection.log)
+    # The run's busy time: from its first request to its last charge (the closing check's wait is not throughput).
+    charging = [i for i, (m, p) in enumerate(standin.requests) if _kind(m, p).startswith("charge:")]
+    last = log[min(charging[-1], len(log) - 1)] if charging else (log[-1] if log else 0.0)
+    busy = (last - log[0]) if len(log) > 1 else sim
+    ceiling_rate = LIMIT / WINDOW
+    rate = total_requests / busy if busy else 0.0
+    peak = peak_window(log)
+    long_enough = busy > 2 * WINDOW
+    expected = world["expected"]
+    counts_ok = (run["w365_charged"], run["w365_declined"], run["w365_skipped"]) == (
+        expected["charged"], expected["declined"], expected["skipped"])
+    rate_ok = not latency or not long_enough or rate >= RATE_TARGET * budget.share * ceiling_rate
+    peak_ok = peak <= LIMIT
+    ok = (status == "Completed" and counts_ok and doubles == 0 and left_open == 0 and errors == 0
+          and rate_ok and peak_ok)
+
+    rows = [
+        ("invoices due (selected)", run["w365_invoicesdue"], f"{args.invoices}", ""),
+        ("charged / declined / skipped", f"{run['w365_charged']} / {run['w365_declined']} / {run['w365_skipped']}",
+         f"{expected['charged']} / {expected['declined']} / {expected['skipped']}", "ok" if counts_ok else "MISSED"),
+        ("collected", f"${run['w365_amountcollected']:,.2f}", "", ""),
+        ("run status", status, "Completed", "ok" if status == "Completed" else "MISSED"),
+        ("Dataverse requests, all", total_requests, "", ""),
+        *[(f"  {name}", count, "", "") for name, count in sorted(kinds.items())],
+        ("Dataverse requests per charge (own)", f"{own / charges:.2f}" if charges else "-", "<= 3",
+         "ok" if charges and own / charges <= 3.0001 else "MISSED"),
+        ("Dataverse requests per due invoice, all", f"{total_requests / max(1, run['w365_invoicesdue']):.2f}", "", ""),
+        ("selection: invoices per page request", f"{args.invoices / max(1, kinds['selection pages']):.0f}",
+         f"{runs.PAGE_SIZE}", ""),
+        ("gateway calls", world["gateway"].calls, f"{charges}", "ok" if world["gateway"].calls == charges else "MISSED"),
+        ("429s received / time lost to them", f"{protection.refused} / {budget.throttled_seconds:.0f} s", "", ""),
+        ("time waiting for the budget", f"{budget.waited_seconds:.0f} s", "", ""),
+        ("run time (simulated)", f"{sim / 60:.1f} min", "", ""),
+        ("achieved rate", f"{rate:.1f} req/s", "", ""),
+        ("  of the ceiling (6,000 / 5 min)", f"{rate / ceiling_rate:.0%}",
+         f">= {RATE_TARGET * budget.share:.0%}" if latency and long_enough else "n/a", ""),
+        ("  of the budget", f"{rate / (ceiling_rate * budget.share):.0%}",
+         f">= {RATE_TARGET:.0%}" if latency and long_enough else "n/a (run shorter than 2 windows or no latency)",
+         "ok" if rate_ok else "MISSED"),
+        ("busiest 5-minute window", f"{peak} requests ({peak / LIMIT:.0%} of the ceiling)", f"<= {LIMIT}",
+         "ok" if peak_ok else "MISSED"),
+        ("double charges", doubles, "0", "ok" if doubles == 0 else "MISSED"),
+        ("invoices left open", left_open, "0", "ok" if left_open == 0 else "MISSED"),
+        ("failures (gateway errors)", errors, "0", "ok" if errors == 0 else "MISSED"),
+        ("wall clock", f"{real:.0f} s (+{setup:.0f} s set-up), time x{factor:g}", "", ""),
+    ]
+    header = ("measure", "value", "target", "")
+    widths = [max(len(str(r[i])) for r in rows + [header]) for i in range(len(header))]
+    for row in [header] + rows:
+        print("  ".join(str(v).ljust(w) for v, w in zip(row, widths)).rstrip())
+    return ok
+
+
+if __name__ == "__main__":
+    import sys
+    raise SystemExit(0 if main(sys.argv[1:]) else 1)
