@@ -41,6 +41,11 @@ closed (its charges are declined, reason 4 hard: the bank asks to keep the card,
 listed in that month's getAUJobSummary / getAUJobDetails, shaped as the API reference's example (auDetails with
 auUpdate / auDelete, masked numbers and expiries).
 
+Settlement: `settle()` closes every unsettled transaction but held ones into one batch stamped with the simulator's
+clock (`getSettledBatchList` by settlement date, at most 31 days at once; `getTransactionList` per batch); the
+transaction lists take `sorting` {orderBy id | submitTimeUTC, orderDescending} and `paging` {limit 1..1000, offset
+from 1}. `calls` counts API requests by operation.
+
 Fault switches (`fail_next(kind, count, operation)`), for the next `count` requests of `operation` (None: any):
   refused            nothing recorded; requests.ConnectionError (NewConnectionError) through `responses`
   lost_after_commit  processed and recorded, then requests.ReadTimeout through `responses`

@@ -80,3 +80,23 @@ def assert_books_agree(world, invoice: str = "invoice1", invoice_number: str = "
     if expected[1] is not None:
         assert row["statuscode"] == expected[1]
     return net
+
+
+class ProcessDied(BaseException):
+    """Stands for the worker being killed: not an Exception, so no handler of ours catches it."""
+
+
+def charge_dying(world, monkeypatch, amount: str, *, at: str, invoice: str = "invoice1") -> None:
+    """A charge whose worker dies `at` "gateway" (before the charge is sent) or "write" (after the gateway approved,
+    before Dataverse recorded it): the attempt row stays Pending."""
+    import pytest
+
+    def die(*args, **kwargs):
+        raise ProcessDied()
+    with monkeypatch.context() as patch:
+        if at == "gateway":
+            patch.setattr(world.services.gateway, "charge_profile", die)
+        else:
+            patch.setattr(world.services.dataverse, "batch", die)
+        with pytest.raises(ProcessDied):
+            charge(world, amount, invoice=invoice)

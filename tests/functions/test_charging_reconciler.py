@@ -11,11 +11,8 @@ import pytest
 
 from core import dates
 from handlers.charging import attempts, reconciler
-from tests.functions.charging_world import assert_books_agree, card_on_file, charge, outcome, transactions
-
-
-class ProcessDied(BaseException):
-    """The worker killed: not an Exception, so no handler of ours catches it."""
+from tests.functions.charging_world import (assert_books_agree, card_on_file, charge, charge_dying, outcome,
+                                            transactions)
 
 
 @pytest.fixture
@@ -85,13 +82,7 @@ def test_an_attempt_that_settled_before_the_sweep_is_found_in_the_settled_batch(
                                         "getTransactionListForCustomer"])
 def test_never_reached_is_concluded_only_when_every_list_was_read(books, monkeypatch, unreadable):
     world = books
-
-    def die(*args, **kwargs):
-        raise ProcessDied()
-    monkeypatch.setattr(world.services.gateway, "charge_profile", die)
-    with pytest.raises(ProcessDied):
-        charge(world, "40.00")
-    monkeypatch.undo()
+    charge_dying(world, monkeypatch, "40.00", at="gateway")
     [row] = transactions(world)
     transaction_id = row["w365_paymenttransactionid"]
     other = _lost_answer(world, _invoices(world, 1)[0])          # something settled, so a batch exists
@@ -124,17 +115,8 @@ def test_a_host_down_for_a_day_settles_everything_due_in_one_sweep(books, monkey
     monkeypatch.setattr(world.queue, "send", no_follow_ups)
     lost = _lost_answer(world, "invoice1", "120.00")
     died_after, never_sent = _invoices(world, 2)
-
-    def die(changeset):
-        raise ProcessDied()
-    with monkeypatch.context() as patch:
-        patch.setattr(world.services.dataverse, "batch", die)
-        with pytest.raises(ProcessDied):
-            charge(world, "40.00", invoice=died_after)
-    with monkeypatch.context() as patch:
-        patch.setattr(world.services.gateway, "charge_profile", lambda *a, **k: (_ for _ in ()).throw(ProcessDied()))
-        with pytest.raises(ProcessDied):
-            charge(world, "40.00", invoice=never_sent)
+    charge_dying(world, monkeypatch, "40.00", at="write", invoice=died_after)
+    charge_dying(world, monkeypatch, "40.00", at="gateway", invoice=never_sent)
     world.clock.advance(dt.timedelta(hours=30))
     world.simulator.settle()                                     # the approved charges settled meanwhile
     assert world.queue.pending() == []
