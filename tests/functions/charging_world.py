@@ -100,3 +100,29 @@ def charge_dying(world, monkeypatch, amount: str, *, at: str, invoice: str = "in
             patch.setattr(world.services.dataverse, "batch", die)
         with pytest.raises(ProcessDied):
             charge(world, amount, invoice=invoice)
+
+
+def same_amount_invoices(world, count: int, total: str = "40.00") -> list[str]:
+    """`count` more invoices of the demo account, all of the same amount (INV-2000, INV-2001 ...); their keys."""
+    keys = []
+    for n in range(count):
+        key = f"same{n}"
+        world.ids[key] = world.standin.seed("invoice", {
+            "name": f"Fabrikam INV-{2000 + n}", "invoicenumber": f"INV-{2000 + n}",
+            "customerid_account@odata.bind": f"/accounts({world.ids['account']})",
+            "pricelevelid@odata.bind": f"/pricelevels({world.ids['pricelevel']})",
+            "transactioncurrencyid@odata.bind": f"/transactioncurrencies({world.ids['currency']})",
+            "totalamount": Decimal(total), "totallineitemamount": Decimal(total), "totaltax": Decimal("0.00"),
+            "w365_billingcontractid@odata.bind": f"/w365_billingcontracts({world.ids['billingcontract']})",
+            "w365_amountpaid": Decimal("0.00"), "w365_balance": Decimal(total)})
+        keys.append(key)
+    return keys
+
+
+def lost_answer(world, invoice: str, amount: str = "40.00") -> str:
+    """A charge the gateway approved whose answer never came back: the attempt is Unknown. Its transaction id."""
+    world.simulator.fail_next("lost_after_commit")
+    reply = charge(world, amount, invoice=invoice)
+    assert "being confirmed" in reply.message, reply.body
+    [row] = transactions(world, invoice)
+    return row["w365_paymenttransactionid"]

@@ -11,8 +11,8 @@ import pytest
 
 from core import dates
 from handlers.charging import attempts, reconciler
-from tests.functions.charging_world import (assert_books_agree, card_on_file, charge, charge_dying, outcome,
-                                            transactions)
+from tests.functions.charging_world import (assert_books_agree, card_on_file, charge, charge_dying, lost_answer,
+                                            outcome, same_amount_invoices, transactions)
 
 
 @pytest.fixture
@@ -21,39 +21,14 @@ def books(world):
     return world
 
 
-def _invoices(world, count: int, total: str = "40.00") -> list[str]:
-    """`count` more invoices of the demo account, all of the same amount (INV-2000 ...)."""
-    keys = []
-    for n in range(count):
-        key = f"same{n}"
-        world.ids[key] = world.standin.seed("invoice", {
-            "name": f"Fabrikam INV-{2000 + n}", "invoicenumber": f"INV-{2000 + n}",
-            "customerid_account@odata.bind": f"/accounts({world.ids['account']})",
-            "pricelevelid@odata.bind": f"/pricelevels({world.ids['pricelevel']})",
-            "transactioncurrencyid@odata.bind": f"/transactioncurrencies({world.ids['currency']})",
-            "totalamount": Decimal(total), "totallineitemamount": Decimal(total), "totaltax": Decimal("0.00"),
-            "w365_billingcontractid@odata.bind": f"/w365_billingcontracts({world.ids['billingcontract']})",
-            "w365_amountpaid": Decimal("0.00"), "w365_balance": Decimal(total)})
-        keys.append(key)
-    return keys
-
-
 def _row(world, transaction_id):
     return world.row("w365_paymenttransaction", transaction_id)
 
 
-def _lost_answer(world, invoice: str, amount: str = "40.00") -> str:
-    world.simulator.fail_next("lost_after_commit")
-    reply = charge(world, amount, invoice=invoice)
-    assert "being confirmed" in reply.message, reply.body
-    [row] = transactions(world, invoice)
-    return row["w365_paymenttransactionid"]
-
-
 def test_a_hundred_same_amount_lost_answers_settle_in_one_sweep_with_about_one_gateway_call_each(books):
     world = books
-    keys = _invoices(world, 100)
-    ids = [_lost_answer(world, key) for key in keys]
+    keys = same_amount_invoices(world, 100)
+    ids = [lost_answer(world, key) for key in keys]
     assert len(world.simulator.charges()) == 100
     world.clock.advance(dt.timedelta(minutes=6))       # the queued checks are not run: the sweep alone
     world.simulator.calls.clear()
@@ -66,7 +41,7 @@ def test_a_hundred_same_amount_lost_answers_settle_in_one_sweep_with_about_one_g
 
 def test_an_attempt_that_settled_before_the_sweep_is_found_in_the_settled_batch(books):
     world = books
-    transaction_id = _lost_answer(world, "invoice1")
+    transaction_id = lost_answer(world, "invoice1")
     world.clock.advance(dt.timedelta(hours=20))
     world.simulator.settle()                           # no longer in the unsettled list
     world.simulator.fail_next("http_500", 3, "getTransactionListForCustomer")     # nor readable from the customer's
@@ -85,7 +60,7 @@ def test_never_reached_is_concluded_only_when_every_list_was_read(books, monkeyp
     charge_dying(world, monkeypatch, "40.00", at="gateway")
     [row] = transactions(world)
     transaction_id = row["w365_paymenttransactionid"]
-    other = _lost_answer(world, _invoices(world, 1)[0])          # something settled, so a batch exists
+    other = lost_answer(world, same_amount_invoices(world, 1)[0])          # something settled, so a batch exists
     world.clock.advance(dt.timedelta(hours=2))
     world.simulator.settle()
     world.simulator.fail_next("http_500", 3, unreadable)
@@ -113,8 +88,8 @@ def test_a_host_down_for_a_day_settles_everything_due_in_one_sweep(books, monkey
             raise ConnectionError("Service Bus unreachable")
         return real_send(kind, payload, **kw)
     monkeypatch.setattr(world.queue, "send", no_follow_ups)
-    lost = _lost_answer(world, "invoice1", "120.00")
-    died_after, never_sent = _invoices(world, 2)
+    lost = lost_answer(world, "invoice1", "120.00")
+    died_after, never_sent = same_amount_invoices(world, 2)
     charge_dying(world, monkeypatch, "40.00", at="write", invoice=died_after)
     charge_dying(world, monkeypatch, "40.00", at="gateway", invoice=never_sent)
     world.clock.advance(dt.timedelta(hours=30))
