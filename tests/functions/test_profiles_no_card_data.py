@@ -20,13 +20,24 @@ BILL_TO = json.dumps({"firstName": "Nancy", "lastName": "Davolio", "address": "1
 
 
 
+# Issuer prefixes and lengths of the card brands Authorize.Net takes (Visa, Mastercard, Amex, Discover, JCB, Diners):
+# a Luhn-valid run of digits is a card number only when it could be issued as one. Without this, one id in ten that
+# happens to be 13-19 digits long passes Luhn by chance and the sweep fails at random.
+CARD_BRANDS = re.compile(r"4\d{12}(?:\d{3}){0,2}|5[1-5]\d{14}|2(?:22[1-9]|2[3-9]\d|[3-6]\d\d|7[01]\d|720)\d{12}"
+                         r"|3[47]\d{13}|6(?:011|4[4-9]\d|5\d\d)\d{12,15}|35(?:2[89]|[3-8]\d)\d{12,15}"
+                         r"|3(?:0[0-5]|[68]\d)\d{11,16}")
+
+
 def card_numbers_in(text: str) -> list[str]:
-    return [n for n in DIGITS.findall(text) if luhn_valid(n)]
+    return [n for n in DIGITS.findall(text) if luhn_valid(n) and CARD_BRANDS.fullmatch(n)]
 
 
 def test_the_sweep_finds_a_card_number():
     assert card_numbers_in("x 4111111111111111 y") == ["4111111111111111"]
+    assert card_numbers_in("a 370000000000002, 6011000000000012; 5424000000000015") == [
+        "370000000000002", "6011000000000012", "5424000000000015"]
     assert card_numbers_in("4111111111111112 and 500000001") == []
+    assert card_numbers_in("id 12000000000006") == []          # Luhn-valid, but no card brand starts with 1
 
 
 def test_no_card_number_or_nonce_is_left_after_the_flows(world, caplog):
@@ -71,5 +82,7 @@ def test_no_card_number_or_nonce_is_left_after_the_flows(world, caplog):
     logs = caplog.text + "\n".join(str(r.args) for r in caplog.records)
     assert len(world.rows("w365_paymentprofile")) == 2
     assert card_numbers_in(tables) == [] and card_numbers_in(logs) == []
+    for number in ("4111111111111111", "5424000000000015", "370000000000002", "6011000000000012"):
+        assert number not in tables and number not in logs
     for value in nonces:
         assert value not in tables and value not in logs
