@@ -50,6 +50,7 @@ class RequestView:
     state: str
     contact: dict[str, Any] | None = None
     account_name: str = ""
+    card_update: bool = False        # a Card Update link of dunning: the card on file could not be charged
 
 
 def open_profile_request(services: Services, token: str) -> RequestView:
@@ -60,7 +61,8 @@ def open_profile_request(services: Services, token: str) -> RequestView:
     contact = services.dataverse.retrieve("contacts", link["_w365_contactid_value"], select=(
         "contactid", "fullname", "firstname", "lastname", "emailaddress1", "telephone1"))
     account = services.dataverse.retrieve("accounts", link["_w365_accountid_value"], select=("accountid", "name"))
-    return RequestView("usable", contact, account.get("name") or "")
+    return RequestView("usable", contact, account.get("name") or "",
+                       card_update=link.get("w365_purpose") == links.purpose(card_update.PURPOSE))
 
 
 @dataclass(frozen=True)

@@ -56,15 +56,28 @@ def test_a_month_must_be_yyyy_mm():
         _gateway().account_updater_details("June 2017")
 
 
-def test_the_simulator_serves_its_reports_through_the_client():
-    clock = type("C", (), {"now": lambda self: dt.datetime(2026, 11, 5, 8, tzinfo=dt.timezone.utc)})()
-    sim = AuthorizeNetSimulator(clock)
+class _Nov5:
+    def now(self):
+        return dt.datetime(2026, 11, 5, 8, tzinfo=dt.timezone.utc)
+
+
+def _cards_at_the_simulator(*numbers):
+    """(simulator, customer profile id, payment profile ids): one customer with a card per number."""
+    sim = AuthorizeNetSimulator(_Nov5())
     with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
         sim.register_with_responses(rsps)
         gw = _gateway()
         customer = gw.create_customer_profile("ACC-AU")
         cards = [gw.create_payment_profile(customer, sim.issue_nonce(n, 12, 2027), BillTo(first_name="A", zip="1"))
-                 for n in ("4111111111111111", "5424000000000015", "4007000000027")]
+                 for n in numbers]
+    return sim, customer, cards
+
+
+def test_the_simulator_serves_its_reports_through_the_client():
+    sim, customer, cards = _cards_at_the_simulator("4111111111111111", "5424000000000015", "4007000000027")
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+        sim.register_with_responses(rsps)
+        gw = _gateway()
         assert gw.account_updater_summary("2026-11") == {}
         sim.account_updater(customer, cards[0], "NAN", new_number="4012888818888")
         sim.account_updater(customer, cards[1], "NED", new_expiration="2031-01")
@@ -79,13 +92,7 @@ def test_the_simulator_serves_its_reports_through_the_client():
 
 
 def test_local_mode_posts_a_bank_report_to_the_simulator():
-    clock = type("C", (), {"now": lambda self: dt.datetime(2026, 11, 5, 8, tzinfo=dt.timezone.utc)})()
-    sim = AuthorizeNetSimulator(clock)
-    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
-        sim.register_with_responses(rsps)
-        gw = _gateway()
-        customer = gw.create_customer_profile("ACC-AU2")
-        card = gw.create_payment_profile(customer, sim.issue_nonce("4111111111111111", 12, 2027), BillTo(zip="1"))
+    sim, customer, (card,) = _cards_at_the_simulator("4111111111111111")
     url = "http://127.0.0.1:7071/_local/authorizenet/_simulator/account-updater"
     body = json.dumps({"customerProfileId": customer, "paymentProfileId": card, "reasonCode": "NED",
                        "newExpiration": "2030-01"})
