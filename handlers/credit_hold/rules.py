@@ -101,20 +101,32 @@ def account_on_hold(services: Services, account_id: str | None) -> bool:
 
 # --- blocking: a new subscription ------------------------------------------------------------------------------------
 
+BLOCKED_NEW = "Blocked: the account is on credit hold. It is provisioned when the hold is lifted."
+
+
 def provision_new_subscription(services: Services, subscription_id: str) -> Outcome:
     """Apply the credit-hold rules to a subscription just created: Blocked when its account is held, else queued for
-    its provider. The Create event calls this; so does code of ours that creates subscriptions, since the loop guard
-    drops events of our own writes. Safe to call twice."""
+    its provider. The Create event calls this. Safe to call twice."""
     subscription = _read(services, subscription_id)
     current = subscription.get(STATUS)
     if current not in (None, status("Pending")):
         return Outcome.succeeded(f"The subscription is already {_label(current)}; nothing to do.")
     if account_on_hold(services, subscription.get("_w365_accountid_value")):
-        services.dataverse.update(SUBSCRIPTIONS, subscription_id, {
-            STATUS: status("Blocked By Credit Hold"),
-            RESULT: "Blocked: the account is on credit hold. It is provisioned when the hold is lifted.",
-        }, etag=subscription.get("@odata.etag"))
+        services.dataverse.update(SUBSCRIPTIONS, subscription_id, {STATUS: status("Blocked By Credit Hold"),
+                                                                   RESULT: BLOCKED_NEW},
+                                  etag=subscription.get("@odata.etag"))
         return Outcome.succeeded("The account is on credit hold: the subscription is blocked.", blocked=True)
+    return queue_new_subscription(services, subscription_id, etag=subscription.get("@odata.etag"))
+
+
+def held_columns() -> dict[str, Any]:
+    """A subscription created while its account is held (code of ours that creates subscriptions has read the hold
+    once for all of them, and writes them Blocked at once: the loop guard drops the Create events of our writes)."""
+    return {STATUS: status("Blocked By Credit Hold"), RESULT: BLOCKED_NEW}
+
+
+def queue_new_subscription(services: Services, subscription_id: str, *, etag: str | None = None) -> Outcome:
+    """Queue a Pending subscription for its provider."""
     try:
         _queue(services, subscription_id, origin="new")
     except ConfigurationError as exc:
@@ -123,7 +135,7 @@ def provision_new_subscription(services: Services, subscription_id: str) -> Outc
         reason = f"Could not be queued for provisioning: {exc}"
         services.dataverse.update(SUBSCRIPTIONS, subscription_id, {
             STATUS: status("Failed"), RESULT: f"{reason} Set it, then provision the subscription again."[:RESULT_MAX]},
-            etag=subscription.get("@odata.etag"))
+            etag=etag)
         return Outcome.succeeded(f"The subscription failed: {reason}", blocked=False, failed=reason)
     return Outcome.succeeded("The subscription is queued for provisioning.", blocked=False)
 

@@ -16,7 +16,7 @@ from typing import Any
 from core import footprint
 from core.errors import ConcurrencyConflict
 from core.services import Services
-from handlers.credit_hold.rules import SUBSCRIPTIONS, provision_new_subscription
+from handlers.credit_hold.rules import SUBSCRIPTIONS, credit_hold_enabled, held_columns, queue_new_subscription
 from handlers.orders.records import (ORDERS, Order, add_note, iso, load_order, order_lines, status, update_order)
 
 log = logging.getLogger(__name__)
@@ -62,6 +62,7 @@ def create_subscriptions(services: Services, order: Order) -> Activation:
     provider = default_provider(services) if lines else None
     created = blocked = 0
     failed: list[str] = []
+    held: bool | None = None               # the hold, read once for all the lines (the switch fresh: it gates work)
     for line in lines:
         product = line.get("productid") or {}
         key = (product.get("productid"), Decimal(line.get("quantity") or 0).normalize())
@@ -87,10 +88,16 @@ def create_subscriptions(services: Services, order: Order) -> Activation:
             failed.append("No active provider (add an active w365_provider)")
             continue
         body["w365_providerid@odata.bind"] = f"/w365_providers({provider['w365_providerid']})"
+        if held is None:
+            held = bool(order.account.get("creditonhold")) and credit_hold_enabled(services)
+        if held:
+            services.dataverse.create(SUBSCRIPTIONS, {**body, **held_columns()})
+            created += 1
+            blocked += 1
+            continue
         subscription_id = services.dataverse.create(SUBSCRIPTIONS, body)
         created += 1
-        outcome = provision_new_subscription(services, subscription_id)
-        blocked += bool(outcome.data.get("blocked"))
+        outcome = queue_new_subscription(services, subscription_id)
         if outcome.data.get("failed"):
             failed.append(str(outcome.data["failed"]))
     return Activation(created, blocked, tuple(failed))

@@ -40,7 +40,9 @@ def order_timer(timer: func.TimerRequest) -> None:
 
 def register(registry: Registry) -> None:
     registry.blueprint(bp)
-    registry.step("w365_SubmitOrderPayment", "salesorder", steps.submit_order_payment)
+    # Submit recognises a redelivery from the order's transactions it reads anyway (an approved charge is completed,
+    # never charged again; the attempt's refId collides): no operation row claimed first.
+    registry.step("w365_SubmitOrderPayment", "salesorder", steps.submit_order_payment, replay=OUTCOME_ROW)
     # Sending emails the customer: its RequestId is claimed first, so a redelivery never sends a second email.
     registry.step("w365_SendOrderForApproval", "salesorder", steps.send_order_for_approval, replay=CLAIM)
     # Converting again finds the order Draft and changes nothing: no claim, the outcome rides in its changeset.

@@ -13,27 +13,29 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import uuid
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Mapping
 
-from core import declines, permissions
+from core import declines, odata, permissions
 from core.money import require_merchant_currency
 from core.errors import (AccessDenied, BusinessRuleViolation, ConflictInProgress, DataverseError, GatewayError,
                          GatewayRefused, InvalidNonce, RecordNotFound, W365Error)
-from core.ports import BatchOperation, BillTo, OpaqueData, Record
+from core.ports import BatchOperation, BillTo, OpaqueData, Read, Record
 from core.services import Services
 from handlers.charging import attempts, ledger
 from handlers.charging.attempts import PROFILE_COLUMNS, TRANSACTION_COLUMNS, TRANSACTIONS
 from handlers.charging.invoices import SYNCED
 from handlers.orders import activation
-from handlers.orders.records import (Order, add_note, format_money, iso, load_order, money, note_operation, status,
-                                     update_order)
+from handlers.orders.records import (ORDER_COLUMNS, ORDER_EXPAND, ORDERS, Order, add_note, format_money, iso,
+                                     load_order, money, note_operation, order_from, status, update_order)
 from handlers.payment_profiles import profiles
 
 log = logging.getLogger(__name__)
 
 PAYABLE = ("Draft",)
+SUBMIT_MESSAGE = "w365_SubmitOrderPayment"
 REFUSED = "Refused"                  # the gateway refused a new card before any charge (no transaction)
 COMPLETION_GRACE = dt.timedelta(minutes=5)
 
@@ -79,17 +81,15 @@ def submit_order_payment(services: Services, order_id: str, card: CardOnFile | N
 
     Read, decide, validate, act: nothing is written and no card is touched before every rule has passed."""
     acting = services.for_user(user_id) if user_id else services
-    if user_id:
-        permissions.require_access(services, user_id, "salesorder", order_id, permissions.READ, permissions.WRITE,
-                                   action="collect payment for it")
-    order, transactions = read_order_payment(services, acting, order_id)
+    order, transactions, chosen = read_order_payment(
+        services, order_id, user_id=user_id, profile_id=card.profile_id if isinstance(card, CardOnFile) else None)
     plan = decide(order, transactions)
     if plan.unfinished is not None:
         # Paid, but its completion was cut short: finish it now, never charge again.
         return complete_paid_order(services, order, plan.unfinished, via=via, order_columns=order_columns)
     validate(order, plan, allowed)
     require_merchant_currency(services.settings, order.currency, f"Order {order.name}")   # before any card is made
-    profile = card_to_charge(services, acting, order, card, plan, request_id=request_id, via=via)
+    profile = card_to_charge(services, acting, order, card, plan, request_id=request_id, via=via, chosen=chosen)
     if isinstance(profile, PaymentResult):
         return profile                   # the gateway refused the new card: recorded, nothing charged
     attempt = charge(services, acting, order, profile, plan, request_id=request_id)
@@ -110,9 +110,25 @@ class OrderPaymentPlan:
 
 # --- read ------------------------------------------------------------------------------------------------------------
 
-def read_order_payment(services: Services, acting: Services, order_id: str) -> tuple[Order, list[Record]]:
-    """The order (as the person: their privileges apply) and its payment transactions."""
-    return load_order(acting, order_id), order_transactions(services, order_id)
+def read_order_payment(services: Services, order_id: str, *, user_id: str | None = None,
+                       profile_id: str | None = None) -> tuple[Order, list[Record], Record | None]:
+    """The order, its payment transactions and the card on file chosen (None when it does not exist), with the
+    person's rights on the order and the card (RIGHTS of w365_SubmitOrderPayment): one read $batch."""
+    records = {"Target": order_id, **({"PaymentProfileId": profile_id} if profile_id else {})}
+    check = permissions.AccessCheck(SUBMIT_MESSAGE, user_id, records, action="collect payment for this order") \
+        if user_id else None
+    reads = [Read.retrieve(ORDERS, order_id, select=ORDER_COLUMNS, expand=ORDER_EXPAND), _transactions_read(order_id)]
+    if profile_id:
+        reads.append(Read.query(profiles.PROFILES, select=PROFILE_COLUMNS + ("_w365_accountid_value",),
+                                filter=odata.eq("w365_paymentprofileid", uuid.UUID(profile_id))))
+    try:
+        answers = services.dataverse.read(reads + (check.reads() if check else []))
+    except RecordNotFound:
+        raise BusinessRuleViolation("The order or the payment profile was not found, or you cannot see it.") from None
+    if check:
+        check.verify(answers[len(reads):])
+    chosen = (answers[2][0] if answers[2] else None) if profile_id else None
+    return order_from(answers[0]), answers[1], chosen
 
 
 # --- decide / validate -----------------------------------------------------------------------------------------------
@@ -141,11 +157,12 @@ def validate(order: Order, plan: OrderPaymentPlan, allowed: tuple[str, ...]) -> 
 # --- act -------------------------------------------------------------------------------------------------------------
 
 def card_to_charge(services: Services, acting: Services, order: Order, card: CardOnFile | NewCard,
-                   plan: OrderPaymentPlan, *, request_id: str | None, via: str) -> Record | PaymentResult:
-    """The payment profile row to charge. A new card the gateway refuses is recorded as a declined attempt and
-    declines the order: that PaymentResult is returned instead."""
+                   plan: OrderPaymentPlan, *, request_id: str | None, via: str,
+                   chosen: Record | None = None) -> Record | PaymentResult:
+    """The payment profile row to charge (`chosen`: the card on file as read with the order). A new card the gateway
+    refuses is recorded as a declined attempt and declines the order: that PaymentResult is returned instead."""
     if isinstance(card, CardOnFile):
-        return _card_on_file(acting, order, card.profile_id)
+        return _card_on_file(order, chosen)
     try:
         return _new_card(services, order, card)
     except InvalidNonce as exc:
@@ -209,8 +226,12 @@ def after_charge(services: Services, order: Order, attempt: attempts.PaymentAtte
 
 
 def order_transactions(services: Services, order_id: str) -> list[Record]:
-    return services.dataverse.query(TRANSACTIONS, select=TRANSACTION_COLUMNS,
-                                    filter=f"_w365_salesorderid_value eq {order_id}")
+    read = _transactions_read(order_id)
+    return services.dataverse.query(read.target, select=read.select, filter=read.filter)
+
+
+def _transactions_read(order_id: str) -> Read:
+    return Read.query(TRANSACTIONS, select=TRANSACTION_COLUMNS, filter=f"_w365_salesorderid_value eq {order_id}")
 
 
 def _is_charge(transaction: Record) -> bool:
@@ -232,16 +253,10 @@ def _require_payable(order: Order, allowed: tuple[str, ...]) -> None:
     raise BusinessRuleViolation(f"An order in status {current} cannot be paid.")
 
 
-def _card_on_file(acting: Services, order: Order, profile_id: str) -> Record:
-    """The chosen card, read as the person who asked (`acting`): no one charges a card they may not see."""
-    try:
-        profile = acting.dataverse.retrieve(profiles.PROFILES, profile_id,
-                                            select=PROFILE_COLUMNS + ("_w365_accountid_value",))
-    except AccessDenied:
-        raise BusinessRuleViolation("You do not have permission to read this payment profile in Dynamics 365, so it "
-                                    "cannot be charged.") from None
-    except RecordNotFound:
-        raise BusinessRuleViolation("The payment profile was not found.") from None
+def _card_on_file(order: Order, profile: Record | None) -> Record:
+    """The chosen card, read with the order; the person's right to read it was checked in the same read."""
+    if profile is None:
+        raise BusinessRuleViolation("The payment profile was not found.")
     name = profile.get("w365_name") or "The payment profile"
     if str(profile.get("_w365_accountid_value") or "").lower() != order.account_id.lower():
         raise BusinessRuleViolation(f"{name} belongs to another account; choose a card of the order's account.")
@@ -315,10 +330,14 @@ def _invoice_of(services: Services, order: Order) -> Record:
                                                f"{ledger.CANCELED}", orderby="createdon desc", top=1)
     if existing:
         return existing[0]
+    # The action answers with the columns asked for: no read back. Its ETag, when the answer has none, is not needed:
+    # nobody else knows the invoice yet, so the changeset that pays it may update it unconditionally.
     made = services.dataverse.execute("ConvertSalesOrderToInvoice", {
-        "SalesOrderId": order.id, "ColumnSet": {"AllColumns": False, "Columns": ["invoiceid"]}})
-    # Re-read for the ETag the changeset's If-Match needs (an action's answer carries none to rely on).
-    return services.dataverse.retrieve(ledger.INVOICES, made["invoiceid"], select=ledger.INVOICE_COLUMNS)
+        "SalesOrderId": order.id, "ColumnSet": {"AllColumns": False, "Columns": [
+            c[1:-len("_value")] if c.startswith("_") and c.endswith("_value") else c
+            for c in ledger.INVOICE_COLUMNS]}})
+    return {column: made.get(column) for column in ledger.INVOICE_COLUMNS} | (
+        {"@odata.etag": made["@odata.etag"]} if made.get("@odata.etag") else {})
 
 
 def _settle_invoice(services: Services, invoice: Record, transaction_id: str, amount: Decimal,
