@@ -79,3 +79,22 @@ def test_the_identity_form_connects_to_the_namespace_with_the_managed_identity()
                             client_factory=factory)
     queue.send("charging.record", {"transaction_id": "t1"}, message_id="charging.record:t1")
     assert namespaces == ["w365.servicebus.windows.net"]
+
+
+def test_the_managed_identity_credential_asks_the_app_service_identity_endpoint(monkeypatch):
+    """App Service / Functions give the identity endpoint in IDENTITY_ENDPOINT and IDENTITY_HEADER; msal's managed
+    identity client asks it for the Service Bus resource, and the credential hands azure-core an AccessToken."""
+    import responses as responses_lib
+
+    from adapters.servicebus import ManagedIdentityCredential
+    endpoint = "http://127.0.0.1:41741/msi/token"
+    monkeypatch.setenv("IDENTITY_ENDPOINT", endpoint)
+    monkeypatch.setenv("IDENTITY_HEADER", "header-secret")
+    with responses_lib.RequestsMock() as rsps:
+        rsps.add("GET", endpoint, json={"access_token": "sb-token", "expires_on": "4102444800",
+                                        "resource": "https://servicebus.azure.net", "token_type": "Bearer"})
+        token = ManagedIdentityCredential().get_token("https://servicebus.azure.net/.default")
+        asked = rsps.calls[0].request
+    assert token.token == "sb-token" and token.expires_on > 0
+    assert "resource=https%3A%2F%2Fservicebus.azure.net" in asked.url
+    assert asked.headers["X-IDENTITY-HEADER"] == "header-secret"
