@@ -30,3 +30,14 @@ def test_the_payment_profile_form_script_maps_each_column_to_its_name():
     source = (SCRIPTS / "paymentprofile.js").read_text(encoding="utf-8")
     pairs = re.findall(r'(\w+): value\("(w365_billto_\w+)"\)', source)
     assert pairs == [(f.name, f.column) for f in bill_to.FIELDS]
+
+
+def test_the_direct_entry_page_asks_for_each_field_with_the_tables_limit_and_requirement():
+    page = (ROOT / "webresources" / "w365_" / "pages" / "directentry.html").read_text(encoding="utf-8")
+    inputs = {m.group(1): m.group(0) for m in re.finditer(r'<input id="(\w+)"[^>]*>', page)}
+    for field in bill_to.FIELDS:
+        tag = inputs[field.name]
+        assert f'name="{field.name}"' in tag and f'maxlength="{field.limit}"' in tag, tag
+        assert (" required" in tag) is field.required, tag
+    labels = dict(re.findall(r'<label for="(\w+)">([^<]+)', page))
+    assert {f.name: labels[f.name].strip() for f in bill_to.FIELDS} == {f.name: f.label for f in bill_to.FIELDS}
