@@ -52,6 +52,7 @@ class RequestBudget:
         self._sent_since_seen = 0
         self._tokens: float | None = None   # the pace's bucket: full at first use, spent by every request
         self._filled_at = 0.0
+        self._unpaced = 0                   # requests made since the bucket was last brought up to date
         self.throttled = 0                  # 429s seen
         self.throttled_seconds = 0.0        # Retry-After seconds they asked for
         self.waited_seconds = 0.0           # time background work waited for the budget
@@ -76,8 +77,7 @@ class RequestBudget:
         now = self._now()
         remaining = _header(headers, REMAINING_HEADER)
         with self._lock:
-            self._refill(now)
-            self._tokens -= 1
+            self._unpaced += 1                # spent from the pace at the next `reserve` (which knows the share)
             self._sent.append(now)
             self._sent_since_seen += 1
             if remaining is not None and remaining.isdigit():
@@ -124,8 +124,9 @@ class RequestBudget:
         if self._tokens is None:
             self._tokens = capacity
         else:
-            # A debt (requests beyond the pace, e.g. a burst of buttons) is repaid, but never more than a burst's worth.
-            self._tokens = max(-capacity, min(capacity, self._tokens + (now - self._filled_at) * self._rate))
+            self._tokens = min(capacity, self._tokens + (now - self._filled_at) * self._rate)
+        # A debt (requests beyond the pace, e.g. a burst of buttons) is repaid, but never more than a burst's worth.
+        self._tokens, self._unpaced = max(-capacity, self._tokens - self._unpaced), 0
         self._filled_at = now
 
     def acquire(self, cost: int, *, max_wait: float) -> float:

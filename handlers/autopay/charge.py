@@ -69,11 +69,11 @@ def charge_message(services: Services, payload: Mapping[str, Any]) -> Charged | 
     else is retried a few times, then recorded on the run as dead-lettered (the invoice stays due). Returns what
     happened, or None when the message was put back for later."""
     run_id, invoice_id = str(payload["run_id"]), str(payload["invoice_id"])
-    wait = within_budget(services, CHARGE_COST)
-    if wait is not None:
-        defer(services, payload, wait)
-        return None
     try:
+        wait = within_budget(services, CHARGE_COST)      # a wrong W365_BILLING_RUN_SHARE fails here, tries counted
+        if wait is not None:
+            defer(services, payload, wait)
+            return None
         return charge_for_run(services, run_id, invoice_id, dates.parse(payload["as_of"]))
     except PlatformUnavailable as exc:
         log.warning("autopay: invoice %s deferred (Dataverse busy)", invoice_id)

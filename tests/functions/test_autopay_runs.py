@@ -364,3 +364,19 @@ def test_a_retrying_invoice_is_charged_as_a_retry_and_counts_as_recovered(billin
     assert _label("w365_paymenttransaction", "w365_source", retry["w365_source"]) == "Retry"
     run = the_run(world, run_id)
     assert (run["w365_charged"], run["w365_amountrecovered"]) == (2, Decimal("250.00"))
+
+
+def test_a_wrong_run_share_setting_fails_the_runs_charges_visibly_and_no_button(billing):
+    from core.throttle import RequestBudget
+    from app.composition import run_request_share
+    from core.settings import Settings
+
+    world = billing
+    world.services.budget = RequestBudget(share=lambda: run_request_share(Settings({"W365_BILLING_RUN_SHARE": "2"})))
+    run_id = run_billing(world).body["runId"]
+    finish(world, minutes=40)
+    assert world.simulator.charges() == []
+    assert _label("w365_billingrun", "w365_status", the_run(world, run_id)["w365_status"]) == "Completed With Errors"
+    [summary] = [o for o in world.rows("w365_operation") if o["w365_regardingid"] == run_id]
+    assert "without progress" in summary["w365_message"]
+    assert charge(world, "10.00").body["status"] == "succeeded"      # a button is not affected

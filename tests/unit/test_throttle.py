@@ -142,3 +142,10 @@ def test_a_wrong_share_setting_is_an_error_naming_it(value):
 
     with pytest.raises(ConfigurationError, match="W365_BILLING_RUN_SHARE"):
         run_request_share(Settings({"W365_BILLING_RUN_SHARE": value}))
+
+
+def test_a_wrong_share_never_breaks_the_requests_it_observes():
+    budget = RequestBudget(share=lambda: 1.5)
+    budget.observe(200, {REMAINING_HEADER: "5000"})            # every Dataverse answer of the process, buttons too
+    budget.observe(429, {"Retry-After": "3"})
+    assert budget.throttled == 1
