@@ -44,5 +44,6 @@ def _form_page(services: Services, token: str, view: RequestView, values: Mappin
     client_key, login_id = accept_js_auth(services)
     return pages.render("profile_request.html", title=TITLE, status=status, accept_js_url=services.accept_js_url,
                         scripts=("card_form.js",), page_data=pages.accept_js_data(client_key, login_id),
-                        contact=contact, account_name=view.account_name, values=values, error=error,
+                        contact=contact, account_name=view.account_name, card_update=view.card_update,
+                        values=values, error=error,
                         action=f"/api/profile-requests/{token}")

@@ -30,7 +30,7 @@ def _hard_decline(world):
 def test_a_new_card_on_the_page_recovers_the_invoice_at_the_next_run(world):
     failed_id, token = _hard_decline(world)
     status, body, _ = _call("GET", token)
-    assert status == 200 and "Nancy Davolio" in body
+    assert status == 200 and "Nancy Davolio" in body and "could not charge the card we have on file" in body
     status, body, _ = _call("POST", token, _posted(world, "5424000000000015"))
     assert status == 200 and "saved" in body, body
     new = [p for p in world.rows("w365_paymentprofile") if p["w365_paymentprofileid"] != failed_id]
