@@ -69,6 +69,11 @@ def _select(columns: Sequence[str]) -> tuple[str, ...]:
     return COLUMNS + tuple(c for c in columns if c not in COLUMNS)
 
 
+def money_switches_read(columns: Sequence[str] = ()) -> Read:
+    """The row, read now, as part of a caller's read $batch (the answer is a list of at most one row)."""
+    return Read.query("w365_configurations", select=_select(columns), filter="statecode eq 0", top=1)
+
+
 def money_switches(services: Services, columns: Sequence[str] = ()) -> dict[str, Any]:
     """The row read now: for decisions on the switches that gate money (and it refreshes the worker's copy)."""
     return configuration(services, columns)

@@ -22,10 +22,10 @@ from typing import Any, Iterable, Protocol
 
 from core import footprint
 from core.errors import ConfigurationError, RecordNotFound
-from core.ports import Record
+from core.ports import Read, Record
 from core.services import Services
 from core.steps import Outcome
-from core.configuration import money_switches
+from core.configuration import money_switches, money_switches_read as configuration_read
 
 log = logging.getLogger(__name__)
 
@@ -191,8 +191,13 @@ def _release(services: Services, blocked: Iterable[Record], event_id: str) -> in
 def provision(services: Services, subscription_id: str, *, attempt: int = 1, origin: str = "") -> str:
     """One delivery of the provisioning message. Returns what happened (for logs and tests). Attempt 1 claims a
     Pending or Blocked subscription (If-Match); a retry (attempt > 1) goes on only while it is still Provisioning."""
+    # One read: the subscription, its provider and its account's hold, and the credit-hold switch (fresh: it gates
+    # the work) in the same $batch.
     try:
-        subscription = _read(services, subscription_id, expand=_PROVIDER_EXPAND)
+        subscription, switch = services.dataverse.read([
+            Read.retrieve(SUBSCRIPTIONS, subscription_id, select=_SUBSCRIPTION_SELECT,
+                          expand=f"{_PROVIDER_EXPAND},w365_accountid($select=accountid,creditonhold)"),
+            configuration_read()])
     except RecordNotFound:
         log.info("provisioning: subscription %s no longer exists", subscription_id)
         return "gone"
@@ -200,7 +205,8 @@ def provision(services: Services, subscription_id: str, *, attempt: int = 1, ori
     if attempt == 1:
         if current not in (None, status("Pending"), status("Blocked By Credit Hold")):
             return "skipped"
-        if account_on_hold(services, subscription.get("_w365_accountid_value")):
+        hold_on = bool((switch[0] if switch else {}).get("w365_enablecredithold"))
+        if hold_on and bool((subscription.get("w365_accountid") or {}).get("creditonhold")):
             if current != status("Blocked By Credit Hold"):
                 services.dataverse.update(SUBSCRIPTIONS, subscription_id, {
                     STATUS: status("Blocked By Credit Hold"),
