@@ -124,8 +124,15 @@ def build_services(settings: Settings) -> Services:
             return DataverseClient(settings.public_base_url + LOCAL_DATAVERSE_PATH, StaticTokenProvider("local"),
                                    observer=budget.observe)
         url = settings.require("DATAVERSE_URL").rstrip("/")
-        tokens = MsalTokenProvider(settings.require("DATAVERSE_TENANT_ID"), settings.require("DATAVERSE_CLIENT_ID"),
-                                   settings.require("DATAVERSE_CLIENT_SECRET"), url)
+        tokens: Any
+        if settings.dataverse_uses_managed_identity:
+            from adapters.identity import ManagedIdentityCredential
+            from dataverse.auth import CredentialTokenProvider
+            tokens = CredentialTokenProvider(ManagedIdentityCredential(), url)
+        else:
+            tokens = MsalTokenProvider(settings.require("DATAVERSE_TENANT_ID"),
+                                       settings.require("DATAVERSE_CLIENT_ID"),
+                                       settings.require("DATAVERSE_CLIENT_SECRET"), url)
         # Dataverse gives a webhook 60 s: a few short retries, then a 503 with Retry-After and Dataverse retries.
         return DataverseClient(url, tokens, max_retries=3, max_backoff=10, observer=budget.observe,
                                session=http_session(url))

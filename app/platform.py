@@ -14,14 +14,14 @@ from typing import Any, Mapping
 
 import azure.functions as func
 
-from core import dates, footprint, odata
+from core import dates, footprint, odata, telemetry
 from app.composition import get_services, webhook_key
 from app.responses import json_response
 from core.context import EntityRef, PluginContext
 from core.errors import (AccessDenied, BadRequest, BusinessRuleViolation, ConfigurationError, ConflictInProgress, DataverseError,
                          DuplicateRecord, GatewayAuthError, GatewayUnavailable, PlatformUnavailable, RecordNotFound)
 from core.operations import OPERATIONS, OperationRecorder, status_value
-from core.queue import decode_work
+from core.queue import WORK_REQUEST_ID, decode_work
 from core.services import Services
 from core.steps import Outcome, Registry, Step
 from dataverse.context import is_guid, parse_context
@@ -37,6 +37,7 @@ RECORD_OPERATION = "platform.record_operation"
 CLAIM_LEASE = dt.timedelta(minutes=2)
 IN_PROGRESS_MESSAGE = "In progress."
 UNAVAILABLE = (PlatformUnavailable, GatewayUnavailable)
+telemetry.install()          # every log line of an invocation carries its dimensions (core/telemetry.py)
 
 
 @dataclass(frozen=True)
@@ -50,7 +51,8 @@ class Dispatched:
 # --- triggers ----------------------------------------------------------------------------------------------------
 
 @bp.route(route="dataverse", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
-def dataverse_webhook(req: func.HttpRequest) -> func.HttpResponse:
+@telemetry.invocation
+def dataverse_webhook(req: func.HttpRequest, context: func.Context = None) -> func.HttpResponse:
     services = get_services()
     try:
         expected = webhook_key(services.settings)
@@ -61,14 +63,14 @@ def dataverse_webhook(req: func.HttpRequest) -> func.HttpResponse:
         log.warning("dataverse webhook: refused a request with a missing or wrong x-w365-webhook-key")
         return json_response(401, {"status": "failed", "message": "Missing or wrong x-w365-webhook-key."})
     try:
-        context = parse_context(req.get_body(),
-                                size_exceeded=bool(req.headers.get("x-ms-dynamics-msg-size-exceeded")))
+        plugin = parse_context(req.get_body(),
+                               size_exceeded=bool(req.headers.get("x-ms-dynamics-msg-size-exceeded")))
     except BadRequest as exc:
         return json_response(400, {"status": "failed", "message": str(exc)})
     try:
-        result = dispatch(context, services)
+        result = dispatch(plugin, services)
     except Exception:  # noqa: BLE001 - answer like the Functions host, without leaking details to the caller
-        log.exception("dataverse webhook: %s on %s failed", context.message_name, context.primary_entity_name)
+        log.exception("dataverse webhook: %s on %s failed", plugin.message_name, plugin.primary_entity_name)
         return json_response(500, {"status": "failed", "message": "The service failed; see its logs."})
     headers = dict(result.headers)
     if result.retry_after is not None:
@@ -78,12 +80,16 @@ def dataverse_webhook(req: func.HttpRequest) -> func.HttpResponse:
 
 @bp.function_name("work_queue")
 @bp.service_bus_queue_trigger(arg_name="message", queue_name="%W365_WORK_QUEUE%", connection="ServiceBusConnection")
-def work_queue(message: func.ServiceBusMessage) -> None:
+@telemetry.invocation
+def work_queue(message: func.ServiceBusMessage, context: func.Context = None) -> None:
     """Dataverse's Service Bus steps (a RemoteExecutionContext) and our own queued work share this queue. Raising
     abandons the message: Service Bus redelivers it and dead-letters it after MaxDeliveryCount. So only what may
     pass later raises (a platform busy, a handler's failure); a message no delivery can ever run (poison: not JSON,
     not a context, unknown work) is logged once with its id and completed instead of failing MaxDeliveryCount times."""
     services = get_services()
+    # Our own work carries the CorrelationId and RequestId of the click that queued it (adapters/servicebus.py).
+    telemetry.bind(correlation_id=getattr(message, "correlation_id", None),
+                   request_id=_property(message, WORK_REQUEST_ID))
     body = message.get_body()
     try:
         decoded = json.loads(body.decode("utf-8-sig"))
@@ -100,21 +106,22 @@ def work_queue(message: func.ServiceBusMessage) -> None:
             log.error("work queue: message %s asks for unknown work %r; completed without running",
                       message.message_id, work[0][:100])
             return
+        telemetry.bind(message_name=work[0])
         steps.run_work(work[0], work[1], services)
         return
     props = getattr(message, "application_properties", None) or {}
     try:
-        context = parse_context(body, size_exceeded=any("MessageMaxSizeExceeded" in str(k) for k in props))
+        plugin = parse_context(body, size_exceeded=any("MessageMaxSizeExceeded" in str(k) for k in props))
     except BadRequest as exc:
         log.error("work queue: message %s is not a Dataverse context (%s); completed without running",
                   message.message_id, exc)
         return
-    result = dispatch(context, services)
+    result = dispatch(plugin, services)
     if result.http_status == 503:
         raise PlatformUnavailable(str(result.body.get("message")), retry_after=result.retry_after)
     if result.http_status >= 400:       # a redelivery would be answered the same: completed, and said once
-        log.error("work queue: message %s (%s on %s) refused with %d: %s", message.message_id, context.message_name,
-                  context.primary_entity_name, result.http_status, result.body.get("message"))
+        log.error("work queue: message %s (%s on %s) refused with %d: %s", message.message_id, plugin.message_name,
+                  plugin.primary_entity_name, result.http_status, result.body.get("message"))
 
 
 @bp.route(route="health", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
@@ -128,6 +135,8 @@ def health(req: func.HttpRequest) -> func.HttpResponse:
 # --- dispatch (callable from any entry) --------------------------------------------------------------------------
 
 def dispatch(context: PluginContext, services: Services) -> Dispatched:
+    telemetry.bind(correlation_id=context.correlation_id, request_id=context.request_id,
+                   message_name=context.message_name)
     refused = _foreign_organization(context, services)
     if refused is not None:
         return refused
@@ -390,6 +399,13 @@ def app_user_id(services: Services) -> str:
     """The service's own systemuserid: table events it caused itself are skipped."""
     return environment(services).user_id
 
+
+
+def _property(message: Any, name: str) -> str | None:
+    """An application property of a Service Bus message (the worker may hand keys over as bytes)."""
+    props = getattr(message, "application_properties", None) or {}
+    value = props.get(name, props.get(name.encode()))
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
 
 
 def _registry() -> Registry:

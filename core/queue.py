@@ -9,6 +9,7 @@ from typing import Any, Mapping
 
 # The body of every message we put on W365_WORK_QUEUE carries this key; Dataverse's own messages do not.
 WORK_KIND_KEY = "w365_work_kind"
+WORK_REQUEST_ID = "w365_request_id"     # application property: the RequestId of the click that queued the work
 
 
 def encode_work(kind: str, payload: Mapping[str, Any]) -> bytes:

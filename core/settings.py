@@ -10,6 +10,8 @@ from core.errors import ConfigurationError
 SERVICE_BUS = "ServiceBusConnection"
 SERVICE_BUS_IDENTITY = "ServiceBusConnection__fullyQualifiedNamespace"   # Functions' identity-based connection form
 WORK_QUEUE = "W365_WORK_QUEUE"
+DATAVERSE_MANAGED_IDENTITY = "DATAVERSE_USE_MANAGED_IDENTITY"
+APP_REGISTRATION = ("DATAVERSE_CLIENT_ID", "DATAVERSE_CLIENT_SECRET")   # not needed with the managed identity
 # Every setting of CONTRACT §1, and which ones real mode needs before anything can work. Service Bus is required
 # there: queued work (the write of an approved charge among it) must survive the process.
 REQUIRED_IN_REAL_MODE = (
@@ -18,7 +20,8 @@ REQUIRED_IN_REAL_MODE = (
     "W365_WEBHOOK_KEY", "W365_PUBLIC_BASE_URL", SERVICE_BUS, WORK_QUEUE,
 )
 OPTIONAL = ("AUTHORIZENET_ENVIRONMENT", SERVICE_BUS_IDENTITY, "W365_MODE", "W365_BILLING_SCHEDULE",
-            "W365_BILLING_RUN_SHARE", "W365_DUNNING_SCHEDULE", "W365_ACCOUNT_UPDATER_SCHEDULE")
+            "W365_BILLING_RUN_SHARE", "W365_DUNNING_SCHEDULE", "W365_ACCOUNT_UPDATER_SCHEDULE",
+            DATAVERSE_MANAGED_IDENTITY)
 # Settings with a default (CONTRACT §1 for the billing schedule). Timer schedules are read by the Functions host itself
 # (a timer's %NAME% schedule), so the deployment sets them (infra/main.bicep); the dev host falls back to these.
 DEFAULTS = {"W365_BILLING_SCHEDULE": "0 0 6 * * *", "W365_DUNNING_SCHEDULE": "0 30 6 * * *",
@@ -98,9 +101,16 @@ class Settings:
         """The identity form of the Service Bus connection (the app's managed identity), when it is the one set."""
         return None if self.get(SERVICE_BUS) else self.get(SERVICE_BUS_IDENTITY)
 
+    @property
+    def dataverse_uses_managed_identity(self) -> bool:
+        """DATAVERSE_USE_MANAGED_IDENTITY: the app's managed identity is the Dataverse application user, so the app
+        registration's client id and secret are not needed (CONTRACT §1)."""
+        return (self.get(DATAVERSE_MANAGED_IDENTITY) or "").strip().lower() in ("true", "1", "yes")
+
     def missing(self) -> list[str]:
         """Names of the settings real mode needs and lacks or cannot use (local mode needs none). Never values."""
         if self.is_local:
             return []
-        return [name for name in REQUIRED_IN_REAL_MODE if self.get(name) is None
+        not_needed = APP_REGISTRATION if self.dataverse_uses_managed_identity else ()
+        return [name for name in REQUIRED_IN_REAL_MODE if self.get(name) is None and name not in not_needed
                 and not (name == SERVICE_BUS and self.get(SERVICE_BUS_IDENTITY))]

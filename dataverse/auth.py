@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from typing import Any, Callable
 
 import requests
@@ -90,3 +91,50 @@ class MsalTokenProvider:
 
     def _scrub(self, message: str) -> str:
         return message.replace(self._client_secret, "***") if self._client_secret else message
+
+
+class CredentialTokenProvider:
+    """Bearer tokens from a token credential (azure-core's TokenCredential shape: `get_token(scope)` returning an
+    object with `.token` and `.expires_on`, epoch seconds): the app's managed identity when
+    DATAVERSE_USE_MANAGED_IDENTITY is true, so no client secret exists anywhere. The token is kept until five minutes
+    before it expires, whatever the credential caches itself."""
+
+    REFRESH_MARGIN = 300
+
+    def __init__(self, credential: Any, resource_url: str, *, clock: Callable[[], float] = time.time):
+        self._credential = credential
+        self._scope = f"{resource_url.rstrip('/')}/.default"
+        self._clock = clock
+        self._token: Any = None
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"CredentialTokenProvider({type(self._credential).__name__}, scope={self._scope!r})"
+
+    def __call__(self) -> str:
+        with self._lock:
+            if self._token is None or self._token.expires_on - self.REFRESH_MARGIN <= self._clock():
+                self._token = self._fetch()
+            return self._token.token
+
+    def _fetch(self) -> Any:
+        try:
+            token = self._credential.get_token(self._scope)
+        except (requests.RequestException, OSError) as exc:
+            raise DataverseAuthError(f"Could not reach the managed identity endpoint for a Dataverse token "
+                                     f"({type(exc).__name__}).", is_transient=True) from None
+        except Exception as exc:  # noqa: BLE001 - any credential's refusal; its text may carry request details
+            raise DataverseAuthError(f"The managed identity gave no Dataverse token ({type(exc).__name__}).",
+                                     is_transient=_is_transient_credential_error(exc)) from None
+        if not getattr(token, "token", None):
+            raise DataverseAuthError("The managed identity gave no Dataverse token.")
+        return token
+
+
+def _is_transient_credential_error(exc: Exception) -> bool:
+    """azure-core's ServiceRequestError/ServiceResponseError: the endpoint did not answer (imported only here)."""
+    try:
+        from azure.core.exceptions import ServiceRequestError, ServiceResponseError
+    except ImportError:
+        return False
+    return isinstance(exc, (ServiceRequestError, ServiceResponseError))

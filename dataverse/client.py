@@ -12,6 +12,7 @@ import math
 import random
 import re
 import time
+import uuid
 from typing import Any, Callable, Mapping, Sequence
 from urllib.parse import quote, urlsplit
 
@@ -39,6 +40,7 @@ CONCURRENCY_CODES = frozenset({"0x80060882"})                      # Concurrency
 UNKNOWN_SEGMENT_CODE = "0x8006088a"
 _SEGMENT = re.compile(r"segment '([^']*)'")
 FIRST_BACKOFF = 0.5
+CLIENT_REQUEST_ID = "x-ms-client-request-id"
 # Query-string characters OData reads literally; everything else is percent-encoded (a space as %20, not '+').
 _QUERY_SAFE = "$'(),/:=@*"
 _ENTITY_ID = re.compile(r"\(([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})\)\s*$")
@@ -214,8 +216,10 @@ class DataverseClient:
         `expected=None` returns any answer that is not retried (for $batch, whose failures are in the body).
         """
         url = self._url(path_or_url, params)
+        # x-ms-client-request-id: our id of this request (kept across its retries), which Dataverse's own logs and a
+        # support case can be matched on; the answer's x-ms-service-request-id is theirs. Both are logged.
         sent = {"Accept": "application/json", "OData-MaxVersion": "4.0", "OData-Version": "4.0",
-                "Prefer": 'odata.include-annotations="*"'}
+                "Prefer": 'odata.include-annotations="*"', CLIENT_REQUEST_ID: str(uuid.uuid4())}
         if method == "GET":
             sent["If-None-Match"] = "null"   # Dataverse's documented way to skip cached answers on reads
         if json_body is not None:
@@ -266,13 +270,14 @@ class DataverseClient:
                     method in IDEMPOTENT_METHODS or status in REJECTED_UNPROCESSED) and (
                     retry_after is None or retry_after <= self._max_backoff):
                 delay = self._backoff(attempt, retry_after)
-                log.warning("dataverse %s %s -> %d (request id %s), retry %d in %.2fs", method, where, status,
-                            request_id, attempt + 1, delay)
+                log.warning("dataverse %s %s -> %d (request id %s, client request id %s), retry %d in %.2fs", method,
+                            where, status, request_id, headers.get(CLIENT_REQUEST_ID), attempt + 1, delay)
                 self._sleep(delay)
                 attempt += 1
                 continue
-            log.log(logging.WARNING if status >= 400 else logging.DEBUG, "dataverse %s %s -> %d (request id %s)",
-                    method, where, status, request_id)
+            log.log(logging.WARNING if status >= 400 else logging.DEBUG,
+                    "dataverse %s %s -> %d (request id %s, client request id %s)", method, where, status, request_id,
+                    headers.get(CLIENT_REQUEST_ID))
             return response
 
     def _backoff(self, attempt: int, retry_after: float | None) -> float:

@@ -26,35 +26,68 @@ _DATE = re.compile(r"^/Date\((-?\d{1,15})([+-]\d{4})?\)/$")
 
 @functools.lru_cache(maxsize=1)
 def _wire_model() -> Any:
-    """The pydantic model of the fields we read, built on first use: defining a model costs ~70 ms of pydantic
-    start-up, which the Functions host would otherwise pay while indexing functions (bench/cold_start.py)."""
-    from pydantic import BaseModel, ConfigDict, Field
+    """The validator of the fields we read, built on first use. It is pydantic-core's SchemaValidator over a schema
+    written out here, the one pydantic would generate for the model below, so it validates and words its errors exactly
+    as that model does (tests/unit/test_context_schema.py holds them side by side) without pydantic's model machinery,
+    whose import and schema generation cost the first request more than the rest of its work (bench/cold_start.py):
 
-    class _KeyValue(BaseModel):
-        model_config = ConfigDict(extra="ignore")
-        key: str = Field(max_length=256)
-        value: Any = None
+        class _KeyValue(BaseModel):             # extra="ignore"
+            key: str = Field(max_length=256)
+            value: Any = None
 
-    class _WireContext(BaseModel):
-        """Dataverse sends many more fields (extra="ignore": vendors add fields)."""
-        model_config = ConfigDict(extra="ignore")
-        MessageName: str = Field(min_length=1, max_length=256)
-        PrimaryEntityName: str = Field(default="none", max_length=128)
-        PrimaryEntityId: str = Field(default="", max_length=64)
-        InputParameters: list[_KeyValue] = Field(default_factory=list, max_length=200)
-        PreEntityImages: list[_KeyValue] = Field(default_factory=list, max_length=20)
-        PostEntityImages: list[_KeyValue] = Field(default_factory=list, max_length=20)
-        InitiatingUserId: str = Field(default="", max_length=64)
-        UserId: str = Field(default="", max_length=64)
-        Depth: int = Field(default=1, ge=0, le=1000)
-        CorrelationId: str = Field(default="", max_length=64)
-        OperationId: str = Field(default="", max_length=64)
-        Mode: int = Field(default=1, ge=0, le=1)
-        Stage: int = Field(default=40, ge=0, le=100)
-        OrganizationName: str = Field(default="", max_length=256)
-        OrganizationId: str = Field(default="", max_length=64)
+        class _WireContext(BaseModel):          # extra="ignore": Dataverse sends many more fields
+            MessageName: str = Field(min_length=1, max_length=256)
+            PrimaryEntityName: str = Field(default="none", max_length=128)
+            ... (WIRE_FIELDS)
+    """
+    from pydantic_core import SchemaValidator, core_schema as cs
 
-    return _WireContext
+    def text(max_length: int, min_length: int | None = None) -> Any:
+        return cs.str_schema(max_length=max_length, min_length=min_length)
+
+    def model(cls: type, fields: dict[str, Any]) -> Any:
+        return cs.model_schema(cls, cs.model_fields_schema(
+            {name: cs.model_field(schema) for name, schema in fields.items()}, model_name=cls.__name__,
+            extra_behavior="ignore"), extra_behavior="ignore")
+
+    key_value = model(_KeyValue, {"key": text(256), "value": cs.with_default_schema(cs.any_schema(), default=None)})
+
+    def pairs(max_length: int) -> Any:
+        return cs.with_default_schema(cs.list_schema(key_value, max_length=max_length), default_factory=list)
+
+    def number(default: int, ge: int, le: int) -> Any:
+        return cs.with_default_schema(cs.int_schema(ge=ge, le=le), default=default)
+
+    def optional_text(default: str, max_length: int) -> Any:
+        return cs.with_default_schema(text(max_length), default=default)
+
+    return SchemaValidator(model(_WireContext, {
+        "MessageName": text(256, min_length=1),
+        "PrimaryEntityName": optional_text("none", 128),
+        "PrimaryEntityId": optional_text("", 64),
+        "InputParameters": pairs(200),
+        "PreEntityImages": pairs(20),
+        "PostEntityImages": pairs(20),
+        "InitiatingUserId": optional_text("", 64),
+        "UserId": optional_text("", 64),
+        "Depth": number(1, 0, 1000),
+        "CorrelationId": optional_text("", 64),
+        "OperationId": optional_text("", 64),
+        "Mode": number(1, 0, 1),
+        "Stage": number(40, 0, 100),
+        "OrganizationName": optional_text("", 256),
+        "OrganizationId": optional_text("", 64),
+    }))
+
+
+class _KeyValue:
+    """One {key, value} pair of InputParameters or an image list, as validated by _wire_model()."""
+    key: str
+    value: Any
+
+
+class _WireContext:
+    """The RemoteExecutionContext fields we read, as validated by _wire_model()."""
 
 
 def parse_context(body: bytes, *, size_exceeded: bool = False) -> PluginContext:
@@ -71,10 +104,10 @@ def parse_context(body: bytes, *, size_exceeded: bool = False) -> PluginContext:
         raise BadRequest("The body must be a JSON object (a RemoteExecutionContext).")
     _check_depth(raw)
     require_valid_text(raw)
-    from pydantic import ValidationError
+    from pydantic_core import ValidationError
 
     try:
-        wire = _wire_model().model_validate(raw)
+        wire = _wire_model().validate_python(raw)
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(part) for part in first["loc"])

@@ -65,6 +65,21 @@ class Reply:
         return str(self.body.get("message", ""))
 
 
+class InvocationContext(func.Context):
+    """What the Functions worker passes as a trigger's `context`: here only the invocation id matters."""
+
+    def __init__(self, function_name: str):
+        self._invocation_id = str(uuid.uuid4())
+        self._function_name = function_name
+
+    invocation_id = property(lambda self: self._invocation_id)
+    function_name = property(lambda self: self._function_name)
+    function_directory = property(lambda self: "")
+    trace_context = property(lambda self: None)
+    retry_context = property(lambda self: None)
+    thread_local_storage = property(lambda self: None)
+
+
 @dataclass
 class World:
     standin: Any
@@ -74,6 +89,7 @@ class World:
     clock: MovableClock
     ids: dict[str, Any]
     rsps: responses.RequestsMock
+    invocation: InvocationContext | None = None             # the last one world.post made
 
     # --- entry points, through the function exactly as deployed ------------------------------------------------
     def post(self, body: bytes, headers: Mapping[str, str] | None = None) -> Reply:
@@ -82,7 +98,8 @@ class World:
         request = func.HttpRequest("POST", "http://localhost:7071/api/dataverse", body=body,
                                    headers={"x-w365-webhook-key": WEBHOOK_KEY, "content-type": "application/json",
                                             **(headers or {})})
-        response = dataverse_webhook.build().get_user_function()(request)
+        self.invocation = InvocationContext("dataverse_webhook")
+        response = dataverse_webhook.build().get_user_function()(request, context=self.invocation)
         text = response.get_body().decode()
         return Reply(response.status_code, json.loads(text) if text else {}, dict(response.headers))
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Callable, Iterable, Mapping
 
-from core import dates, declines, footprint
+from core import dates, declines, footprint, telemetry
 from core.errors import (ConcurrencyConflict, ConflictInProgress, DataverseError, DuplicateRecord, GatewayAuthError,
                          GatewayRefused, GatewayUnavailable, OutcomeUnknown, RecordNotFound)
 from core.ports import BatchOperation, ChargeOutcome, ChargeResult, Record
@@ -259,6 +259,7 @@ def start_attempt(acting: Services, body: Mapping[str, Any], conflict: str) -> s
 
 def send_attempt(services: Services, attempt: OpenAttempt, send: Callable[[], ChargeResult]) -> PaymentAttempt:
     """Call the gateway once for a recorded attempt and record what it said."""
+    telemetry.bind(ref_id=attempt.ref_id)
     verb = _verb(attempt.kind)
     try:
         result = send()
@@ -417,6 +418,7 @@ def read_open_attempt(services: Services, transaction_id: str) -> OpenAttempt | 
     outcome = outcome_label(row.get("w365_outcome"))
     if not outcomes.is_open(outcome) or row.get("statecode") == 1:
         return None
+    telemetry.bind(ref_id=row["w365_refid"])         # the reconciler and queued results log about this attempt
     invoice = row.get("w365_invoiceid")
     profile = row.get("w365_paymentprofileid") or {}
     return OpenAttempt(

@@ -9,6 +9,7 @@ import azure.functions as func
 from app.composition import get_services
 from core.steps import Registry
 from handlers.charging import attempts, invoices, reconciler, refunds
+from core import telemetry
 
 bp = func.Blueprint()
 log = logging.getLogger(__name__)
@@ -16,7 +17,8 @@ log = logging.getLogger(__name__)
 
 @bp.function_name("charging_reconciler")
 @bp.timer_trigger(arg_name="timer", schedule=reconciler.SWEEP_SCHEDULE, run_on_startup=False, use_monitor=True)
-def charging_reconciler(timer: func.TimerRequest) -> None:
+@telemetry.invocation
+def charging_reconciler(timer: func.TimerRequest, context: func.Context = None) -> None:
     """Settle open attempts whose back-off step has come."""
     settled = reconciler.reconcile_due(get_services())
     if settled:

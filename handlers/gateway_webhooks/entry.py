@@ -16,6 +16,7 @@ from gateway.signature import verify_signature
 from core.steps import Registry
 from handlers.gateway_webhooks import profile_events
 from handlers.gateway_webhooks.notifications import handle_notification, parse_notification
+from core import telemetry
 
 log = logging.getLogger(__name__)
 bp = func.Blueprint()
@@ -26,7 +27,8 @@ SIGNATURE_HEADER = "X-ANET-Signature"
 
 
 @bp.route(route="authorizenet/webhook", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
-def authorizenet_webhook(req: func.HttpRequest) -> func.HttpResponse:
+@telemetry.invocation
+def authorizenet_webhook(req: func.HttpRequest, context: func.Context = None) -> func.HttpResponse:
     body = req.get_body() or b""
     if len(body) > MAX_BODY_BYTES:
         log.warning("gateway webhook: refused a %d-byte body", len(body))

@@ -10,13 +10,15 @@ from app.composition import get_services
 from core.steps import CLAIM, OUTCOME_ROW, Registry
 from handlers.customer_pages.http import serve_customer_page
 from handlers.orders import activation, page, payment, steps
+from core import telemetry
 
 bp = func.Blueprint()
 log = logging.getLogger(__name__)
 
 
 @bp.route(route="order-approvals/{token}", methods=["GET", "POST"], auth_level=func.AuthLevel.ANONYMOUS)
-def order_approval_page(req: func.HttpRequest) -> func.HttpResponse:
+@telemetry.invocation
+def order_approval_page(req: func.HttpRequest, context: func.Context = None) -> func.HttpResponse:
     services = get_services()
     token = req.route_params.get("token", "")
     return serve_customer_page(req, what="order approval page",
@@ -27,7 +29,8 @@ def order_approval_page(req: func.HttpRequest) -> func.HttpResponse:
 
 @bp.function_name("order_timer")
 @bp.timer_trigger(arg_name="timer", schedule="0 */5 * * * *", run_on_startup=False, use_monitor=True)
-def order_timer(timer: func.TimerRequest) -> None:
+@telemetry.invocation
+def order_timer(timer: func.TimerRequest, context: func.Context = None) -> None:
     """Every 5 minutes: finish orders whose approved payment was not completed, then activate scheduled orders
     whose date has come."""
     services = get_services()

@@ -8,12 +8,14 @@ from app.composition import get_services
 from core.steps import CLAIM, OUTCOME_ROW, Registry
 from handlers.customer_pages.http import serve_customer_page
 from handlers.payment_profiles import page, steps
+from core import telemetry
 
 bp = func.Blueprint()
 
 
 @bp.route(route="profile-requests/{token}", methods=["GET", "POST"], auth_level=func.AuthLevel.ANONYMOUS)
-def profile_request_page(req: func.HttpRequest) -> func.HttpResponse:
+@telemetry.invocation
+def profile_request_page(req: func.HttpRequest, context: func.Context = None) -> func.HttpResponse:
     services = get_services()
     token = req.route_params.get("token", "")
     return serve_customer_page(req, what="profile request page",
