@@ -86,7 +86,7 @@ def test_the_managed_identity_credential_asks_the_app_service_identity_endpoint(
     identity client asks it for the Service Bus resource, and the credential hands azure-core an AccessToken."""
     import responses as responses_lib
 
-    from adapters.servicebus import ManagedIdentityCredential
+    from adapters.identity import ManagedIdentityCredential
     endpoint = "http://127.0.0.1:41741/msi/token"
     monkeypatch.setenv("IDENTITY_ENDPOINT", endpoint)
     monkeypatch.setenv("IDENTITY_HEADER", "header-secret")
