@@ -523,14 +523,7 @@ class AuthorizeNetSimulator:
         self._customers[customer_id] = customer
         ids = []
         for item, card, bill_to in cards:
-            profile_id = self._new_id("payment")
-            customer["payment_profiles"][profile_id] = {"id": profile_id, "card": dataclasses.replace(card, cvv=""),
-                                                        "billTo": bill_to,
-                                                        "customerType": item.get("customerType", "individual"),
-                                                        "default": False}
-            if item.get("defaultPaymentProfile") is True:
-                self._make_default(customer, profile_id)
-            ids.append(profile_id)
+            ids.append(self._store_payment_profile(customer, item, card, bill_to))
         # One event for the customer, naming its payment profiles (the published customer.created sample); no
         # paymentProfile.created for cards made with their customer.
         payload: dict[str, Any] = {"merchantCustomerId": fields["merchantCustomerId"],
@@ -556,6 +549,15 @@ class AuthorizeNetSimulator:
                                 customerPaymentProfileId=profile["id"])
         bill_to = dict(wanted.get("billTo") or {})
         extra = self._validate_card(request.get("validationMode", "none"), card, bill_to, customer)
+        profile_id = self._store_payment_profile(customer, wanted, card, bill_to)
+        self._queue_webhook("net.authorize.customer.paymentProfile.created",
+                            {"customerProfileId": int(customer["customerProfileId"]),
+                             "entityName": "customerPaymentProfile", "id": profile_id,
+                             "customerType": customer["payment_profiles"][profile_id]["customerType"]})
+        return {"customerProfileId": customer["customerProfileId"], "customerPaymentProfileId": profile_id, **extra}
+
+    def _store_payment_profile(self, customer: dict[str, Any], wanted: dict[str, Any], card: "_Card",
+                               bill_to: dict[str, Any]) -> str:
         profile_id = self._new_id("payment")
         # A stored profile never keeps the CVV (so charges on it have no cvvResultCode).
         customer["payment_profiles"][profile_id] = {"id": profile_id, "card": dataclasses.replace(card, cvv=""),
@@ -564,11 +566,7 @@ class AuthorizeNetSimulator:
                                                     "default": False}
         if wanted.get("defaultPaymentProfile") is True:
             self._make_default(customer, profile_id)
-        self._queue_webhook("net.authorize.customer.paymentProfile.created",
-                            {"customerProfileId": int(customer["customerProfileId"]),
-                             "entityName": "customerPaymentProfile", "id": profile_id,
-                             "customerType": customer["payment_profiles"][profile_id]["customerType"]})
-        return {"customerProfileId": customer["customerProfileId"], "customerPaymentProfileId": profile_id, **extra}
+        return profile_id
 
     def _op_getCustomerProfile(self, request: dict[str, Any]) -> dict[str, Any]:
         if request.get("merchantCustomerId") and not request.get("customerProfileId"):
