@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any, Callable, Mapping
 
 from core import footprint, odata
+from core.permissions import BILLING_MANAGER_ROLE_ID
 from installer import desired, product
 from installer.inventory import Inventory, entity_path
 from installer.plan import CREATE, DRIFT, UPDATE, Action, Plan, Target
@@ -73,6 +74,11 @@ def plan_dependencies(inv: Inventory, add: Add) -> None:
 
 # --- roles and field security ----------------------------------------------------------------------------------------
 
+# The service recognises W365 Billing Manager by its root role's id (CONTRACT §4: never by a name), so the product
+# creates it with that id; a solution import keeps it in every environment.
+FIXED_ROLE_IDS = {product.MANAGER: BILLING_MANAGER_ROLE_ID}
+
+
 def plan_roles(inv: Inventory, plan: Plan) -> None:
     for role, description in product.ROLES.items():
         wanted = product.role_privileges(role)
@@ -82,6 +88,11 @@ def plan_roles(inv: Inventory, plan: Plan) -> None:
                                        _create_role(role, description)))
             missing = wanted
         else:
+            if role in FIXED_ROLE_IDS and str(row["roleid"]).lower() != FIXED_ROLE_IDS[role]:
+                plan.actions.append(Action("security role", role, DRIFT,
+                                           f"has id {row['roleid']}, not {FIXED_ROLE_IDS[role]}: the service "
+                                           f"recognises administrators by that id, so people given this role are "
+                                           f"not administrators; delete this role and install again"))
             have = inv.role_privileges.get(role, {})
             missing = {name: depth for name, depth in wanted.items() if have.get(name) != depth}
             extra = sorted(set(have) - set(wanted))
@@ -99,8 +110,10 @@ def plan_roles(inv: Inventory, plan: Plan) -> None:
 def _create_role(role: str, description: str) -> Callable[[Target], None]:
     def run(t: Target) -> None:
         unit = t.dv.execute("WhoAmI", {}, is_function=True)["BusinessUnitId"]
-        t.ids[f"role:{role}"] = t.in_solution.create("roles", {
-            "name": role, "description": description, "businessunitid@odata.bind": f"/businessunits({unit})"})
+        body = {"name": role, "description": description, "businessunitid@odata.bind": f"/businessunits({unit})"}
+        if role in FIXED_ROLE_IDS:
+            body["roleid"] = FIXED_ROLE_IDS[role]
+        t.ids[f"role:{role}"] = t.in_solution.create("roles", body)
     return run
 
 

@@ -967,7 +967,10 @@ def _roles(standin: Any, cat: Catalog, root: str, key: str | None, rest: str | N
         if any(r["name"] == name for r in standin.store.rows["role"].values()):
             raise ODataError(400, "0x80040237", f"A role named {name} already exists in this business unit.")
         solution = _solution(cat, headers.get("mscrm.solutionuniquename"))
-        role_id = standin.seed("role", {"name": name})
+        given = str(data.get("roleid") or "").strip().lower()     # Dataverse takes a primary key given on create
+        if given and given in standin.store.rows["role"]:
+            raise ODataError(412, "0x80040237", "A record with matching key values already exists.")
+        role_id = standin.seed("role", {"name": name, **({"roleid": given} if given else {})})
         cat.role_privileges[role_id] = {}
         cat.component(solution and solution["uniquename"], "role", name, ("role", role_id))
         return _created(f"{root}roles({role_id})")

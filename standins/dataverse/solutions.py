@@ -80,7 +80,8 @@ def export_solution(standin: Any, cat: Any, data: dict) -> tuple[int, dict[str, 
             if role is not None:
                 privileges = {cat.privilege(p)["name"]: depth for p, depth in cat.role_privileges.get(row_id, {})
                               .items()}
-                carried["roles"].append({"name": role["name"], "privileges": privileges})
+                # A solution carries a root role with its id, so every environment knows it by the same id.
+                carried["roles"].append({"roleid": row_id, "name": role["name"], "privileges": privileges})
             continue
         row = cat.rows.find(cat.rows.table(table), row_id)
         if row is not None:
@@ -276,7 +277,7 @@ def _apply(standin: Any, cat: Any, package: bytes) -> tuple[str, list[tuple[str,
                           (table_name, record_id))
     for role in carried.get("roles", []):
         role_id = next((i for i, r in standin.store.rows["role"].items() if r["name"] == role["name"]), None) \
-            or standin.seed("role", {"name": role["name"]})
+            or standin.seed("role", {"name": role["name"], **({"roleid": role["roleid"]} if role.get("roleid") else {})})
         by_name = {p["name"]: p["privilegeid"] for p in cat.rows.rows["privilege"].values()}
         missing = sorted(set(role["privileges"]) - set(by_name))
         if missing:

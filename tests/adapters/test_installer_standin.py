@@ -479,3 +479,23 @@ def test_the_installed_roles_are_what_the_stand_in_enforces_afterwards(env):
                                           "w365_accountid@odata.bind": f"/accounts({account})"})
     manager.update("w365_configurations", config["w365_configurationid"], {"w365_linkexpiryhours": 48})
     manager.create("w365_paymenttransactions", {"w365_name": "y", "w365_refid": "y-1"})
+
+
+def test_the_billing_manager_role_is_created_with_the_id_the_service_recognises(env):
+    from core.permissions import BILLING_MANAGER_ROLE_ID
+    from installer import product
+    env.dv.delete("roles", BILLING_MANAGER_ROLE_ID)            # an environment the product was never installed in
+    assert not env.dv.query("roles", select=("roleid",), filter=f"name eq '{product.MANAGER}'")
+    assert env.install().ok
+    made = env.dv.query("roles", select=("roleid",), filter=f"name eq '{product.MANAGER}'")
+    assert [r["roleid"].lower() for r in made] == [BILLING_MANAGER_ROLE_ID]
+
+
+def test_a_billing_manager_role_with_another_id_is_reported(env):
+    from core.permissions import BILLING_MANAGER_ROLE_ID
+    from installer import product
+    env.dv.delete("roles", BILLING_MANAGER_ROLE_ID)
+    env.standin.seed("role", {"name": product.MANAGER})         # made by hand, under the product's name
+    actions = installer.plan(env.dv, webhook_url=WEBHOOK, webhook_key=KEY, root=env.root, settings=SETTINGS).actions
+    drift = [a for a in actions if a.component == "security role" and a.change == "drift"]
+    assert len(drift) == 1 and BILLING_MANAGER_ROLE_ID in drift[0].detail
