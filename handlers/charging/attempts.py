@@ -42,7 +42,7 @@ TRANSACTION_COLUMNS = (
     "_w365_salesorderid_value", "_w365_paymentprofileid_value", "_w365_accountid_value", "w365_nextcheckon",
     "w365_needsattention")
 PROFILE_COLUMNS = ("w365_paymentprofileid", "w365_name", "w365_customerprofileid", "w365_paymentprofileidgateway",
-                   "w365_cardlast4", "w365_isdefault", "w365_syncstatus", "statecode")
+                   "w365_cardlast4", "w365_isdefault", "w365_syncstatus", "statecode", "_w365_accountid_value")
 
 CHARGE, REFUND, VOID = "Charge", "Refund", "Void"
 RECORD_WORK = "charging.record"

@@ -68,9 +68,11 @@ def charge_invoice(services: Services, invoice_id: str, amount: Decimal | None, 
     new_paid, new_balance, state = ledger.after_payment(invoice, amount)
     totals = f"{state}: paid {format_money(new_paid, currency)}, balance {format_money(new_balance, currency)}"
 
+    note = fallback_note(invoice, profile)
+
     def approved_message(done: attempts.PaymentAttempt) -> str:
         return (f"Charged {format_money(amount, currency)} to {card} ({attempts.gateway_reference(done)}). "
-                f"Invoice {number} is now {totals}.")
+                f"Invoice {number} is now {totals}.{note}")
 
     if services.operation is not None:
         services.operation.approval_message = approved_message
@@ -90,29 +92,53 @@ def charge_invoice(services: Services, invoice_id: str, amount: Decimal | None, 
     return Outcome.succeeded(message, **data, amountPaid=str(new_paid), balance=str(new_balance))
 
 def usable_profile(invoice: Record) -> Record:
-    """The billing contract's profile, else the account's default; it must be Active and Synced."""
-    contract = invoice.get("w365_billingcontractid") or {}
-    profile = contract.get("w365_paymentprofileid")
-    source = "the invoice's billing contract"
-    if not profile:
-        account = invoice.get("customerid_account")
-        if account is None:
-            raise BusinessRuleViolation("The invoice's customer is not an account; only accounts have payment "
-                                        "profiles.")
-        defaults = account.get("w365_paymentprofile_accountid") or []
-        profile = defaults[0] if defaults else None
-        source = "the account's default"
-    if not profile:
+    """CONTRACT §6 "Which card", for the Charge button and autopay alike: the billing contract's profile when it is
+    usable (Active, Synced, and the invoice's account's own card), else the account's default when usable. The
+    refusal names what is wrong with each; `fallback_note` says when the default was charged instead."""
+    account = invoice.get("customerid_account")
+    if account is None:
+        raise BusinessRuleViolation("The invoice's customer is not an account; only accounts have payment "
+                                    "profiles.")
+    account_id = str(account.get("accountid") or invoice.get("_customerid_value") or "").lower()
+    named = (invoice.get("w365_billingcontractid") or {}).get("w365_paymentprofileid")
+    defaults = account.get("w365_paymentprofile_accountid") or []
+    default = defaults[0] if defaults else None
+    problems = []
+    for profile, source in ((named, "the billing contract's card"), (default, "the account's default")):
+        if not profile or (source != "the billing contract's card" and named
+                           and profile.get("w365_paymentprofileid") == named.get("w365_paymentprofileid")):
+            continue
+        problem = _unusable(profile, account_id)
+        if problem is None:
+            return profile
+        problems.append(f"{source} {profile.get('w365_name') or 'payment profile'} {problem}")
+    if not problems:
         raise BusinessRuleViolation("No payment profile to charge: the billing contract has none and the account "
                                     "has no active default. Add a card or set a default first.")
-    name = profile.get("w365_name") or "payment profile"
+    raise BusinessRuleViolation("No payment profile can be charged: " + "; ".join(problems) + ".")
+
+
+def fallback_note(invoice: Record, charged: Record) -> str:
+    """A sentence when the account's default was charged because the contract's card could not be."""
+    named = (invoice.get("w365_billingcontractid") or {}).get("w365_paymentprofileid")
+    if not named or named.get("w365_paymentprofileid") == charged.get("w365_paymentprofileid"):
+        return ""
+    account_id = str((invoice.get("customerid_account") or {}).get("accountid") or "").lower()
+    return (f" The billing contract's card {named.get('w365_name') or ''} {_unusable(named, account_id)}, so the "
+            f"account's default was charged.").replace("  ", " ")
+
+
+def _unusable(profile: Record, account_id: str) -> str | None:
+    """Why this profile cannot be charged for the account, or None when it can."""
+    owner = str(profile.get("_w365_accountid_value") or "").lower()
+    if owner and account_id and owner != account_id:
+        return "belongs to another account"
     if profile.get("statecode") != 0:
-        raise BusinessRuleViolation(f"The payment profile {name} ({source}) is inactive; choose another one.")
+        return "is inactive"
     if profile.get("w365_syncstatus") != SYNCED or not profile.get("w365_customerprofileid") \
             or not profile.get("w365_paymentprofileidgateway"):
-        raise BusinessRuleViolation(f"The payment profile {name} ({source}) is not synced with Authorize.Net; sync "
-                                    "it first.")
-    return profile
+        return "is not synced with Authorize.Net (sync it first)"
+    return None
 
 
 def _replayed(transaction: Record) -> Outcome:

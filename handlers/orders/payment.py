@@ -119,7 +119,7 @@ def read_order_payment(services: Services, order_id: str, *, user_id: str | None
         if user_id else None
     reads = [Read.retrieve(ORDERS, order_id, select=ORDER_COLUMNS, expand=ORDER_EXPAND), _transactions_read(order_id)]
     if profile_id:
-        reads.append(Read.query(profiles.PROFILES, select=PROFILE_COLUMNS + ("_w365_accountid_value",),
+        reads.append(Read.query(profiles.PROFILES, select=PROFILE_COLUMNS,
                                 filter=odata.eq("w365_paymentprofileid", uuid.UUID(profile_id))))
     try:
         answers = services.dataverse.read(reads + (check.reads() if check else []))

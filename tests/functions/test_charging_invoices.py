@@ -114,6 +114,42 @@ def test_the_account_default_is_charged_when_the_contract_has_no_card(world):
     assert_books_agree(world)
 
 
+def _contract_card(world, *, name: str, account: str, state: int, like: str) -> str:
+    """A profile on the billing contract with the gateway ids of `like`, owned by `account`, in `state`."""
+    source = world.row("w365_paymentprofile", like)
+    profile_id = world.standin.seed("w365_paymentprofile", {
+        "w365_name": name, "w365_accountid@odata.bind": f"/accounts({account})", "w365_isdefault": False,
+        "w365_customerprofileid": source["w365_customerprofileid"], "statecode": state, "statuscode": state + 1,
+        "w365_paymentprofileidgateway": source["w365_paymentprofileidgateway"],
+        "w365_syncstatus": world.choice("w365_paymentprofile", "w365_syncstatus", "Synced")})
+    world.standin.update("w365_billingcontract", world.ids["billingcontract"],
+                         {"w365_paymentprofileid@odata.bind": f"/w365_paymentprofiles({profile_id})"})
+    return profile_id
+
+
+def test_an_unusable_contract_card_falls_back_to_the_account_default_and_says_so(world):
+    default = card_on_file(world, on_contract=False)
+    _contract_card(world, name="Visa XXXX2222", account=world.ids["account"], state=1, like=default)
+    reply = charge(world, "10.00")
+    assert reply.body["status"] == "succeeded", reply.message
+    assert "Visa XXXX1111" in reply.message
+    assert "contract's card Visa XXXX2222 is inactive, so the account's default was charged" in reply.message
+    [row] = transactions(world)
+    assert row["w365_paymentprofileid"]["id"] == default
+    assert_books_agree(world)
+
+
+def test_a_contract_card_of_another_account_is_never_charged(world):
+    mine = card_on_file(world, on_contract=False)
+    world.standin.update("w365_paymentprofile", mine, {"statecode": 1, "statuscode": 2})       # no usable default
+    other = world.standin.seed("account", {"name": "Northwind"})
+    _contract_card(world, name="Visa XXXX3333", account=other, state=0, like=mine)
+    reply = charge(world, "10.00")
+    assert reply.body["status"] == "failed"
+    assert "Visa XXXX3333 belongs to another account" in reply.message
+    assert world.simulator.charges() == [] and transactions(world) == []
+
+
 def test_a_decline_leaves_the_invoice_untouched_and_an_inactive_row_saying_why(world):
     card_on_file(world, zip_code="46282")
     reply = charge(world, "40.00")
