@@ -16,10 +16,9 @@ import azure.functions as func
 
 from core import dates, footprint, odata, telemetry
 from app.composition import get_services, webhook_key
-from app.responses import json_response
+from app.responses import ABANDON, NOT_CONFIGURED, Answer, answer_for, json_response, queue_settle
 from core.context import EntityRef, PluginContext
-from core.errors import (AccessDenied, BadRequest, BusinessRuleViolation, ConfigurationError, ConflictInProgress, DataverseError,
-                         DuplicateRecord, GatewayAuthError, GatewayUnavailable, PlatformUnavailable, RecordNotFound)
+from core.errors import BadRequest, ConfigurationError, DataverseError, DuplicateRecord, PlatformUnavailable
 from core.operations import OPERATIONS, OperationRecorder, status_value
 from core.queue import WORK_REQUEST_ID, decode_work
 from core.services import Services
@@ -36,7 +35,6 @@ RECORD_OPERATION = "platform.record_operation"
 # never set belongs to a delivery that died, and the next delivery of the RequestId does the work.
 CLAIM_LEASE = dt.timedelta(minutes=2)
 IN_PROGRESS_MESSAGE = "In progress."
-UNAVAILABLE = (PlatformUnavailable, GatewayUnavailable)
 telemetry.install()          # every log line of an invocation carries its dimensions (core/telemetry.py)
 
 
@@ -117,7 +115,7 @@ def work_queue(message: func.ServiceBusMessage, context: func.Context = None) ->
                   message.message_id, exc)
         return
     result = dispatch(plugin, services)
-    if result.http_status == 503:
+    if queue_settle(result.http_status) == ABANDON:
         raise PlatformUnavailable(str(result.body.get("message")), retry_after=result.retry_after)
     if result.http_status >= 400:       # a redelivery would be answered the same: completed, and said once
         log.error("work queue: message %s (%s on %s) refused with %d: %s", message.message_id, plugin.message_name,
@@ -162,18 +160,13 @@ def _dispatch_event(step: Step, context: PluginContext, services: Services) -> D
         if context.initiating_user_id and context.initiating_user_id == app_user_id(services):
             return Dispatched(200, {"status": "ignored", "message": "Our own write; ignored."})
         outcome = step.handler(context, services)
-    except BadRequest as exc:
-        return Dispatched(400, {"status": "failed", "message": str(exc)})
-    except BusinessRuleViolation as exc:
-        outcome = Outcome.failed(str(exc))
-    except RecordNotFound:
-        outcome = Outcome.failed("The record of this event no longer exists.")
-    except UNAVAILABLE as exc:
-        return _unavailable(exc)
-    except DataverseError as exc:
-        if exc.is_transient:            # e.g. the identity platform unreachable: Dataverse retries a 503
-            return _unavailable(exc)
-        raise
+    except Exception as exc:  # noqa: BLE001 - mapped by the one table; what it does not know goes to the host
+        answer = answer_for(exc, event=True)
+        if answer is None:
+            raise
+        if answer.status != 200:
+            return _error(answer, exc)
+        outcome = Outcome.failed(answer.message or str(exc))
     return Dispatched(200, {"status": outcome.status, "message": outcome.message, **outcome.data})
 
 
@@ -196,33 +189,27 @@ def _dispatch_custom_api(step: Step, context: PluginContext, services: Services)
                 if earlier is None or earlier.get("w365_status") is None:
                     raise
                 return _replayed(earlier, request_id)
-        except BusinessRuleViolation as exc:
-            outcome = Outcome.failed(str(exc))
-        except RecordNotFound:
-            outcome = Outcome.failed("A record this action needs does not exist, or you cannot see it.")
-        except AccessDenied:
-            outcome = Outcome.failed("You do not have the Dataverse privileges this action needs.")
-        except ConflictInProgress as exc:
-            _record_operation(services, recorder, Outcome.failed(str(exc)))
-            return Dispatched(409, {"status": "failed", "message": str(exc), "requestId": request_id})
-        except (GatewayAuthError, ConfigurationError) as exc:
-            log.error("%s: configuration problem: %s", context.message_name, type(exc).__name__)
-            outcome = Outcome.failed("The payment service is not configured correctly; an administrator must check "
-                                     "its settings. Nothing was charged.")
+        except Exception as exc:  # noqa: BLE001 - business outcomes and 409 here; 400 and 503 below
+            answer = answer_for(exc)
+            if answer is None or answer.status not in (200, 409):
+                raise
+            if answer.status == 409:
+                _record_operation(services, recorder, Outcome.failed(str(exc)))
+                return Dispatched(409, {"status": "failed", "message": str(exc), "requestId": request_id})
+            if answer.message == NOT_CONFIGURED:
+                log.error("%s: configuration problem: %s", context.message_name, type(exc).__name__)
+            outcome = Outcome.failed(answer.message or str(exc))
         if recorder.recorded_message is None:
             outcome = _record_operation(services, recorder, outcome)
         return Dispatched(200, {"status": outcome.status, "message": outcome.message, "requestId": request_id,
                                 **outcome.data})
-    except BadRequest as exc:
-        if recorder is not None and recorder.claimed_id:
+    except Exception as exc:  # noqa: BLE001 - bad input (400) and a busy platform (503); the rest goes to the host
+        answer = answer_for(exc)
+        if answer is None or answer.status not in (400, 503):
+            raise
+        if answer.status == 400 and recorder is not None and recorder.claimed_id:
             _release_claim(services, recorder)           # bad input changes nothing, not even the claim
-        return Dispatched(400, {"status": "failed", "message": str(exc)})
-    except UNAVAILABLE as exc:
-        return _unavailable(exc)
-    except DataverseError as exc:
-        if exc.is_transient:            # e.g. the identity platform unreachable: Dataverse retries a 503
-            return _unavailable(exc)
-        raise
+        return _error(answer, exc)
 
 
 def _claim(services: Services, recorder: OperationRecorder) -> Dispatched | None:
@@ -351,6 +338,12 @@ def record_queued_operation(payload: Mapping[str, Any], services: Services) -> N
         pass                                  # written meanwhile (a redelivery of the same RequestId)
 
 
+def _error(answer: Answer, exc: Exception) -> Dispatched:
+    if answer.status == 503:
+        return _unavailable(exc)
+    return Dispatched(answer.status, {"status": "failed", "message": answer.message or str(exc)})
+
+
 def _unavailable(exc: Exception) -> Dispatched:
     retry_after = getattr(exc, "retry_after", None) or DEFAULT_RETRY_AFTER
     log.warning("a platform is throttling or down: %s", type(exc).__name__)
@@ -364,12 +357,11 @@ def _foreign_organization(context: PluginContext, services: Services) -> Dispatc
     anything is read or written for the message."""
     try:
         ours = environment(services).organization_id
-    except UNAVAILABLE as exc:
-        return _unavailable(exc)
-    except DataverseError as exc:
-        if exc.is_transient:
-            return _unavailable(exc)
-        raise
+    except Exception as exc:  # noqa: BLE001 - only a busy platform is answered here (503); the rest goes to the host
+        answer = answer_for(exc)
+        if answer is None or answer.status != 503:
+            raise
+        return _error(answer, exc)
     if context.organization_id and context.organization_id == ours:
         return None
     log.error("refused %s on %s from organization %s: this service serves organization %s",
