@@ -7,6 +7,7 @@ default provider: the first Active Manual provider (a person provisions it), els
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections import Counter
 from dataclasses import dataclass
@@ -15,9 +16,10 @@ from typing import Any
 
 from core import footprint
 from core.errors import ConcurrencyConflict
+from core.ports import BatchOperation, BatchResult, Read, Record
 from core.services import Services
 from handlers.credit_hold.rules import SUBSCRIPTIONS, credit_hold_enabled, held_columns, queue_new_subscription
-from handlers.orders.records import (ORDERS, Order, add_note, iso, load_order, order_lines, status, update_order)
+from handlers.orders.records import ORDERS, Order, iso, lines_read, load_order, note_operation, status
 
 log = logging.getLogger(__name__)
 
@@ -41,26 +43,46 @@ class Activation:
         return text
 
 
-def default_provider(services: Services) -> dict[str, Any] | None:
+PROVIDERS = "w365_providers"
+
+
+def activation_reads(order_id: str) -> list[Read]:
+    """What activating the order needs to know (its subscriptions so far, its lines, the active providers), as reads
+    that ride in a read $batch: `plan_subscriptions` takes their answers in this order."""
+    return [Read.query(SUBSCRIPTIONS, select=("_w365_productid_value", "w365_quantity"),
+                       filter=f"_w365_salesorderid_value eq {order_id}"),
+            lines_read(order_id),
+            Read.query(PROVIDERS, select=("w365_providerid", "w365_name", "w365_type"), filter="statecode eq 0",
+                       orderby="w365_name asc")]
+
+
+def default_provider(providers: list[Record]) -> Record | None:
     """None when no provider is active: the order is still completed, its subscriptions are created Failed."""
-    providers = services.dataverse.query("w365_providers", select=("w365_providerid", "w365_name", "w365_type"),
-                                         filter="statecode eq 0", orderby="w365_name asc")
     if not providers:
         return None
     manual = footprint.choice("w365_provider", "w365_type", "Manual")
     return next((p for p in providers if p.get("w365_type") == manual), providers[0])
 
 
-def create_subscriptions(services: Services, order: Order) -> Activation:
-    """One subscription per order line, each handed to the credit-hold rules at once (our own Create events are
-    skipped by the loop guard). Lines that already have their subscription (a retry) are not made twice."""
-    existing = Counter(
-        (row.get("_w365_productid_value"), Decimal(row.get("w365_quantity") or 0).normalize())
-        for row in services.dataverse.query(SUBSCRIPTIONS, select=("_w365_productid_value", "w365_quantity"),
-                                            filter=f"_w365_salesorderid_value eq {order.id}"))
-    lines = order_lines(services, order.id)
-    provider = default_provider(services) if lines else None
-    created = blocked = 0
+@dataclass(frozen=True)
+class SubscriptionPlan:
+    """The subscriptions the order still needs, as creates for one changeset; `to_queue` are the positions in `ops`
+    of those handed to their provider once the changeset is written."""
+    ops: tuple[BatchOperation, ...]
+    to_queue: tuple[int, ...]
+    activation: Activation
+
+
+def plan_subscriptions(services: Services, order: Order, answers: list[Any]) -> SubscriptionPlan:
+    """One subscription per order line, from the answers of `activation_reads`. Lines that already have their
+    subscription (a retry) are not made twice."""
+    subscriptions, lines, providers = answers
+    existing = Counter((row.get("_w365_productid_value"), Decimal(row.get("w365_quantity") or 0).normalize())
+                       for row in subscriptions)
+    provider = default_provider(providers) if lines else None
+    ops: list[BatchOperation] = []
+    to_queue: list[int] = []
+    blocked = 0
     failed: list[str] = []
     held: bool | None = None               # the hold, read once for all the lines (the switch fresh: it gates work)
     for line in lines:
@@ -83,36 +105,59 @@ def create_subscriptions(services: Services, order: Order) -> Activation:
             body["w365_provisioningstatus"] = footprint.choice("w365_subscription", "w365_provisioningstatus",
                                                                "Failed")
             body["w365_provisioningresult"] = NO_PROVIDER
-            services.dataverse.create(SUBSCRIPTIONS, body)
-            created += 1
+            ops.append(BatchOperation.create(SUBSCRIPTIONS, body))
             failed.append("No active provider (add an active w365_provider)")
             continue
         body["w365_providerid@odata.bind"] = f"/w365_providers({provider['w365_providerid']})"
         if held is None:
             held = bool(order.account.get("creditonhold")) and credit_hold_enabled(services)
         if held:
-            services.dataverse.create(SUBSCRIPTIONS, {**body, **held_columns()})
-            created += 1
+            ops.append(BatchOperation.create(SUBSCRIPTIONS, {**body, **held_columns()}))
             blocked += 1
             continue
-        subscription_id = services.dataverse.create(SUBSCRIPTIONS, body)
-        created += 1
-        outcome = queue_new_subscription(services, subscription_id)
+        to_queue.append(len(ops))
+        ops.append(BatchOperation.create(SUBSCRIPTIONS, body))
+    return SubscriptionPlan(tuple(ops), tuple(to_queue), Activation(len(ops), blocked, tuple(failed)))
+
+
+def queue_planned(services: Services, plan: SubscriptionPlan, results: list[BatchResult]) -> tuple[str, ...]:
+    """Hand the written subscriptions to their provider (`results`: the changeset's answers for `plan.ops`); why
+    each one that could not be queued failed."""
+    failed = []
+    for index in plan.to_queue:
+        outcome = queue_new_subscription(services, str(results[index].record_id))
         if outcome.data.get("failed"):
             failed.append(str(outcome.data["failed"]))
-    return Activation(created, blocked, tuple(failed))
+    return tuple(failed)
+
+
+def activation_notes(order: Order, activation: Activation, *, reason: str) -> list[BatchOperation]:
+    """The history notes of an activation, for the changeset that activates the order."""
+    notes = [note_operation(order.id, "Order activated", f"{reason}: {activation.describe()}.")]
+    if activation.failed:
+        notes.append(unprovisioned_note(order, activation.failed))
+    return notes
+
+
+def unprovisioned_note(order: Order, failed: tuple[str, ...]) -> BatchOperation:
+    return note_operation(
+        order.id, "Subscriptions not provisioned",
+        f"The order is paid and active, but {len(failed)} of its subscription(s) were created Failed: "
+        f"{'; '.join(sorted(set(failed)))}. Each one's provisioning result says what is missing (for example an "
+        "active w365_provider or a setting); once it is set up, provision them again.")
 
 
 def activate(services: Services, order: Order, *, reason: str) -> Activation:
-    """Subscriptions, then Activated (so a failure half-way is retried and finds the subscriptions made so far)."""
-    activation = create_subscriptions(services, order)
-    update_order(services, order.id, {"w365_orderstatus": status("Activated")})
-    add_note(services, order.id, "Order activated", f"{reason}: {activation.describe()}.")
-    if activation.failed:
-        add_note(services, order.id, "Subscriptions not provisioned",
-                 f"The order is paid and active, but {len(activation.failed)} of its subscription(s) were created "
-                 f"Failed: {'; '.join(sorted(set(activation.failed)))}. Each one's provisioning result says what is "
-                 "missing (for example an active w365_provider or a setting); once it is set up, provision them again.")
+    """Subscriptions, the order Activated and its notes in one changeset (all or none: a retry finds either nothing
+    or everything), then the subscriptions queued for their providers."""
+    plan = plan_subscriptions(services, order, services.dataverse.read(activation_reads(order.id)))
+    ops = [*plan.ops, BatchOperation.update(ORDERS, order.id, {"w365_orderstatus": status("Activated")}),
+           *activation_notes(order, plan.activation, reason=reason)]
+    results = services.dataverse.batch(ops)
+    queue_failed = queue_planned(services, plan, results)
+    if queue_failed:
+        services.dataverse.batch([unprovisioned_note(order, queue_failed)])
+    activation = dataclasses.replace(plan.activation, failed=plan.activation.failed + queue_failed)
     log.info("order %s activated: %s", order.id, activation.describe())
     return activation
 

@@ -81,7 +81,7 @@ def submit_order_payment(services: Services, order_id: str, card: CardOnFile | N
 
     Read, decide, validate, act: nothing is written and no card is touched before every rule has passed."""
     acting = services.for_user(user_id) if user_id else services
-    order, transactions, chosen = read_order_payment(
+    order, transactions, chosen, known = read_order_payment(
         services, order_id, user_id=user_id, profile_id=card.profile_id if isinstance(card, CardOnFile) else None)
     plan = decide(order, transactions)
     if plan.unfinished is not None:
@@ -94,7 +94,7 @@ def submit_order_payment(services: Services, order_id: str, card: CardOnFile | N
         return profile                   # the gateway refused the new card: recorded, nothing charged
     attempt = charge(services, acting, order, profile, plan, request_id=request_id)
     return after_charge(services, order, attempt, profile["w365_paymentprofileid"], via=via,
-                        order_columns=order_columns)
+                        order_columns=order_columns, known=known)
 
 
 @dataclass(frozen=True)
@@ -111,9 +111,10 @@ class OrderPaymentPlan:
 # --- read ------------------------------------------------------------------------------------------------------------
 
 def read_order_payment(services: Services, order_id: str, *, user_id: str | None = None,
-                       profile_id: str | None = None) -> tuple[Order, list[Record], Record | None]:
+                       profile_id: str | None = None) -> tuple[Order, list[Record], Record | None, list[Any] | None]:
     """The order, its payment transactions and the card on file chosen (None when it does not exist), with the
-    person's rights on the order and the card (RIGHTS of w365_SubmitOrderPayment): one read $batch."""
+    person's rights on the order and the card (RIGHTS of w365_SubmitOrderPayment), and with a card on file what
+    completing an approved charge of it needs (`completion_reads`' answers): one read $batch."""
     records = {"Target": order_id, **({"PaymentProfileId": profile_id} if profile_id else {})}
     check = permissions.AccessCheck(SUBMIT_MESSAGE, user_id, records, action="collect payment for this order") \
         if user_id else None
@@ -121,6 +122,7 @@ def read_order_payment(services: Services, order_id: str, *, user_id: str | None
     if profile_id:
         reads.append(Read.query(profiles.PROFILES, select=PROFILE_COLUMNS,
                                 filter=odata.eq("w365_paymentprofileid", uuid.UUID(profile_id))))
+        reads += completion_reads(order_id, str(uuid.UUID(profile_id)))
     try:
         answers = services.dataverse.read(reads + (check.reads() if check else []))
     except RecordNotFound:
@@ -128,7 +130,8 @@ def read_order_payment(services: Services, order_id: str, *, user_id: str | None
     if check:
         check.verify(answers[len(reads):])
     chosen = (answers[2][0] if answers[2] else None) if profile_id else None
-    return order_from(answers[0]), answers[1], chosen
+    known = answers[3:len(reads)] if profile_id else None
+    return order_from(answers[0]), answers[1], chosen, known
 
 
 # --- decide / validate -----------------------------------------------------------------------------------------------
@@ -193,14 +196,15 @@ def charge(services: Services, acting: Services, order: Order, profile: Record, 
 
 
 def after_charge(services: Services, order: Order, attempt: attempts.PaymentAttempt, profile_id: str, *, via: str,
-                 order_columns: Mapping[str, Any] | None) -> PaymentResult:
-    """Approved: complete the order; declined: decline it; otherwise (error, held, unknown): a history note."""
+                 order_columns: Mapping[str, Any] | None, known: list[Any] | None = None) -> PaymentResult:
+    """Approved: complete the order (`known`: what completing it needs, read before the charge); declined: decline
+    it; otherwise (error, held, unknown): a history note."""
     if attempt.approved:
         try:
             return complete_paid_order(services, order, {
                 "w365_paymenttransactionid": attempt.transaction_id, "w365_amount": attempt.amount,
                 "_w365_paymentprofileid_value": profile_id,
-                "w365_transactionresult": attempt.message}, via=via, order_columns=order_columns)
+                "w365_transactionresult": attempt.message}, via=via, order_columns=order_columns, known=known)
         except W365Error as exc:
             # The money moved: say so now, whatever stopped the rest (a refusal here must not read as "not charged",
             # nor give an approval link back); the timer's complete_paid_orders finishes the order.
@@ -287,36 +291,71 @@ def _order_contact(services: Services, order: Order) -> str | None:
 
 # --- approved --------------------------------------------------------------------------------------------------------
 
+def completion_reads(order_id: str, profile_id: str | None) -> list[Read]:
+    """What completing the order's approved charge needs to know, as reads for one read $batch (the submit's own,
+    when it knows the card): the order's invoice, its card with the account's defaults, and what activation needs."""
+    reads = [Read.query(ledger.INVOICES, select=ledger.INVOICE_COLUMNS, filter=(
+        f"_salesorderid_value eq {order_id} and statecode ne {ledger.CANCELED}"), orderby="createdon desc", top=1)]
+    if profile_id:
+        reads.append(profiles.default_read(profile_id))
+    return reads + activation.activation_reads(order_id)
+
+
 def complete_paid_order(services: Services, order: Order, transaction: Mapping[str, Any], *, via: str,
-                        order_columns: Mapping[str, Any] | None = None) -> PaymentResult:
-    """Everything an approved order charge leads to. Safe to run again: each step finds what an earlier run made,
-    and the last write (invoice Paid + the transaction linked to it, one changeset) marks it finished."""
+                        order_columns: Mapping[str, Any] | None = None,
+                        known: list[Any] | None = None) -> PaymentResult:
+    """Everything an approved order charge leads to. `known`: the answers of `completion_reads` for the
+    transaction's card, when read already (else one read $batch here).
+
+    Safe to run again: the invoice is made first (a second run finds it), the card made the gateway's default (again
+    harmless), then one changeset writes everything else (invoice Paid, the default flag, the order Scheduled or
+    Activated with its subscriptions, the notes, and the transaction linked to the invoice, which marks the
+    completion finished); only then are the new subscriptions queued for their providers."""
     transaction_id = transaction["w365_paymenttransactionid"]
     amount = money(transaction.get("w365_amount"))
     profile_id = transaction.get("_w365_paymentprofileid_value")
     charged = transaction.get("w365_transactionresult") or f"Charge of {format_money(amount, order)} approved."
-    invoice = _invoice_of(services, order)
-    default_note = _make_default_if_none(services, order.account_id, profile_id)
+    answers = known if known is not None else services.dataverse.read(completion_reads(order.id, profile_id))
+    invoices, answers = answers[0], answers[1:]
+    card = None
+    if profile_id:
+        card = answers[0][0] if answers[0] else None
+        answers = answers[1:]
+    invoice = invoices[0] if invoices else _convert_to_invoice(services, order)
+    default_ops, default_note = _make_default_if_none(services, card)
     activation_date = order.activation_date
     scheduled = activation_date is not None and activation_date > services.clock.now()
     columns: dict[str, Any] = {"w365_paymentdeclined": False, **(order_columns or {})}
     if profile_id:
         columns["w365_paymentprofileid@odata.bind"] = f"/w365_paymentprofiles({profile_id})"
-    if order.status_label in ("Activated", "Scheduled"):      # a run cut short after this step
+    plan = None
+    notes: list[BatchOperation] = []
+    if order.status_label in ("Activated", "Scheduled"):      # completed before, but not linked (an older run)
         what = f"the order is {order.status_label}"
-        update_order(services, order.id, columns)
     elif scheduled:
-        update_order(services, order.id, {**columns, "w365_orderstatus": status("Scheduled")})
+        columns["w365_orderstatus"] = status("Scheduled")
         what = f"the order is Scheduled to activate on {activation_date:%Y-%m-%d}"
     else:
-        update_order(services, order.id, columns)
-        done = activation.activate(services, order, reason=f"Paid ({via})")
-        what = f"the order is Activated: {done.describe()}"
+        plan = activation.plan_subscriptions(services, order, answers)
+        columns["w365_orderstatus"] = status("Activated")
+        notes = activation.activation_notes(order, plan.activation, reason=f"Paid ({via})")
+        what = f"the order is Activated: {plan.activation.describe()}"
     number = invoice.get("invoicenumber") or invoice.get("name") or "from the order"
     # The note goes in the changeset that marks the completion finished: a run cut short before it wrote no note, so
     # the run that finishes the order writes the only one.
-    _settle_invoice(services, invoice, transaction_id, amount, note=note_operation(
-        order.id, "Payment approved", f"{via}: {charged} Invoice {number} generated and paid; {what}.{default_note}"))
+    before = [*_invoice_payment_ops(invoice, amount), *default_ops]       # the subscriptions' creates follow these
+    ops = [*before, *(plan.ops if plan else ()),
+           BatchOperation.update(ORDERS, order.id, columns), *notes,
+           note_operation(order.id, "Payment approved",
+                          f"{via}: {charged} Invoice {number} generated and paid; {what}.{default_note}"),
+           BatchOperation.update(TRANSACTIONS, transaction_id,
+                                 {"w365_invoiceid@odata.bind": f"/{ledger.INVOICES}({invoice['invoiceid']})"})]
+    results = services.dataverse.batch(ops)
+    if plan is not None:
+        queue_failed = activation.queue_planned(services, plan, results[len(before):len(before) + len(plan.ops)])
+        if queue_failed:
+            services.dataverse.batch([activation.unprovisioned_note(order, queue_failed)])
+            what += f", {len(queue_failed)} could not be provisioned ({'; '.join(sorted(set(queue_failed)))})"
     log.info("order %s paid (transaction %s): %s", order.id, transaction_id, what)
     return PaymentResult(attempts.APPROVED, f"{charged} Invoice {number} is paid; {what}.{default_note}",
                          f"Thank you: your payment of {format_money(amount, order)} was approved and the order is "
@@ -324,12 +363,7 @@ def complete_paid_order(services: Services, order: Order, transaction: Mapping[s
                          transaction_id, profile_id or "", invoice["invoiceid"], scheduled)
 
 
-def _invoice_of(services: Services, order: Order) -> Record:
-    existing = services.dataverse.query(ledger.INVOICES, select=ledger.INVOICE_COLUMNS,
-                                        filter=f"_salesorderid_value eq {order.id} and statecode ne "
-                                               f"{ledger.CANCELED}", orderby="createdon desc", top=1)
-    if existing:
-        return existing[0]
+def _convert_to_invoice(services: Services, order: Order) -> Record:
     # The action answers with the columns asked for: no read back. Its ETag, when the answer has none, is not needed:
     # nobody else knows the invoice yet, so the changeset that pays it may update it unconditionally.
     made = services.dataverse.execute("ConvertSalesOrderToInvoice", {
@@ -340,28 +374,25 @@ def _invoice_of(services: Services, order: Order) -> Record:
         {"@odata.etag": made["@odata.etag"]} if made.get("@odata.etag") else {})
 
 
-def _settle_invoice(services: Services, invoice: Record, transaction_id: str, amount: Decimal,
-                    note: BatchOperation) -> None:
-    ops = [BatchOperation.update(TRANSACTIONS, transaction_id,
-                                 {"w365_invoiceid@odata.bind": f"/{ledger.INVOICES}({invoice['invoiceid']})"}), note]
+def _invoice_payment_ops(invoice: Record, amount: Decimal) -> list[BatchOperation]:
     _, paid, _ = ledger.totals(invoice)
-    if paid < amount:                    # not applied by an earlier run
-        ops = ledger.invoice_payment_ops(invoice, amount - paid, f"Order payment of {amount} approved") + ops
-    services.dataverse.batch(ops)
+    if paid >= amount:                   # applied by an earlier run
+        return []
+    return ledger.invoice_payment_ops(invoice, amount - paid, f"Order payment of {amount} approved")
 
 
-def _make_default_if_none(services: Services, account_id: str, profile_id: str | None) -> str:
-    if not profile_id:
-        return ""
-    defaults = services.dataverse.query(profiles.PROFILES, select=("w365_paymentprofileid",), filter=(
-        f"_w365_accountid_value eq {account_id} and w365_isdefault eq true and statecode eq 0"), top=1)
-    if defaults:
-        return ""
+def _make_default_if_none(services: Services, card: Record | None) -> tuple[list[BatchOperation], str]:
+    """The order's card becomes the account's default when the account has none: the gateway now, the rows in the
+    completion's changeset. A card that cannot is said in the note, and never stops the completion."""
+    if card is None or profiles.has_account_default(card):
+        return [], ""
     try:
-        return " " + profiles.set_default(services, profile_id)
+        ops = profiles.default_ops(services, card)
     except (BusinessRuleViolation, ConflictInProgress, GatewayError) as exc:
-        log.warning("order card %s could not become the default: %s", profile_id, type(exc).__name__)
-        return f" The card could not be made the account's default ({exc})."
+        log.warning("order card %s could not become the default: %s", card.get("w365_paymentprofileid"),
+                    type(exc).__name__)
+        return [], f" The card could not be made the account's default ({exc})."
+    return ops, f" {card.get('w365_name') or 'The payment profile'} is now the default payment profile."
 
 
 def complete_paid_orders(services: Services) -> list[str]:

@@ -10,7 +10,7 @@ from typing import Any, Mapping
 from core import dates
 from core import footprint
 from core.errors import BusinessRuleViolation
-from core.ports import BatchOperation
+from core.ports import BatchOperation, Read
 from core.money import CURRENCY_EXPAND, Currency, currency_of, format_money as money_text
 from core.services import Services
 from handlers.charging.ledger import money
@@ -89,9 +89,15 @@ def order_from(row: Mapping[str, Any]) -> Order:
 
 
 def order_lines(services: Services, order_id: str) -> list[dict[str, Any]]:
-    return services.dataverse.query("salesorderdetails", select=LINE_COLUMNS,
-                                    filter=f"_salesorderid_value eq {order_id}",
-                                    expand="productid($select=productid,name)", orderby="createdon asc")
+    read = lines_read(order_id)
+    return services.dataverse.query(read.target, select=read.select, filter=read.filter, expand=read.expand,
+                                    orderby=read.orderby)
+
+
+def lines_read(order_id: str) -> Read:
+    """The order's lines with their products, oldest first (alone or in a read $batch)."""
+    return Read.query("salesorderdetails", select=LINE_COLUMNS, filter=f"_salesorderid_value eq {order_id}",
+                      expand="productid($select=productid,name)", orderby="createdon asc")
 
 
 def update_order(services: Services, order_id: str, values: Mapping[str, Any], *, etag: str | None = None) -> None:

@@ -518,22 +518,12 @@ def set_default(services: Services, profile_id: str, *, user_id: str | None = No
     the synced row and the masked card with expiry "XXXX", so nothing is erased and no read is needed), one
     changeset."""
     row = _profile(services, profile_id, access)
-    _require_usable(row, "make it the default")
     name = row.get("w365_name") or "The payment profile"
     if row.get("w365_isdefault"):
+        _require_usable(row, "make it the default")
         return f"{name} is already the default."
-    try:
-        # Gateway first: if it refuses, Dataverse is unchanged. The gateway clears its other default itself.
-        _keep_card_update(services, row, default=True)
-    except GatewayNotFound:
-        _mark_sync_failed(services, row, "not found at the gateway")
-        raise BusinessRuleViolation("Authorize.Net no longer has this card; marked Sync Failed.") from None
-    except GatewayRefused as exc:
-        raise BusinessRuleViolation(f"Authorize.Net refused the change: {exc.text}") from None
-    account_id = row["_w365_accountid_value"]
+    ops = default_ops(services, row)
     others = _account_defaults(row)
-    ops = _clear_other_defaults(services, account_id, keep=profile_id, rows=others)
-    ops.append(BatchOperation.update(PROFILES, profile_id, {"w365_isdefault": True}, etag=row.get("@odata.etag")))
     try:
         _commit(services.for_user(user_id) if user_id else services, ops)
     except AccessDenied:
@@ -543,6 +533,34 @@ def set_default(services: Services, profile_id: str, *, user_id: str | None = No
         raise BusinessRuleViolation("You do not have permission to change the account's current default payment "
                                     "profile, so this one cannot replace it. Nothing was changed.") from None
     return f"{name} is now the default payment profile."
+
+
+def default_read(profile_id: str) -> Read:
+    """The profile with its account's default cards, as `default_ops` needs it (a query: no error when it is gone)."""
+    return Read.query(PROFILES, filter=f"w365_paymentprofileid eq {profile_id}", expand=WITH_ACCOUNT_DEFAULTS)
+
+
+def has_account_default(row: dict[str, Any]) -> bool:
+    """The account of the profile read by `default_read` has a default card (this one or another)."""
+    return bool(row.get("w365_isdefault")) or any(r.get("statecode") == 0 for r in _account_defaults(row))
+
+
+def default_ops(services: Services, row: dict[str, Any]) -> list[BatchOperation]:
+    """Make the profile (read with its account's defaults) the gateway's default now and return the changeset that
+    says so in Dataverse (its flag set, the other defaults' cleared), for the caller to write with its own work."""
+    _require_usable(row, "make it the default")
+    try:
+        # Gateway first: if it refuses, Dataverse is unchanged. The gateway clears its other default itself.
+        _keep_card_update(services, row, default=True)
+    except GatewayNotFound:
+        _mark_sync_failed(services, row, "not found at the gateway")
+        raise BusinessRuleViolation("Authorize.Net no longer has this card; marked Sync Failed.") from None
+    except GatewayRefused as exc:
+        raise BusinessRuleViolation(f"Authorize.Net refused the change: {exc.text}") from None
+    profile_id = row["w365_paymentprofileid"]
+    ops = _clear_other_defaults(services, row["_w365_accountid_value"], keep=profile_id, rows=_account_defaults(row))
+    ops.append(BatchOperation.update(PROFILES, profile_id, {"w365_isdefault": True}, etag=row.get("@odata.etag")))
+    return ops
 
 
 def _restore_gateway_default(services: Services, row: dict[str, Any]) -> None:

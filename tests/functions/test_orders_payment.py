@@ -205,13 +205,15 @@ def test_a_completion_cut_short_is_finished_by_the_timer_without_charging_again(
 
 def test_a_completion_finished_by_the_timer_writes_each_history_note_once(world):
     profile_id = card_on_file(world, on_contract=False)
-    # The crash comes after the order is activated, at the completion's last write (invoice paid + link).
+    # The crash comes after the invoice is made, at the completion's changeset (invoice paid, the order activated
+    # with its subscriptions and notes, the link): all of it or none of it is written.
     down = {"now": True}
     world.standin.fail_next(count=50, status=503, match=lambda method, path: down["now"] and path == "$batch" and any(
-        n.get("subject") == "Order activated" for n in notes(world)))
+        (r.get("salesorderid") or {}).get("id") == world.ids["order"] for r in world.rows("invoice")))
     reply = world.send("w365_SubmitOrderPayment", "salesorder", world.ids["order"], PaymentProfileId=profile_id)
     assert reply.body["status"] == "succeeded" and "within a few minutes" in reply.message, reply.body
-    assert order(world)["w365_orderstatus"] == status("Activated")
+    assert order(world)["w365_orderstatus"] == status("Draft") and notes(world) == []
+    assert order_rows(world, "w365_subscription") == []
     down["now"] = False
     world.clock.advance(payment.COMPLETION_GRACE)
     assert payment.complete_paid_orders(world.services) == [world.ids["order"]]
