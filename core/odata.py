@@ -28,3 +28,8 @@ def literal(value: Any) -> str:
 def eq(column: str, value: Any) -> str:
     """`column eq <literal>`."""
     return f"{column} eq {literal(value)}"
+
+
+def startswith(column: str, prefix: str) -> str:
+    """`startswith(column,<literal>)`."""
+    return f"startswith({column},{literal(prefix)})"

@@ -20,8 +20,8 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Iterable, Protocol
 
-from core import footprint
-from core.errors import ConfigurationError, RecordNotFound
+from core import footprint, odata
+from core.errors import ConcurrencyConflict, ConfigurationError, RecordNotFound
 from core.ports import Read, Record
 from core.services import Services
 from core.steps import Outcome
@@ -132,12 +132,69 @@ def queue_new_subscription(services: Services, subscription_id: str, *, etag: st
     except ConfigurationError as exc:
         # Real mode without its queue settings (CONTRACT §1): what created the subscription (a paid order) goes on;
         # the subscription says what is missing and is provisioned again once it is set.
-        reason = f"Could not be queued for provisioning: {exc}"
+        reason = f"{NOT_QUEUED}: {exc}"
         services.dataverse.update(SUBSCRIPTIONS, subscription_id, {
             STATUS: status("Failed"), RESULT: f"{reason} Set it, then provision the subscription again."[:RESULT_MAX]},
             etag=etag)
         return Outcome.succeeded(f"The subscription failed: {reason}", blocked=False, failed=reason)
     return Outcome.succeeded("The subscription is queued for provisioning.", blocked=False)
+
+
+# --- provisioning again what waited for its configuration --------------------------------------------------------
+
+# A subscription of a paid order is created Failed when provisioning is not configured (no active provider, no queue
+# settings): the payment never waits on it. These results say so, and mark the rows the sweep provisions again.
+NO_PROVIDER = ("No active provider exists to provision it: add an active w365_provider (Manual or Webhook), or set "
+               "one on the subscription; it is then provisioned again within minutes.")
+NOT_QUEUED = "Could not be queued for provisioning"
+REPROVISION_SCHEDULE = "0 */5 * * * *"
+REPROVISION_PAGE = 500
+
+
+PROVIDERS = "w365_providers"
+ACTIVE_PROVIDERS = dict(select=("w365_providerid", "w365_name", "w365_type"), filter="statecode eq 0",
+                        orderby="w365_name asc")
+
+
+def choose_provider(providers: list[Record]) -> Record | None:
+    """Of the active providers (ACTIVE_PROVIDERS' answer): the first Manual one, else the first; None when none is
+    active (a paid order is still completed, its subscriptions created Failed)."""
+    if not providers:
+        return None
+    manual = footprint.choice("w365_provider", "w365_type", "Manual")
+    return next((p for p in providers if p.get("w365_type") == manual), providers[0])
+
+
+def default_provider(services: Services) -> Record | None:
+    return choose_provider(services.dataverse.query(PROVIDERS, **ACTIVE_PROVIDERS))
+
+
+def reprovision_waiting(services: Services) -> int:
+    """The timer's sweep: subscriptions that failed only because provisioning was not configured are provisioned
+    again once it is (a person adds a provider, or sets one on the subscription, or sets the queue's settings);
+    nobody has to find and touch each one. Returns how many were handed to the credit-hold rules again."""
+    rows = services.dataverse.query(
+        SUBSCRIPTIONS, select=("w365_subscriptionid", "_w365_providerid_value", RESULT), top=REPROVISION_PAGE,
+        filter=f"{STATUS} eq {status('Failed')} and ({odata.startswith(RESULT, NO_PROVIDER[:40])} or "
+               f"{odata.startswith(RESULT, NOT_QUEUED)})")
+    fallback: dict[str, Any] | None = None
+    again = 0
+    for row in rows:
+        body: dict[str, Any] = {STATUS: status("Pending"), RESULT: "Provisioning again: what it waited for is set."}
+        if not row.get("_w365_providerid_value"):
+            fallback = fallback or default_provider(services)
+            if fallback is None:
+                return again              # no provider yet: every row without one keeps waiting
+            body["w365_providerid@odata.bind"] = f"/w365_providers({fallback['w365_providerid']})"
+        try:                              # If-Match: a person who changed the row meanwhile wins
+            services.dataverse.update(SUBSCRIPTIONS, row["w365_subscriptionid"], body, etag=row.get("@odata.etag"))
+        except ConcurrencyConflict:
+            continue
+        outcome = provision_new_subscription(services, row["w365_subscriptionid"])
+        if outcome.data.get("failed"):
+            return again                  # the queue still cannot be reached: the rest wait for the next sweep
+        again += 1
+    return again
 
 
 # --- release ---------------------------------------------------------------------------------------------------------

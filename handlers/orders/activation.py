@@ -18,14 +18,11 @@ from core import footprint
 from core.errors import ConcurrencyConflict
 from core.ports import BatchOperation, BatchResult, Read, Record
 from core.services import Services
-from handlers.credit_hold.rules import SUBSCRIPTIONS, credit_hold_enabled, held_columns, queue_new_subscription
+from handlers.credit_hold.rules import (ACTIVE_PROVIDERS, NO_PROVIDER, PROVIDERS, SUBSCRIPTIONS, choose_provider,
+                                        credit_hold_enabled, held_columns, queue_new_subscription)
 from handlers.orders.records import ORDERS, Order, iso, lines_read, load_order, note_operation, status
 
 log = logging.getLogger(__name__)
-
-
-NO_PROVIDER = ("No active provider exists to provision it: add an active w365_provider (Manual or Webhook), set "
-               "it on the subscription and provision the subscription again.")
 
 
 @dataclass(frozen=True)
@@ -43,25 +40,13 @@ class Activation:
         return text
 
 
-PROVIDERS = "w365_providers"
-
-
 def activation_reads(order_id: str) -> list[Read]:
     """What activating the order needs to know (its subscriptions so far, its lines, the active providers), as reads
     that ride in a read $batch: `plan_subscriptions` takes their answers in this order."""
     return [Read.query(SUBSCRIPTIONS, select=("_w365_productid_value", "w365_quantity"),
                        filter=f"_w365_salesorderid_value eq {order_id}"),
             lines_read(order_id),
-            Read.query(PROVIDERS, select=("w365_providerid", "w365_name", "w365_type"), filter="statecode eq 0",
-                       orderby="w365_name asc")]
-
-
-def default_provider(providers: list[Record]) -> Record | None:
-    """None when no provider is active: the order is still completed, its subscriptions are created Failed."""
-    if not providers:
-        return None
-    manual = footprint.choice("w365_provider", "w365_type", "Manual")
-    return next((p for p in providers if p.get("w365_type") == manual), providers[0])
+            Read.query(PROVIDERS, **ACTIVE_PROVIDERS)]
 
 
 @dataclass(frozen=True)
@@ -79,7 +64,7 @@ def plan_subscriptions(services: Services, order: Order, answers: list[Any]) -> 
     subscriptions, lines, providers = answers
     existing = Counter((row.get("_w365_productid_value"), Decimal(row.get("w365_quantity") or 0).normalize())
                        for row in subscriptions)
-    provider = default_provider(providers) if lines else None
+    provider = choose_provider(providers) if lines else None
     ops: list[BatchOperation] = []
     to_queue: list[int] = []
     blocked = 0
@@ -144,7 +129,7 @@ def unprovisioned_note(order: Order, failed: tuple[str, ...]) -> BatchOperation:
         order.id, "Subscriptions not provisioned",
         f"The order is paid and active, but {len(failed)} of its subscription(s) were created Failed: "
         f"{'; '.join(sorted(set(failed)))}. Each one's provisioning result says what is missing (for example an "
-        "active w365_provider or a setting); once it is set up, provision them again.")
+        "active w365_provider or a setting); once it is set up, they are provisioned again within minutes.")
 
 
 def activate(services: Services, order: Order, *, reason: str) -> Activation:

@@ -319,6 +319,43 @@ def test_no_active_provider_still_completes_the_paid_order_and_fails_its_subscri
     assert "No active provider" in note["notetext"] and "w365_provider" in note["notetext"]
 
 
+def test_subscriptions_that_waited_for_a_provider_are_provisioned_once_one_is_active(world):
+    from handlers.credit_hold.entry import provisioning_sweep
+    from handlers.credit_hold.rules import reprovision_waiting
+
+    profile_id = card_on_file(world, on_contract=False)
+    _no_active_provider(world)
+    submit(world, PaymentProfileId=profile_id)
+    assert reprovision_waiting(world.services) == 0           # still no provider: they keep waiting, unchanged
+    assert {s["w365_provisioningstatus"] for s in order_rows(world, "w365_subscription")} == {_provisioning("Failed")}
+    world.standin.update("w365_provider", world.ids["provider_manual"], {"statecode": 0, "statuscode": 1})
+    provisioning_sweep.build().get_user_function()(None)     # the timer, as the host runs it
+    world.queue.drain()
+    subscriptions = order_rows(world, "w365_subscription")
+    # The Manual provider hands each one to a person as a task: Provisioning until they finish it.
+    assert [s["w365_provisioningstatus"] for s in subscriptions] == [_provisioning("Provisioning")] * 2
+    assert all("Waiting for manual provisioning: task" in s["w365_provisioningresult"] for s in subscriptions)
+    assert all(s["w365_providerid"]["id"] == world.ids["provider_manual"] for s in subscriptions)
+    assert reprovision_waiting(world.services) == 0           # done once: nothing is provisioned twice
+
+
+def test_subscriptions_that_could_not_be_queued_are_provisioned_when_the_queue_works(world, monkeypatch):
+    from core.errors import ConfigurationError
+    from handlers.credit_hold.rules import reprovision_waiting
+
+    def no_service_bus(*args, **kwargs):
+        raise ConfigurationError("The app setting W365_WORK_QUEUE is not set.", setting="W365_WORK_QUEUE")
+
+    profile_id = card_on_file(world, on_contract=False)
+    monkeypatch.setattr(world.queue, "send", no_service_bus)
+    submit(world, PaymentProfileId=profile_id)
+    monkeypatch.undo()
+    assert reprovision_waiting(world.services) == 2
+    world.queue.drain()
+    assert [s["w365_provisioningstatus"] for s in order_rows(world, "w365_subscription")] == \
+        [_provisioning("Provisioning")] * 2                      # each one a task for a person (Manual provider)
+
+
 def test_provisioning_that_cannot_be_queued_still_completes_the_paid_order(world, monkeypatch):
     from core.errors import ConfigurationError
 
