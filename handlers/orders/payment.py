@@ -92,6 +92,8 @@ def submit_order_payment(services: Services, order_id: str, card: CardOnFile | N
     profile = card_to_charge(services, acting, order, card, plan, request_id=request_id, via=via, chosen=chosen)
     if isinstance(profile, PaymentResult):
         return profile                   # the gateway refused the new card: recorded, nothing charged
+    if isinstance(card, NewCard) and not profile.get("w365_isdefault"):
+        known = None                     # whether it becomes the default is decided with a fresh read of the account
     attempt = charge(services, acting, order, profile, plan, request_id=request_id)
     return after_charge(services, order, attempt, profile["w365_paymentprofileid"], via=via,
                         order_columns=order_columns, known=known)
@@ -113,8 +115,9 @@ class OrderPaymentPlan:
 def read_order_payment(services: Services, order_id: str, *, user_id: str | None = None,
                        profile_id: str | None = None) -> tuple[Order, list[Record], Record | None, list[Any] | None]:
     """The order, its payment transactions and the card on file chosen (None when it does not exist), with the
-    person's rights on the order and the card (RIGHTS of w365_SubmitOrderPayment), and with a card on file what
-    completing an approved charge of it needs (`completion_reads`' answers): one read $batch."""
+    person's rights on the order and the card (RIGHTS of w365_SubmitOrderPayment), and what completing an approved
+    charge needs (`completion_reads`' answers; with the card on file and its account's defaults, while a new card
+    is made the default, if the account has none, when it is added): one read $batch."""
     records = {"Target": order_id, **({"PaymentProfileId": profile_id} if profile_id else {})}
     check = permissions.AccessCheck(SUBMIT_MESSAGE, user_id, records, action="collect payment for this order") \
         if user_id else None
@@ -122,7 +125,8 @@ def read_order_payment(services: Services, order_id: str, *, user_id: str | None
     if profile_id:
         reads.append(Read.query(profiles.PROFILES, select=PROFILE_COLUMNS,
                                 filter=odata.eq("w365_paymentprofileid", uuid.UUID(profile_id))))
-        reads += completion_reads(order_id, str(uuid.UUID(profile_id)))
+    first = len(reads)
+    reads += completion_reads(order_id, str(uuid.UUID(profile_id)) if profile_id else None)
     try:
         answers = services.dataverse.read(reads + (check.reads() if check else []))
     except RecordNotFound:
@@ -130,7 +134,7 @@ def read_order_payment(services: Services, order_id: str, *, user_id: str | None
     if check:
         check.verify(answers[len(reads):])
     chosen = (answers[2][0] if answers[2] else None) if profile_id else None
-    known = answers[3:len(reads)] if profile_id else None
+    known = answers[first:len(reads)]
     return order_from(answers[0]), answers[1], chosen, known
 
 
@@ -274,7 +278,8 @@ def _card_on_file(order: Order, profile: Record | None) -> Record:
 def _new_card(services: Services, order: Order, card: NewCard) -> Record:
     """The gateway profile made from the nonce and stored as a w365_paymentprofile, source Order, synced at once."""
     contact_id = card.contact_id or _order_contact(services, order)
-    profiles.require_contact(services, order.account_id, contact_id)
+    if not contact_id:                   # says to add one (the contact itself is checked in add_card's own read)
+        profiles.require_contact(services, order.account_id, contact_id)
     added = profiles.add_card_from_nonce(services, account_id=order.account_id, contact_id=contact_id,
                                          opaque=card.opaque, bill_to=card.bill_to, source="Order", synced=True)
     return services.dataverse.retrieve(profiles.PROFILES, added.profile_id, select=PROFILE_COLUMNS)
@@ -295,17 +300,16 @@ def completion_reads(order_id: str, profile_id: str | None) -> list[Read]:
     """What completing the order's approved charge needs to know, as reads for one read $batch (the submit's own,
     when it knows the card): the order's invoice, its card with the account's defaults, and what activation needs."""
     reads = [Read.query(ledger.INVOICES, select=ledger.INVOICE_COLUMNS, filter=(
-        f"_salesorderid_value eq {order_id} and statecode ne {ledger.CANCELED}"), orderby="createdon desc", top=1)]
-    if profile_id:
-        reads.append(profiles.default_read(profile_id))
-    return reads + activation.activation_reads(order_id)
+        f"_salesorderid_value eq {order_id} and statecode ne {ledger.CANCELED}"), orderby="createdon desc", top=1),
+             *activation.activation_reads(order_id)]
+    return reads + ([profiles.default_read(profile_id)] if profile_id else [])
 
 
 def complete_paid_order(services: Services, order: Order, transaction: Mapping[str, Any], *, via: str,
                         order_columns: Mapping[str, Any] | None = None,
                         known: list[Any] | None = None) -> PaymentResult:
-    """Everything an approved order charge leads to. `known`: the answers of `completion_reads` for the
-    transaction's card, when read already (else one read $batch here).
+    """Everything an approved order charge leads to. `known`: the answers of `completion_reads`, when read already
+    (else one read $batch here); read without the card, the card's default is taken as settled already.
 
     Safe to run again: the invoice is made first (a second run finds it), the card made the gateway's default (again
     harmless), then one changeset writes everything else (invoice Paid, the default flag, the order Scheduled or
@@ -316,11 +320,8 @@ def complete_paid_order(services: Services, order: Order, transaction: Mapping[s
     profile_id = transaction.get("_w365_paymentprofileid_value")
     charged = transaction.get("w365_transactionresult") or f"Charge of {format_money(amount, order)} approved."
     answers = known if known is not None else services.dataverse.read(completion_reads(order.id, profile_id))
-    invoices, answers = answers[0], answers[1:]
-    card = None
-    if profile_id:
-        card = answers[0][0] if answers[0] else None
-        answers = answers[1:]
+    invoices, answers, cards = answers[0], answers[1:4], answers[4] if len(answers) > 4 else []
+    card = cards[0] if cards else None
     invoice = invoices[0] if invoices else _convert_to_invoice(services, order)
     default_ops, default_note = _make_default_if_none(services, card)
     activation_date = order.activation_date
