@@ -421,3 +421,40 @@ def test_a_new_card_already_on_file_and_usable_is_charged_with_the_address_enter
     assert reply.body["status"] == "succeeded", reply.body
     assert len(world.simulator.charges()) == 1 and len(world.rows("w365_paymentprofile")) == 1
     assert world.row("w365_paymentprofile", profile_id)["w365_billto_address"] == "9 New Road"
+
+
+
+def _gateway_updates(world) -> list[dict]:
+    """The updateCustomerPaymentProfile requests sent to the simulator so far."""
+    bodies = [json.loads(c.request.body) for c in world.rsps.calls if "authorize.net" in c.request.url]
+    return [b["updateCustomerPaymentProfileRequest"] for b in bodies if "updateCustomerPaymentProfileRequest" in b]
+
+
+def test_the_card_paid_becomes_the_default_here_and_at_the_gateway_when_the_account_has_none(world):
+    profile_id = card_on_file(world, on_contract=False)
+    world.standin.update("w365_paymentprofile", profile_id, {"w365_isdefault": False})
+    before = len(_gateway_updates(world))
+    reply = submit(world, PaymentProfileId=profile_id)
+    _assert_paid_and_activated(world, reply, profile_id)
+    [update] = _gateway_updates(world)[before:]
+    assert update["paymentProfile"]["defaultPaymentProfile"] is True
+    assert update["paymentProfile"]["payment"]["creditCard"]["expirationDate"] == "XXXX"
+    [note] = [n for n in notes(world) if n["subject"] == "Payment approved"]
+    assert "now the default" in note["notetext"]
+
+
+def test_the_card_paid_leaves_the_accounts_other_default_alone(world):
+    default_id = card_on_file(world, on_contract=False)
+    other_id = world.standin.seed("w365_paymentprofile", {
+        **{k: v for k, v in world.row("w365_paymentprofile", default_id).items()
+           if k in ("w365_customerprofileid", "w365_paymentprofileidgateway", "w365_syncstatus", "statecode",
+                    "statuscode", "w365_cardlast4")},
+        "w365_name": "Visa XXXX1111 (again)", "w365_accountid@odata.bind": f"/accounts({world.ids['account']})",
+        "w365_isdefault": False})
+    before = len(_gateway_updates(world))
+    reply = submit(world, PaymentProfileId=other_id)
+    assert reply.body["status"] == "succeeded", reply.body
+    assert world.row("w365_paymentprofile", default_id)["w365_isdefault"] is True
+    assert world.row("w365_paymentprofile", other_id)["w365_isdefault"] is False
+    assert _gateway_updates(world)[before:] == []
+    assert order(world)["w365_orderstatus"] == status("Activated")
