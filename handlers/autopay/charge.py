@@ -7,8 +7,8 @@ Never twice:
   attempt number, so the second create fails on the `w365_refid` alternate key;
 - the amount is the balance of this read, and the settlement changeset carries the invoice's ETag.
 
-Round trips of an approved charge: the read (invoice, contract -> profile, account -> default, transactions), the
-attempt, one $batch; the configuration is read at most once a minute per instance.
+Round trips of an approved charge: one read $batch (invoice, contract -> profile, account -> default, transactions,
+and the autopay switch, fresh), the attempt, one $batch.
 """
 from __future__ import annotations
 
@@ -18,11 +18,11 @@ from dataclasses import dataclass
 from typing import Any, Mapping
 
 from core import dates, footprint
-from core.configuration import BACKGROUND_MAX_AGE, configuration
+from core.configuration import money_switches_read
 from core.errors import BusinessRuleViolation, ConflictInProgress, DuplicateRecord, PlatformUnavailable
 from core.money import CURRENCY_EXPAND
 from core.operations import OPERATIONS, status_value
-from core.ports import Record
+from core.ports import Read, Record
 from core.services import Services
 from handlers.autopay import due
 from handlers.autopay.card_update import on_no_usable_card
@@ -110,13 +110,17 @@ def defer(services: Services, payload: Mapping[str, Any], wait: dt.timedelta) ->
 
 
 def charge_for_run(services: Services, run_id: str, invoice_id: str, as_of: dt.datetime) -> Charged:
-    invoice = services.dataverse.retrieve(ledger.INVOICES, invoice_id, select=INVOICE_SELECT, expand=INVOICE_EXPAND)
+    # The autopay switch gates money (CONTRACT §6: off freezes every charge), so it is read fresh, in the same
+    # read $batch as the invoice: no request of its own and no stale copy.
+    invoice, switch = services.dataverse.read([
+        Read.retrieve(ledger.INVOICES, invoice_id, select=INVOICE_SELECT, expand=INVOICE_EXPAND),
+        money_switches_read(AUTOPAY_COLUMNS)])
     transactions = invoice.get(due.TRANSACTIONS_NAV) or []
     mine = next((t for t in transactions if t.get("_w365_billingrunid_value") == run_id), None)
     if mine is not None:
         return Charged("already", f"this run already made attempt {mine.get('w365_name')}")
     number = invoice.get("invoicenumber") or invoice.get("name") or invoice_id
-    reason = due.not_due_reason(invoice, autopay_switch(services), as_of)
+    reason = due.not_due_reason(invoice, due.AutopaySwitch.of(switch[0] if switch else {}), as_of)
     if reason:
         return skip(services, run_id, invoice, f"Invoice {number} is no longer due: {reason}.")
     try:
@@ -140,12 +144,6 @@ def charge_for_run(services: Services, run_id: str, invoice_id: str, as_of: dt.d
     kind = {attempts.APPROVED: "charged", attempts.DECLINED: "declined", attempts.ERROR: "error"}.get(
         attempt.outcome, "pending")
     return Charged(kind, attempt.message)
-
-
-def autopay_switch(services: Services) -> due.AutopaySwitch:
-    """The configuration's autopay switch, read at most once a minute per instance: turning autopay off stops a
-    run's remaining charges within a minute, without a configuration read per charge."""
-    return due.AutopaySwitch.of(configuration(services, columns=AUTOPAY_COLUMNS, max_age=BACKGROUND_MAX_AGE))
 
 
 def skip(services: Services, run_id: str, invoice: Record, message: str) -> Charged:
