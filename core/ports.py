@@ -8,7 +8,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any, Callable, Mapping, Protocol, Sequence
+from typing import Any, Callable, ContextManager, Mapping, Protocol, Sequence
 
 Record = dict[str, Any]
 
@@ -295,12 +295,43 @@ class PaymentGateway(Protocol):
 
 # --- Queue and clock -------------------------------------------------------------------------------------------------
 
+@dataclass(frozen=True)
+class DeadLetter:
+    """A message the broker gave up on (Service Bus: MaxDeliveryCount reached, or expired), read in peek-lock from
+    the queue's dead-letter sub-queue. Our work has its `kind` and `payload`; anything else on the queue (a
+    Dataverse context, an unreadable body) has kind None. The payload may carry what must never be logged."""
+    message_id: str
+    kind: str | None
+    payload: Mapping[str, Any]
+    reason: str                      # DeadLetterReason: MaxDeliveryCountExceeded, TTLExpiredException...
+    delivery_count: int
+    handle: Any = field(default=None, repr=False, compare=False)     # the adapter's own message, to settle it
+
+
+class DeadLetterInbox(Protocol):
+    """An open peek-lock receiver on the dead-letter sub-queue. A received letter stays locked (no other inbox gets
+    it) until it is completed (gone for good), abandoned (dead-lettered still, for operators) or the inbox closes
+    (what is unsettled then is abandoned)."""
+
+    def receive(self, max_count: int) -> list[DeadLetter]:
+        """Up to `max_count` letters that no one holds; [] when there are none (after a short wait)."""
+        ...
+
+    def complete(self, letter: DeadLetter) -> None: ...
+
+    def abandon(self, letter: DeadLetter) -> None: ...
+
+
 class WorkQueue(Protocol):
     """Queued work with at-least-once delivery. A handler for `kind` is registered with core.queue.work_handler."""
 
     def send(self, kind: str, payload: Mapping[str, Any], *, message_id: str, session_id: str | None = None,
              delay: dt.timedelta | None = None) -> None:
         """`message_id` is deterministic so that the broker drops a duplicate sent twice."""
+        ...
+
+    def dead_letter_inbox(self) -> ContextManager[DeadLetterInbox]:
+        """The queue's dead-letter sub-queue, to show what the broker gave up on where people look for it."""
         ...
 
 

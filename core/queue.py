@@ -16,6 +16,15 @@ def encode_work(kind: str, payload: Mapping[str, Any]) -> bytes:
     return json.dumps({WORK_KIND_KEY: kind, "payload": payload}, default=str, separators=(",", ":")).encode()
 
 
+def decode_work_body(raw: bytes) -> tuple[str, Mapping[str, Any]] | None:
+    """Our work from a raw message body; None for anything else (a Dataverse context, not JSON at all)."""
+    try:
+        body = json.loads(raw.decode("utf-8-sig"))
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        return None
+    return decode_work(body) if isinstance(body, dict) else None
+
+
 def decode_work(body: Mapping[str, Any]) -> tuple[str, Mapping[str, Any]] | None:
     kind = body.get(WORK_KIND_KEY)
     if not isinstance(kind, str):

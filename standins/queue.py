@@ -1,6 +1,7 @@
 """The in-process work queue of local mode and tests, with Service Bus semantics: at-least-once delivery,
-redelivery when the handler raises, dead-letter after `max_deliveries`, delayed messages, and duplicate detection on
-`message_id` within a window (Service Bus `requiresDuplicateDetection`). Never used in real mode."""
+redelivery when the handler raises, dead-letter after `max_deliveries` (MaxDeliveryCount, 10 as infra/main.bicep
+sets it), a dead-letter sub-queue read in peek-lock, delayed messages, and duplicate detection on `message_id` within
+a window (Service Bus `requiresDuplicateDetection`). Never used in real mode."""
 from __future__ import annotations
 
 import datetime as dt
@@ -12,10 +13,11 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
-from core.ports import Clock, SystemClock
+from core.ports import Clock, DeadLetter, SystemClock
 from core.queue import encode_work
 
 log = logging.getLogger(__name__)
+MAX_DELIVERY_COUNT_EXCEEDED = "MaxDeliveryCountExceeded"       # the DeadLetterReason Service Bus gives
 
 
 @dataclass(order=True)
@@ -32,7 +34,8 @@ class _Message:
 class InProcessQueue:
     """The queue of local mode and tests; `deliver(kind, payload)` runs one message (app/capabilities.py). `drain()` delivers what is due; the dev host pumps it."""
 
-    def __init__(self, deliver: Callable[[str, Mapping[str, Any]], None], *, clock: Clock | None = None, max_deliveries: int = 5,
+    def __init__(self, deliver: Callable[[str, Mapping[str, Any]], None], *, clock: Clock | None = None,
+                 max_deliveries: int = 10,
                  duplicate_window: dt.timedelta = dt.timedelta(minutes=10)):
         self._deliver = deliver
         self._clock = clock or SystemClock()
@@ -44,7 +47,10 @@ class InProcessQueue:
         self._sequence = itertools.count()
         self._lock = threading.RLock()
         self._drain_lock = threading.Lock()
+        # The dead-letter sub-queue: (message, the handler's last error). The error is for local debugging only: the
+        # broker keeps no such thing, so the inbox does not hand it out.
         self.dead_letters: list[tuple[_Message, str]] = []
+        self._held: set[int] = set()                        # sequences of dead letters an inbox has locked
         self.delivered: list[tuple[str, str]] = []          # (kind, message_id) of each completed delivery
 
     def send(self, kind: str, payload: Mapping[str, Any], *, message_id: str, session_id: str | None = None,
@@ -63,6 +69,9 @@ class InProcessQueue:
             body = json.loads(encode_work(kind, payload))
             heapq.heappush(self._heap, _Message(now + (delay or dt.timedelta()), next(self._sequence), kind,
                                                 body["payload"], message_id, session_id))
+
+    def dead_letter_inbox(self) -> "DeadLetterInbox":
+        return DeadLetterInbox(self)
 
     def pending(self) -> list[tuple[str, Mapping[str, Any]]]:
         with self._lock:
@@ -144,3 +153,49 @@ class InProcessQueue:
         with self._lock:
             message.sequence = next(self._sequence)
             heapq.heappush(self._heap, message)
+
+
+class DeadLetterInbox:
+    """A peek-lock receiver on the in-process dead-letter sub-queue, as Service Bus's: a received letter is held
+    (no other inbox gets it) until it is completed (gone) or abandoned (dead-lettered still, its delivery count one
+    more); closing the inbox abandons what it still holds."""
+
+    def __init__(self, queue: InProcessQueue):
+        self._queue = queue
+        self._mine: dict[int, _Message] = {}
+
+    def __enter__(self) -> "DeadLetterInbox":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        for message in list(self._mine.values()):
+            self._settle(message.sequence, complete=False)
+
+    def receive(self, max_count: int) -> list[DeadLetter]:
+        queue = self._queue
+        with queue._lock:
+            free = [m for m, _ in queue.dead_letters if m.sequence not in queue._held][:max_count]
+            for message in free:
+                queue._held.add(message.sequence)
+                self._mine[message.sequence] = message
+        return [DeadLetter(m.message_id, m.kind, json.loads(json.dumps(m.payload)), MAX_DELIVERY_COUNT_EXCEEDED,
+                           m.delivery_count, handle=m.sequence) for m in free]
+
+    def complete(self, letter: DeadLetter) -> None:
+        self._settle(letter.handle, complete=True)
+
+    def abandon(self, letter: DeadLetter) -> None:
+        self._settle(letter.handle, complete=False)
+
+    def _settle(self, sequence: int, *, complete: bool) -> None:
+        queue = self._queue
+        with queue._lock:
+            message = self._mine.pop(sequence, None)
+            if message is None:          # Service Bus: the lock is not ours (settled already, or lost)
+                log.warning("queue: dead letter %s is not held by this inbox; not settled", sequence)
+                return
+            queue._held.discard(sequence)
+            if complete:
+                queue.dead_letters[:] = [(m, r) for m, r in queue.dead_letters if m.sequence != sequence]
+            else:
+                message.delivery_count += 1

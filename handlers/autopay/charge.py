@@ -154,10 +154,12 @@ def skip(services: Services, run_id: str, invoice: Record, message: str) -> Char
     return Charged("skipped", message)
 
 
-def record_skip(services: Services, run_id: str, table: str, record_id: str, message: str) -> None:
+def record_skip(services: Services, run_id: str, table: str, record_id: str, message: str, *,
+                request_id: str | None = None) -> None:
     try:
         services.dataverse.create(OPERATIONS, {
-            "w365_name": f"Billing run: {message}"[:100], "w365_requestid": skip_request_id(run_id, record_id),
+            "w365_name": f"Billing run: {message}"[:100],
+            "w365_requestid": request_id or skip_request_id(run_id, record_id),
             "w365_message": message[:4000], "w365_status": status_value(False), "w365_messagename": MESSAGE_NAME,
             "w365_regardingtable": table, "w365_regardingid": record_id, "w365_correlationid": run_id})
     except DuplicateRecord:

@@ -14,7 +14,7 @@ from core.context import PluginContext
 from core.errors import BusinessRuleViolation, PlatformUnavailable
 from core.services import Services
 from core.steps import Outcome, Registry
-from handlers.autopay import charge, runs, switch
+from handlers.autopay import charge, dead_letters, runs, switch
 from handlers.dunning import run_guard
 
 bp = func.Blueprint()
@@ -66,6 +66,10 @@ def _charge(payload: Mapping[str, Any], services: Services) -> None:
 
 def _check(payload: Mapping[str, Any], services: Services) -> None:
     run_id, try_number = str(payload["run_id"]), int(payload.get("try") or 1)
+    try:
+        dead_letters.show_dead_letters(services)     # first, so this check counts what it records
+    except Exception as exc:  # noqa: BLE001 - an unreadable dead-letter queue (or a busy Dataverse) must not stop it
+        log.warning("billing run check: dead letters not read this time (%s)", type(exc).__name__)
     try:
         runs.check_run(services, run_id, try_number)
     except PlatformUnavailable as exc:

@@ -6,7 +6,8 @@ one message per due invoice, and the queued check that closes the run once every
 - The run row is not written per charge (one hot row for thousands of writers). The check, every minute, counts the
   run's transactions (`w365_billingrunid`) and skip records (w365_operation rows whose correlation id is the run), writes
   the counts when they moved (so a person watches them grow, and the row's modifiedon is the run's last progress), and
-  closes the run when everything selected is settled.
+  closes the run when everything selected is settled. Before counting, the check shows on their runs the messages
+  the broker dead-lettered (dead_letters.py), so a charge or a page lost that way ends the run, not its staleness.
 - One open run per AsOf date: the run's id is derived from (date, number of runs that day), so two simultaneous
   starts make the same id and the second create fails. A run with no progress for 30 minutes is closed Completed With
   Errors, by its own check or by the next start.
@@ -36,6 +37,7 @@ from handlers.dunning import recovery_numbers
 log = logging.getLogger(__name__)
 
 RUNS = "w365_billingruns"
+RUN_TABLE = "w365_billingrun"
 SELECT_WORK = "autopay.select"
 CHECK_WORK = "autopay.check"
 PAGE_SIZE = 1000
@@ -135,6 +137,8 @@ class Tally:
     in_flight: int = 0          # Pending: a charge between its attempt row and the gateway's answer
     skipped: int = 0
     dead_lettered: int = 0
+    dead_lettered_invoices: list = field(default_factory=list)
+    selection_dead_lettered: str = ""         # the record of a selection page the broker gave up on (dead_letters.py)
     collected: Decimal = Decimal("0.00")
     failed: Decimal = Decimal("0.00")         # declined automatic charges (gateway errors are not declines)
     recovered: Decimal = Decimal("0.00")      # approved retries
@@ -173,15 +177,23 @@ def tally(services: Services, run_id: str) -> Tally:
             counts.errors += 1
         else:
             counts.pending += 1
-    skips = services.dataverse.query(OPERATIONS, select=("w365_regardingid", "w365_message"),
-                                     filter=" and ".join((odata.eq("w365_correlationid", run_id),
-                                                          odata.eq("w365_messagename", MESSAGE_NAME),
-                                                          odata.eq("w365_regardingtable", "invoice"))))
-    for row in skips:
+    # The run's own records too (regarding the run: a dead-lettered selection, the closing summary), in the same read.
+    records = services.dataverse.query(OPERATIONS, select=("w365_regardingtable", "w365_regardingid", "w365_message"),
+                                       filter=" and ".join((odata.eq("w365_correlationid", run_id),
+                                                            odata.eq("w365_messagename", MESSAGE_NAME))))
+    for row in records:
+        message = str(row.get("w365_message") or "")
+        if row.get("w365_regardingtable") == RUN_TABLE:
+            if message.startswith(DEAD_LETTERED):
+                counts.selection_dead_lettered = message
+            continue
+        if row.get("w365_regardingtable") != "invoice":
+            continue
         counts.invoices.add(row.get("w365_regardingid"))
         counts.skipped += 1
-        if str(row.get("w365_message") or "").startswith(DEAD_LETTERED):
+        if message.startswith(DEAD_LETTERED):
             counts.dead_lettered += 1
+            counts.dead_lettered_invoices.append(row.get("w365_regardingid"))
     return counts
 
 
@@ -220,7 +232,8 @@ def close_run(services: Services, run: Record, *, counts: Tally | None = None, s
     counts = counts or tally(services, run_id)
     due_count = run.get("w365_invoicesdue")
     unsettled = max(0, (due_count or 0) - counts.settled)
-    troubled = stale or counts.errors or counts.dead_lettered or unsettled or due_count is None
+    troubled = (stale or counts.errors or counts.dead_lettered or counts.selection_dead_lettered or unsettled
+                or due_count is None)
     now = services.clock.now()
     services.dataverse.update(RUNS, run_id, {
         **counts.columns(), "w365_status": WITH_ERRORS if troubled else COMPLETED,
@@ -231,7 +244,11 @@ def close_run(services: Services, run: Record, *, counts: Tally | None = None, s
                f"{counts.charged} charged ({format_money(counts.collected, merchant)}), {counts.declined} declined, "
                f"{counts.skipped} skipped, {counts.pending} pending, {counts.errors} gateway errors")
     if counts.dead_lettered:
-        summary += f", {counts.dead_lettered} failed repeatedly (dead-lettered)"
+        named = sorted(counts.dead_lettered_invoices)
+        summary += (f", {counts.dead_lettered} failed repeatedly (dead-lettered: invoice {', '.join(named[:5])}"
+                    + (f" and {len(named) - 5} more" if len(named) > 5 else "") + ")")
+    if counts.selection_dead_lettered:
+        summary += f". {counts.selection_dead_lettered.rstrip('.')}"
     if stale:
         summary += (f". Closed after {int(STALE_AFTER.total_seconds() // 60)} minutes without progress"
                     + (f"; {unsettled} selected invoices were never settled and stay due for the next run"
@@ -240,7 +257,7 @@ def close_run(services: Services, run: Record, *, counts: Tally | None = None, s
         services.dataverse.create(OPERATIONS, {
             "w365_name": f"{run.get('w365_name')} closed"[:100], "w365_requestid": f"run:{run_id}",
             "w365_message": (summary + ".")[:4000], "w365_status": status_value(not troubled),
-            "w365_messagename": MESSAGE_NAME, "w365_regardingtable": "w365_billingrun", "w365_regardingid": run_id,
+            "w365_messagename": MESSAGE_NAME, "w365_regardingtable": RUN_TABLE, "w365_regardingid": run_id,
             "w365_correlationid": run_id})
     except DuplicateRecord:
         pass

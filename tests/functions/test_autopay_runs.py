@@ -377,6 +377,8 @@ def test_a_wrong_run_share_setting_fails_the_runs_charges_visibly_and_no_button(
     finish(world, minutes=40)
     assert world.simulator.charges() == []
     assert _label("w365_billingrun", "w365_status", the_run(world, run_id)["w365_status"]) == "Completed With Errors"
-    [summary] = [o for o in world.rows("w365_operation") if o["w365_regardingid"] == run_id]
-    assert "without progress" in summary["w365_message"]
+    # The selection fails every delivery, so the broker dead-letters it and the run's check says so at once.
+    [summary] = world.rows("w365_operation", w365_requestid=f"run:{run_id}")
+    assert "the broker gave up on the selection of page 1 after 10 deliveries" in summary["w365_message"]
+    assert "without progress" not in summary["w365_message"]
     assert charge(world, "10.00").body["status"] == "succeeded"      # a button is not affected

@@ -92,3 +92,51 @@ def test_work_messages_are_told_apart_from_dataverse_contexts():
     import json
     assert decode_work(json.loads(encode_work("k", {"a": 1}))) == ("k", {"a": 1})
     assert decode_work({"MessageName": "Update"}) is None
+
+
+def _dead_lettered(queue, *ids):
+    failures["left"] = 99
+    for message_id in ids:
+        queue.send("test.flaky", {"id": message_id}, message_id=message_id)
+    queue.drain()
+    assert [m.message_id for m, _ in queue.dead_letters] == list(ids)
+
+
+def test_the_dead_letter_queue_is_read_in_peek_lock_as_service_bus_does(queue):
+    _dead_lettered(queue, "a", "b")
+    with queue.dead_letter_inbox() as first, queue.dead_letter_inbox() as second:
+        [a] = first.receive(1)
+        [b] = second.receive(5)                        # what one inbox holds, no other gets
+        assert second.receive(5) == []
+        assert (a.message_id, a.kind, a.payload) == ("a", "test.flaky", {"id": "a"})
+        assert (a.reason, a.delivery_count) == ("MaxDeliveryCountExceeded", 3)
+        assert "not yet" not in repr(a)                # the handler's error is not something the broker keeps
+        first.complete(a)
+        second.abandon(b)
+        assert [m.message_id for m, _ in queue.dead_letters] == ["b"]
+        [again] = first.receive(5)                     # abandoned: dead-lettered still, one delivery more
+        assert (again.message_id, again.delivery_count) == ("b", 4)
+    with queue.dead_letter_inbox() as third:           # closing the inbox gave back what it held
+        assert [letter.message_id for letter in third.receive(5)] == ["b"]
+    assert len(queue.dead_letters) == 1
+
+
+def test_settling_a_letter_the_inbox_does_not_hold_changes_nothing(queue):
+    _dead_lettered(queue, "a")
+    with queue.dead_letter_inbox() as inbox:
+        [a] = inbox.receive(1)
+        inbox.abandon(a)
+        inbox.complete(a)                              # the lock is gone: the broker refuses, nothing is removed
+    assert len(queue.dead_letters) == 1
+
+
+def test_the_broker_dead_letters_after_ten_deliveries_by_default():
+    deliveries = []
+
+    def fails(kind, payload):
+        deliveries.append(kind)
+        raise RuntimeError("down")
+    q = InProcessQueue(fails, clock=Clock())
+    q.send("k", {}, message_id="m")
+    q.drain()
+    assert len(deliveries) == 10 and len(q.dead_letters) == 1      # MaxDeliveryCount in infra/main.bicep
