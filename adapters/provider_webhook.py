@@ -2,9 +2,12 @@
 signed with HMAC-SHA256 over the exact body bytes:
 
     X-W365-Signature: sha256=<hex of HMAC-SHA256(key, body)>
-    X-W365-Delivery: <subscription id>      same on every attempt, so a provider can drop a repeat
+    X-W365-Delivery: <subscription id>      the same on every delivery and attempt: the provider's idempotency key
     X-W365-Attempt: <n>
 
+A provider must treat a repeated X-W365-Delivery as the same request and answer it as it answered the first: the
+service takes no claim before the call (handlers/credit_hold/rules.py), so a redelivered message, or two deliveries
+side by side, may post the same subscription again, as a retry after a timeout always could.
 The key is the app setting W365_PROVIDER_SIGNING_KEY (local mode: a default, app.composition). 2xx = Provisioned;
 4xx = Failed with the provider's message (408 and 429 excepted: they mean "later"); 5xx, timeout, refused = retried.
 

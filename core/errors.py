@@ -55,7 +55,8 @@ class ConcurrencyConflict(DataverseError):
 
 
 class DuplicateRecord(DataverseError):
-    """412/409 on a create that breaks an alternate key: the row already exists."""
+    """412/409 on a create that breaks an alternate key or reuses an existing row's primary id: the row already
+    exists."""
 
 
 class AccessDenied(DataverseError):

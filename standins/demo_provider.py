@@ -1,6 +1,8 @@
 """A provisioning endpoint for local mode (the dev host mounts it at standins.LOCAL_PROVIDER_PATH): checks the
 X-W365-Signature of each POST with the local signing key, records what it got, and answers 200 (401 for a bad
-signature). GET lists what it received, newest last."""
+signature). A repeated X-W365-Delivery is answered 200 again and not recorded twice, as a provider must do (the
+service may post a subscription more than once: adapters/provider_webhook.py). GET lists what it received, newest
+last."""
 from __future__ import annotations
 
 import hmac
@@ -21,6 +23,7 @@ class DemoProvider:
     def __init__(self, settings: Settings | None = None):
         self._settings = settings or Settings()
         self.received: deque[dict[str, Any]] = deque(maxlen=RECENT)
+        self._deliveries: deque[str] = deque(maxlen=RECENT)
         self._lock = threading.Lock()
 
     def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
@@ -39,7 +42,12 @@ class DemoProvider:
             document = json.loads(body)
         except ValueError:
             return _json(start_response, 400, {"message": "The body is not JSON."})
+        delivery = environ.get("HTTP_X_W365_DELIVERY", "")
         with self._lock:
+            if delivery and delivery in self._deliveries:
+                return _json(start_response, 200, {"message": f"Already provisioned (delivery {delivery})."})
+            if delivery:
+                self._deliveries.append(delivery)
             self.received.append(document)
         return _json(start_response, 200, {"message": f"Provisioned by the local demo provider "
                                                       f"({document.get('name') or document.get('subscriptionId')})."})

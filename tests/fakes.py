@@ -3,9 +3,10 @@
 Rows by entity set; ETags that change on every write and are checked on If-Match (ConcurrencyConflict); binds
 stored as Dataverse returns them (`x@odata.bind` -> `_x_value`); `$filter` of comparisons (`eq ne lt le gt ge` with
 text, numbers, booleans, null and GUIDs), `startswith`, `and` / `or`; a single-valued `$expand` of a lookup; the
-alternate key of w365_paymenttransaction (`w365_refid`: DuplicateRecord); atomic `$batch`; a log of every write and
-injectable failures. What it leaves out (privileges, plug-ins, formatted values, paging) the Dataverse stand-in
-does over HTTP: the `world` fixture of tests/conftest.py.
+alternate key of w365_paymenttransaction (`w365_refid`: DuplicateRecord) and the primary id of an existing row on a
+create (DuplicateRecord); atomic `$batch`; a log of every write and injectable failures. What it leaves out
+(privileges, plug-ins, formatted values, paging) the Dataverse stand-in does over HTTP: the `world` fixture of
+tests/conftest.py.
 """
 from __future__ import annotations
 
@@ -75,6 +76,10 @@ class InMemoryDataverse:
         if entity_set in self.fail_creates_in:
             raise DataverseError("create failed", status=500)
         row = _flatten(body)
+        key = _primary_key(entity_set)
+        if row.get(key) is not None and row[key] in self.tables.get(entity_set, {}):
+            # Dataverse refuses a create with the primary id of an existing row (412, 0x80040237), as the stand-in does
+            raise DuplicateRecord("A record with matching key values already exists.", status=412, code="0x80040237")
         alternate = ALTERNATE_KEYS.get(entity_set)
         if alternate and any(r.get(alternate) == row.get(alternate) for r in self.tables.get(entity_set, {}).values()):
             raise DuplicateRecord("A record with matching key values already exists.", status=412)

@@ -2,12 +2,21 @@
 hold is lifted or the switch is turned off, and provision through the provider registered for the w365_provider type.
 
 State of a subscription (w365_provisioningstatus):
-    Pending/empty --held--> Blocked By Credit Hold --lift / switch off--> Provisioning --> Provisioned | Failed
-    Pending/empty --not held--> Provisioning --> ...
-Each subscription is provisioned by one queued message. The move to Provisioning is a PATCH with If-Match, so of two
-deliveries of the same message only one goes on to the provider; a delivery that finds the subscription already
-Provisioning/Provisioned/Failed does nothing. The hold is re-read when the message is processed, not trusted from the
-event: a hold set again before the message runs keeps the subscription blocked.
+    Pending/empty --held--> Blocked By Credit Hold --lift/switch off--> provider --> Provisioned | Failed | Provisioning
+    Pending/empty --not held--> provider --> ...
+    Provisioning: the provider accepted and finishes later (Manual: a person), or its retry is queued (Webhook);
+    a retry --> Provisioned | Failed | Provisioning (the next retry).
+Each subscription is provisioned by one queued message: one read, the provider's call, one write of the outcome.
+There is no claim before the call: the call itself is idempotent, so two deliveries of the same message (or of two
+messages for one subscription) that both run before either has written its outcome provision once. The Manual
+provider files its task under an id derived from the subscription and the version both deliveries read
+(`delivery_key`): Dataverse refuses the second create as a duplicate key, and the task already filed stands.
+The Webhook provider sends the same `X-W365-Delivery` on every delivery and attempt, so its endpoint drops repeats.
+The outcome is written with If-Match on the version read: a delivery that finds the subscription already
+Provisioned or Failed by another (or by a person) leaves it so. A delivery that finds it Provisioning/Provisioned/
+Failed at its read does nothing; a retry (attempt > 1) goes on only while it is Provisioning. The hold is re-read
+when the message is processed, not trusted from the event: a hold set again before the message runs keeps the
+subscription blocked.
 
 Providers sit behind the `Provider` port, found in `services.providers` by their w365_type label; adding a type means
 registering one more provider (app/composition.py, provisioning_providers), never touching these rules.
@@ -16,6 +25,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import uuid
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Iterable, Protocol
@@ -91,12 +101,18 @@ def credit_hold_enabled(services: Services) -> bool:
     return bool(money_switches(services).get("w365_enablecredithold"))
 
 
-def account_on_hold(services: Services, account_id: str | None) -> bool:
-    """Whether the hold applies now: the switch is on and the account's creditonhold is Yes (both re-read)."""
-    if not account_id or not credit_hold_enabled(services):
-        return False
-    account = services.dataverse.retrieve("accounts", account_id, select=("accountid", "creditonhold"))
-    return bool(account.get("creditonhold"))
+def _switch_on(switch_rows: list[Record]) -> bool:
+    """The switch from the answer of `configuration_read()` in a caller's read $batch (fresh: it gates work)."""
+    return bool((switch_rows[0] if switch_rows else {}).get("w365_enablecredithold"))
+
+
+def _held(subscription: Record, switch_rows: list[Record]) -> bool:
+    """Whether the hold applies now to a subscription read with _ACCOUNT_HOLD expanded: the switch is on and its
+    account's creditonhold is Yes (both re-read, in the same read $batch)."""
+    return _switch_on(switch_rows) and bool((subscription.get("w365_accountid") or {}).get("creditonhold"))
+
+
+_ACCOUNT_HOLD = "w365_accountid($select=accountid,creditonhold)"
 
 
 # --- blocking: a new subscription ------------------------------------------------------------------------------------
@@ -107,11 +123,14 @@ BLOCKED_NEW = "Blocked: the account is on credit hold. It is provisioned when th
 def provision_new_subscription(services: Services, subscription_id: str) -> Outcome:
     """Apply the credit-hold rules to a subscription just created: Blocked when its account is held, else queued for
     its provider. The Create event calls this. Safe to call twice."""
-    subscription = _read(services, subscription_id)
+    # One read $batch: the subscription with its account's hold, and the switch.
+    subscription, switch = services.dataverse.read([
+        Read.retrieve(SUBSCRIPTIONS, subscription_id, select=_SUBSCRIPTION_SELECT, expand=_ACCOUNT_HOLD),
+        configuration_read()])
     current = subscription.get(STATUS)
     if current not in (None, status("Pending")):
         return Outcome.succeeded(f"The subscription is already {_label(current)}; nothing to do.")
-    if account_on_hold(services, subscription.get("_w365_accountid_value")):
+    if _held(subscription, switch):
         services.dataverse.update(SUBSCRIPTIONS, subscription_id, {STATUS: status("Blocked By Credit Hold"),
                                                                    RESULT: BLOCKED_NEW},
                                   etag=subscription.get("@odata.etag"))
@@ -190,7 +209,9 @@ def reprovision_waiting(services: Services) -> int:
             services.dataverse.update(SUBSCRIPTIONS, row["w365_subscriptionid"], body, etag=row.get("@odata.etag"))
         except ConcurrencyConflict:
             continue
-        outcome = provision_new_subscription(services, row["w365_subscriptionid"])
+        # Queued as Pending without reading the hold here: the message reads it (and the switch) fresh and blocks a
+        # held account's subscription, so the sweep reads neither once per subscription.
+        outcome = queue_new_subscription(services, row["w365_subscriptionid"])
         if outcome.data.get("failed"):
             return again                  # the queue still cannot be reached: the rest wait for the next sweep
         again += 1
@@ -203,9 +224,17 @@ def release_account(services: Services, account_id: str, *, lifted_by: str, lift
                     event_id: str) -> Outcome:
     """The account's hold went from Yes to No: queue every subscription that was Blocked at `lifted_at`, one message
     each, and write a note on the account saying who lifted it and how many were released."""
-    if not credit_hold_enabled(services):
+    # One read $batch: the switch and the account's hold (both fresh: a hold set again keeps everything blocked), and
+    # who lifted it (for the note).
+    try:
+        switch, account, users = services.dataverse.read([
+            configuration_read(), Read.retrieve("accounts", account_id, select=("accountid", "creditonhold")),
+            _user_read(lifted_by)])
+    except RecordNotFound:                 # deleted since the change: its subscriptions are no one's to release
+        return Outcome.succeeded("The account no longer exists; nothing was released.", released=0)
+    if not _switch_on(switch):
         return Outcome.succeeded("Credit hold is switched off; the change of the account's hold is ignored.")
-    if account_on_hold(services, account_id):
+    if account.get("creditonhold"):
         return Outcome.succeeded("The account is on credit hold again; nothing was released.", released=0)
     blocked = services.dataverse.query(
         SUBSCRIPTIONS, select=("w365_subscriptionid", "_w365_accountid_value"),
@@ -213,7 +242,7 @@ def release_account(services: Services, account_id: str, *, lifted_by: str, lift
                f"and createdon le {_odata_time(lifted_at)}")
     count = _release(services, blocked, event_id)
     _note(services, account_id, "Credit hold lifted",
-          f"Credit hold lifted by {_user_name(services, lifted_by)} on {_odata_time(lifted_at)}: "
+          f"Credit hold lifted by {_user_name(users, lifted_by)} on {_odata_time(lifted_at)}: "
           f"{count} blocked subscription(s) released for provisioning.")
     return Outcome.succeeded(f"{count} blocked subscription(s) released.", released=count)
 
@@ -221,13 +250,14 @@ def release_account(services: Services, account_id: str, *, lifted_by: str, lift
 def credit_hold_switched(services: Services, *, changed_by: str, event_id: str) -> Outcome:
     """The switch changed. Turned off: every subscription blocked by a credit hold is released (a note on each
     account says so). Turned on: nothing changes; only subscriptions created from now on are checked."""
-    if credit_hold_enabled(services):
+    switch, users = services.dataverse.read([configuration_read(), _user_read(changed_by)])
+    if _switch_on(switch):
         return Outcome.succeeded("Credit hold is on; nothing already provisioned changes.", released=0)
     blocked = services.dataverse.query(
         SUBSCRIPTIONS, select=("w365_subscriptionid", "_w365_accountid_value"),
         filter=f"{STATUS} eq {status('Blocked By Credit Hold')}")
     count = _release(services, blocked, event_id)
-    who = _user_name(services, changed_by)
+    who = _user_name(users, changed_by)
     for account_id, released in Counter(r["_w365_accountid_value"] for r in blocked
                                         if r.get("_w365_accountid_value")).items():
         _note(services, account_id, "Credit hold switched off",
@@ -246,14 +276,15 @@ def _release(services: Services, blocked: Iterable[Record], event_id: str) -> in
 # --- provisioning (the queued work) ----------------------------------------------------------------------------------
 
 def provision(services: Services, subscription_id: str, *, attempt: int = 1, origin: str = "") -> str:
-    """One delivery of the provisioning message. Returns what happened (for logs and tests). Attempt 1 claims a
-    Pending or Blocked subscription (If-Match); a retry (attempt > 1) goes on only while it is still Provisioning."""
+    """One delivery of the provisioning message. Returns what happened (for logs and tests). Attempt 1 goes on from
+    Pending or Blocked; a retry (attempt > 1) goes on only while the subscription is still Provisioning.
+    Two Dataverse requests besides the provider's call: the read and the outcome."""
     # One read: the subscription, its provider and its account's hold, and the credit-hold switch (fresh: it gates
     # the work) in the same $batch.
     try:
         subscription, switch = services.dataverse.read([
             Read.retrieve(SUBSCRIPTIONS, subscription_id, select=_SUBSCRIPTION_SELECT,
-                          expand=f"{_PROVIDER_EXPAND},w365_accountid($select=accountid,creditonhold)"),
+                          expand=f"{_PROVIDER_EXPAND},{_ACCOUNT_HOLD}"),
             configuration_read()])
     except RecordNotFound:
         log.info("provisioning: subscription %s no longer exists", subscription_id)
@@ -262,23 +293,26 @@ def provision(services: Services, subscription_id: str, *, attempt: int = 1, ori
     if attempt == 1:
         if current not in (None, status("Pending"), status("Blocked By Credit Hold")):
             return "skipped"
-        hold_on = bool((switch[0] if switch else {}).get("w365_enablecredithold"))
-        if hold_on and bool((subscription.get("w365_accountid") or {}).get("creditonhold")):
+        if _held(subscription, switch):
             if current != status("Blocked By Credit Hold"):
                 services.dataverse.update(SUBSCRIPTIONS, subscription_id, {
                     STATUS: status("Blocked By Credit Hold"),
                     RESULT: "Blocked: the account is on credit hold."}, etag=subscription.get("@odata.etag"))
             return "held"
-        provider_name = (subscription.get("w365_providerid") or {}).get("w365_name") or "its provider"
-        # The claim: a concurrent delivery that read the same version gets ConcurrencyConflict, is redelivered and
-        # then finds Provisioning.
-        services.dataverse.update(SUBSCRIPTIONS, subscription_id, {
-            STATUS: status("Provisioning"), RESULT: f"Provisioning through {provider_name}."[:RESULT_MAX]},
-            etag=subscription.get("@odata.etag"))
     elif current != status("Provisioning"):
         return "skipped"
+    # No claim before the call (it would be a third request): the providers' calls are idempotent per delivery_key,
+    # so a second delivery that read the same version provisions nothing twice (module docstring).
     result = _call_provider(services, subscription, attempt)
-    return _record(services, subscription_id, result, attempt, origin)
+    return _record(services, subscription, result, attempt, origin)
+
+
+def delivery_key(subscription: Record) -> str:
+    """What a provider makes its work idempotent on: the subscription and the version of it the delivery read.
+    Two deliveries that read the same version (a redelivered message, two release messages of one subscription
+    run side by side) are one provisioning and get the same key; the outcome then changes the version, so a
+    subscription provisioned again later (Blocked again, released again) is a new one."""
+    return f"{subscription['w365_subscriptionid']}@{subscription.get('@odata.etag') or ''}"
 
 
 def _call_provider(services: Services, subscription: Record, attempt: int) -> ProvisioningResult:
@@ -296,22 +330,38 @@ def _call_provider(services: Services, subscription: Record, attempt: int) -> Pr
         return ProvisioningResult.failed(str(exc))
 
 
-def _record(services: Services, subscription_id: str, result: ProvisioningResult, attempt: int, origin: str) -> str:
-    message = result.message
+def _record(services: Services, subscription: Record, result: ProvisioningResult, attempt: int,
+            origin: str) -> str:
+    """The outcome in one PATCH, If-Match on the version read: Provisioned, Failed, or Provisioning (accepted and
+    finished later, or a retry queued after it)."""
+    subscription_id = subscription["w365_subscriptionid"]
+    retry_delay: dt.timedelta | None = None
     if result.state == ProvisioningResult.RETRY:
         if attempt < MAX_ATTEMPTS:
-            delay = RETRY_DELAYS[attempt - 1]
-            services.dataverse.update(SUBSCRIPTIONS, subscription_id, {
-                RESULT: f"Attempt {attempt} failed: {message} Retrying in {_minutes(delay)}."[:RESULT_MAX]})
-            _queue(services, subscription_id, origin=origin, attempt=attempt + 1, delay=delay)
-            return "retry"
-        result = ProvisioningResult.failed(f"Gave up after {attempt} attempts: {message}")
-    body: dict[str, Any] = {RESULT: result.message[:RESULT_MAX]}
-    if result.state == ProvisioningResult.PROVISIONED:
-        body[STATUS] = status("Provisioned")
-    elif result.state == ProvisioningResult.FAILED:
-        body[STATUS] = status("Failed")
-    services.dataverse.update(SUBSCRIPTIONS, subscription_id, body)
+            retry_delay = RETRY_DELAYS[attempt - 1]
+            result = ProvisioningResult(ProvisioningResult.RETRY, f"Attempt {attempt} failed: {result.message} "
+                                                                  f"Retrying in {_minutes(retry_delay)}.")
+        else:
+            result = ProvisioningResult.failed(f"Gave up after {attempt} attempts: {result.message}")
+    final = {ProvisioningResult.PROVISIONED: "Provisioned", ProvisioningResult.FAILED: "Failed"}
+    body = {STATUS: status(final.get(result.state, "Provisioning")), RESULT: result.message[:RESULT_MAX]}
+    if retry_delay is not None:
+        # Queued before the write: the retry runs minutes later and goes on only if the subscription is Provisioning
+        # then, so a delivery stopped between the two leaves no subscription Provisioning without its retry (its
+        # redelivery queues the same message id again, which the broker drops).
+        _queue(services, subscription_id, origin=origin, attempt=attempt + 1, delay=retry_delay)
+    try:
+        services.dataverse.update(SUBSCRIPTIONS, subscription_id, body, etag=subscription.get("@odata.etag"))
+    except ConcurrencyConflict:
+        # Changed since the read. Another delivery of the same provisioning, or a person, that finished it
+        # (Provisioned, Failed) wins: the provider's call was idempotent, nothing is lost. Otherwise (a hold written
+        # meanwhile, an edit, a retry noted) the provider has been called, and this outcome is the truth.
+        now = services.dataverse.retrieve(SUBSCRIPTIONS, subscription_id, select=(STATUS,))
+        if now.get(STATUS) in (status("Provisioned"), status("Failed")):
+            log.info("provisioning: subscription %s was already recorded; this delivery's outcome is dropped",
+                     subscription_id)
+            return "duplicate"
+        services.dataverse.update(SUBSCRIPTIONS, subscription_id, body, etag=now.get("@odata.etag"))
     return result.state
 
 
@@ -326,22 +376,25 @@ def _queue(services: Services, subscription_id: str, *, origin: str, attempt: in
 
 # --- small helpers ---------------------------------------------------------------------------------------------------
 
-def _read(services: Services, subscription_id: str, expand: str | None = None) -> Record:
-    return services.dataverse.retrieve(SUBSCRIPTIONS, subscription_id, select=_SUBSCRIPTION_SELECT, expand=expand)
-
-
 def _label(value: int) -> str:
     return footprint.label("w365_subscription", STATUS, value)
 
 
-def _user_name(services: Services, user_id: str) -> str:
+def _user_read(user_id: str) -> Read:
+    """Who changed the hold or the switch, for the note, as a read of the caller's $batch: a query, so that a user
+    who no longer exists is no answer rather than an error of the whole batch."""
+    try:
+        user = uuid.UUID(user_id)
+    except (TypeError, ValueError):                   # no user in the context: no row will match
+        user = uuid.UUID(int=0)
+    return Read.query("systemusers", select=("systemuserid", "fullname"), filter=odata.eq("systemuserid", user))
+
+
+def _user_name(users: list[Record], user_id: str) -> str:
+    """The name for a note, from the answer of `_user_read`."""
     if not user_id:
         return "an unknown user"
-    try:
-        user = services.dataverse.retrieve("systemusers", user_id, select=("systemuserid", "fullname"))
-    except RecordNotFound:
-        return f"user {user_id}"
-    return user.get("fullname") or f"user {user_id}"
+    return next((u.get("fullname") for u in users if u.get("fullname")), None) or f"user {user_id}"
 
 
 def _note(services: Services, account_id: str, subject: str, text: str) -> None:

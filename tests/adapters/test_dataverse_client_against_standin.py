@@ -60,6 +60,19 @@ def test_alternate_key_breach_is_a_duplicate_and_missing_rows_are_not_found(clie
         client.retrieve("accounts", "00000000-0000-0000-0000-00000000dead")
 
 
+def test_a_create_reusing_a_primary_id_is_a_duplicate_alone_or_in_a_changeset(client, standin):
+    task_id = "6f0f3c2e-1d7b-5a4e-9b1a-3c5d7e9f0a12"
+    assert client.create("tasks", {"activityid": task_id, "subject": "first"}) == task_id
+    with pytest.raises(DuplicateRecord) as caught:
+        client.create("tasks", {"activityid": task_id, "subject": "second"})
+    assert caught.value.status == 412 and caught.value.code == "0x80040237"
+    with pytest.raises(DuplicateRecord):
+        client.batch([BatchOperation.create("accounts", {"name": "Rolled Back Ltd"}),
+                      BatchOperation.create("tasks", {"activityid": task_id, "subject": "third"})])
+    assert [a for a in standin.rows("account") if a["name"] == "Rolled Back Ltd"] == []
+    assert [t["subject"] for t in standin.rows("task")] == ["first"]
+
+
 def test_batch_commits_together_with_content_id_references(client):
     account_id = client.create("accounts", {"name": "Batch Ltd"})
     etag = client.retrieve("accounts", account_id, select=["name"])["@odata.etag"]

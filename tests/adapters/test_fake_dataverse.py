@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import requests
 
+from core.errors import DuplicateRecord
 from tests.fakes import InMemoryDataverse
 
 API = "https://contoso.crm.dynamics.com/api/data/v9.2/"
@@ -30,3 +31,14 @@ def test_the_customer_lookup_by_guid_matches_whatever_the_case(dv, ids):
     fake = InMemoryDataverse()
     fake.add("invoices", {"invoiceid": "i", "_customerid_value": ids["account"]})
     assert len(fake.query("invoices", filter=f"_customerid_value eq {ids['account'].upper()}")) == 1
+
+
+def test_the_fake_refuses_a_create_with_an_existing_primary_id_as_the_stand_in_does(dv):
+    task = {"activityid": "0b7c7f53-3f0e-5d55-8d43-1a5f7e2b9c10", "subject": "first"}
+    assert requests.post(API + "tasks", json=task).status_code == 204
+    assert requests.post(API + "tasks", json={**task, "subject": "second"}).status_code == 412
+    fake = InMemoryDataverse()
+    fake.create("tasks", task)
+    with pytest.raises(DuplicateRecord):
+        fake.create("tasks", {**task, "subject": "second"})
+    assert [t["subject"] for t in fake.tables["tasks"].values()] == ["first"]

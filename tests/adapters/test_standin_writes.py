@@ -77,6 +77,20 @@ def test_alternate_key_duplicate_is_412_and_key_addressing_works(dv):
     assert [r["w365_message"] for r in dv.rows("w365_operation") if r["w365_requestid"] == "new"] == ["hi"]
 
 
+def test_create_with_the_primary_id_of_an_existing_row_is_refused_as_duplicate_key(dv):
+    # Real Dataverse: 412, 0x80040237 "A record with matching key values already exists." (the primary key is a key
+    # like any other; terraform-provider-power-platform#614). The first row is left as it was.
+    task_id = str(uuid.uuid4())
+    first = post("tasks", {"activityid": task_id, "subject": "Provision PC"})
+    assert first.status_code == 204
+    for body in ({"activityid": task_id, "subject": "Provision PC again"},
+                 {"activityid": task_id.upper(), "subject": "same id, other case"}):
+        r = post("tasks", body)
+        assert r.status_code == 412, r.text
+        assert r.json()["error"]["code"] == "0x80040237" and "already exists" in r.json()["error"]["message"]
+    assert [t["subject"] for t in dv.rows("task")] == ["Provision PC"]
+
+
 def test_etag_concurrency(dv, ids):
     path = f"invoices({ids['invoice1']})"
     tag = requests.get(API + path + "?$select=w365_balance").json()["@odata.etag"]

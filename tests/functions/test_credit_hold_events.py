@@ -250,3 +250,76 @@ def test_lifting_a_hold_on_500_blocked_subscriptions_provisions_each_exactly_onc
         run_work("credit_hold.provision", payload, hooked.services)
     assert sorted(provider(hooked).calls) == sorted((s, 1) for s in subs)
     assert {r["w365_provisioningstatus"] for r in hooked.rows("w365_subscription")} == {status(hooked, "Provisioned")}
+
+
+class StopsAfterTheCall:
+    """The Manual provider, but the first delivery stops right after the provider's call, before its outcome is
+    written (the worker died): the queue redelivers the message."""
+
+    def __init__(self, inner):
+        self.inner = inner
+        self.calls = 0
+
+    def provision(self, services, subscription, provider, attempt):
+        self.calls += 1
+        result = self.inner.provision(services, subscription, provider, attempt)
+        if self.calls == 1:
+            raise RuntimeError("the worker stopped after the provider's call")
+        return result
+
+
+def test_manual_provider_redelivered_after_filing_its_task_files_no_second_one(world):
+    manual = StopsAfterTheCall(world.services.providers["Manual"])
+    world.services.providers = {**world.services.providers, "Manual": manual}
+    sub = create_subscription(world, provider_key="provider_manual")
+    world.queue.drain()
+    assert manual.calls == 2 and world.queue.dead_letters == []
+    task, = world.rows("task")                  # the stand-in refused the second create: the same primary id
+    row = world.row("w365_subscription", sub)
+    assert row["w365_provisioningstatus"] == status(world, "Provisioning")
+    assert task["activityid"] in row["w365_provisioningresult"]
+
+
+def test_manual_provider_two_deliveries_side_by_side_file_one_task(world):
+    inner = world.services.providers["Manual"]
+    sub = create_subscription(world, provider_key="provider_manual", fire=False,
+                              w365_provisioningstatus=status(world, "Blocked By Credit Hold"))
+    payload = {"subscription_id": sub, "attempt": 1, "origin": "lift"}
+    calls = []
+
+    class SecondDeliveryMeanwhile:           # the second delivery reads, calls and records inside the first's call
+        def provision(self, services, subscription, provider, attempt):
+            calls.append(attempt)
+            if len(calls) == 1:
+                run_work("credit_hold.provision", payload, world.services)
+            return inner.provision(services, subscription, provider, attempt)
+
+    world.services.providers = {**world.services.providers, "Manual": SecondDeliveryMeanwhile()}
+    run_work("credit_hold.provision", payload, world.services)
+    assert calls == [1, 1]
+    task, = world.rows("task")
+    row = world.row("w365_subscription", sub)
+    assert row["w365_provisioningstatus"] == status(world, "Provisioning")
+    assert task["activityid"] in row["w365_provisioningresult"]
+
+
+def dataverse_requests(world):
+    return [r for r in world.standin.requests if not r[1].startswith("WhoAmI")]
+
+
+def test_a_lift_costs_the_same_requests_for_one_or_many_subscriptions_and_each_message_two_plus_its_task(world):
+    set_switch(world, True)
+    costs = []
+    for count in (1, 4):
+        set_hold(world, True)
+        subs = [create_subscription(world, provider_key="provider_manual", name=f"PC {count}.{i}")
+                for i in range(count)]
+        world.standin.reset_counters()
+        assert lift(world).body["released"] == count
+        costs.append(len(dataverse_requests(world)))
+        world.standin.reset_counters()
+        assert world.queue.drain() == count
+        per_message = [f"{m} {p.split('(')[0]}" for m, p in dataverse_requests(world)]
+        assert per_message == ["POST $batch", "POST tasks", "PATCH w365_subscriptions"] * count
+        assert {sub_status(world, s) for s in subs} == {status(world, "Provisioning")}
+    assert costs[0] == costs[1]            # the switch, the hold and the user read once per lift, not per subscription

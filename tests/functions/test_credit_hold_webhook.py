@@ -124,6 +124,39 @@ def test_local_mode_demo_hold_create_lift_provisioned_by_the_demo_provider(world
         httpd.server_close()
 
 
+def test_two_deliveries_side_by_side_post_the_same_delivery_id_and_the_demo_provider_provisions_once(world):
+    from app.capabilities import run_work
+
+    local = Settings({"W365_MODE": "local"})
+    world.services.providers = provisioning_providers(local)
+    webhook = world.services.providers["Webhook"]
+    endpoint = DemoProvider(local)
+    httpd = make_server("127.0.0.1", 0, endpoint, handler_class=_Quiet)
+    threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    try:
+        point_webhook_provider_at(world, f"http://127.0.0.1:{httpd.server_port}{LOCAL_PROVIDER_PATH}")
+        sub = create_subscription(world)
+        payload, = [p for _, p in world.queue.pending()]
+        answers = []
+
+        class SecondDeliveryMeanwhile:       # both deliveries read Pending before either writes its outcome
+            def provision(self, services, subscription, provider, attempt):
+                if not answers:
+                    answers.append("first")
+                    run_work("credit_hold.provision", payload, world.services)
+                return webhook.provision(services, subscription, provider, attempt)
+
+        world.services.providers = {**world.services.providers, "Webhook": SecondDeliveryMeanwhile()}
+        run_work("credit_hold.provision", payload, world.services)
+        assert [d["subscriptionId"] for d in endpoint.received] == [sub]      # the repeat was dropped, answered 200
+        row = world.row("w365_subscription", sub)
+        assert row["w365_provisioningstatus"] == status(world, "Provisioned")
+        assert "local demo provider" in row["w365_provisioningresult"]
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
 def test_demo_provider_refuses_a_bad_signature():
     import io
 
