@@ -170,6 +170,12 @@ class ChargeResult:
     account_type: str = ""
     error_code: str = ""             # transactionResponse.errors[0].errorCode, e.g. "11" for a duplicate
     ref_id: str = ""
+    # A new card charged with `createProfile` (charge_new_card): what the answer's profileResponse says the gateway
+    # saved. Both ids when it made the customer and payment profiles; only the customer's when it refused to make a
+    # second customer (E00039: `profile_error`, the existing customer's id taken from the text); none on a decline.
+    customer_profile_id: str = ""
+    payment_profile_id: str = ""
+    profile_error: str = ""          # profileResponse's code when no payment profile was made (E00039, ...)
 
 
 @dataclass(frozen=True)
@@ -258,6 +264,24 @@ class PaymentGateway(Protocol):
     def charge_profile(self, customer_profile_id: str, payment_profile_id: str, amount: Decimal, *, ref_id: str,
                        invoice_number: str, description: str = "") -> ChargeResult:
         """authCaptureTransaction. No answer or an unreadable one raises OutcomeUnknown; never resent here."""
+        ...
+
+    def charge_new_card(self, opaque: OpaqueData, amount: Decimal, *, ref_id: str, invoice_number: str,
+                        bill_to: BillTo, merchant_customer_id: str, email: str = "", description: str = "",
+                        create_profile: bool = True) -> ChargeResult:
+        """authCaptureTransaction of an Accept.js nonce. `create_profile`: the gateway also saves the card, with a new
+        customer profile (customer.id = `merchant_customer_id`), when the charge is approved; the result carries
+        the ids. No answer raises OutcomeUnknown; never resent (the nonce is spent)."""
+        ...
+
+    def create_profile_from_transaction(self, trans_id: str, customer_profile_id: str, *,
+                                        default: bool = False) -> str:
+        """createCustomerProfileFromTransaction into an existing customer profile: the card of an approved
+        transaction saved as a payment profile. Returns its id."""
+        ...
+
+    def find_customer_profile(self, merchant_customer_id: str) -> str | None:
+        """getCustomerProfile by merchantCustomerId: the customer profile's id, None when there is none."""
         ...
 
     def refund(self, trans_id: str, amount: Decimal, *, card_number_masked: str, ref_id: str,

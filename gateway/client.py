@@ -212,6 +212,58 @@ class AuthorizeNetGateway:
         }
         return self._transaction(_drop_empty(request), ref_id)
 
+    def charge_new_card(self, opaque: OpaqueData, amount: Decimal, *, ref_id: str, invoice_number: str,
+                        bill_to: BillTo, merchant_customer_id: str, email: str = "", description: str = "",
+                        create_profile: bool = True) -> ChargeResult:
+        """A card entered once (an Accept.js nonce) charged, and with `create_profile` saved by the gateway when the
+        charge is approved: a new customer profile (customer.id becomes its merchantCustomerId) with the card as its
+        payment profile, from the customer and billTo sent (Authorize.Net's createTransactionRequest
+        `profile.createProfile`; the vendor's own test: AuthorizeNet/sdk-dotnet
+        AuthorizeNETtest/Api/Controllers/Test/CreateTransactionTest.cs CreateProfileWithCreateTransactionRequestTest).
+        The ids come back in `profileResponse`; a customer that exists already is refused there (E00039) while the
+        charge itself stands, and the result then carries that customer's id for createCustomerProfileFromTransaction.
+        No answer raises OutcomeUnknown and nothing is resent: the nonce is single-use anyway."""
+        order = _drop_empty({
+            "invoiceNumber": _limited("invoiceNumber", invoice_number, LIMITS["invoiceNumber"]),
+            "description": _limited("description", description, LIMITS["orderDescription"]),
+        })
+        request = {
+            "transactionType": "authCaptureTransaction",
+            "amount": _money(amount),
+            "payment": _opaque(opaque),
+            # customerProfilePaymentType: createProfile alone (customerProfileId + createProfile is undocumented).
+            "profile": {"createProfile": True} if create_profile else None,
+            "order": order,
+            "customer": _drop_empty({
+                "id": _limited("merchantCustomerId", merchant_customer_id, LIMITS["merchantCustomerId"]),
+                "email": _limited("email", email, LIMITS["email"])}),
+            "billTo": _bill_to(bill_to),
+            "transactionSettings": {"setting": [{"settingName": "duplicateWindow",
+                                                 "settingValue": str(self._duplicate_window)}]},
+        }
+        return self._transaction(_drop_empty(request), ref_id, secrets=(opaque.value,))
+
+    def create_profile_from_transaction(self, trans_id: str, customer_profile_id: str, *,
+                                        default: bool = False) -> str:
+        """The card of an approved transaction saved into an existing customer profile (createCustomerProfile-
+        FromTransactionRequest with customerProfileId, per the XSD). Not resent after a lost answer: a second one
+        would be refused as a duplicate card."""
+        answer = self._call("createCustomerProfileFromTransaction", _drop_empty({
+            "transId": trans_id, "customerProfileId": customer_profile_id,
+            "defaultPaymentProfile": True if default else None}), accept=("E00039",))
+        ids = _strings(answer.get("customerPaymentProfileIdList"), "numericString")
+        if ids:
+            return ids[0]
+        raise self._error("createCustomerProfileFromTransaction", answer, ())
+
+    def find_customer_profile(self, merchant_customer_id: str) -> str | None:
+        try:
+            answer = self._call("getCustomerProfile", {"merchantCustomerId": _limited(
+                "merchantCustomerId", merchant_customer_id, LIMITS["merchantCustomerId"])}, retry=True)
+        except GatewayNotFound:
+            return None
+        return str((answer.get("profile") or {}).get("customerProfileId") or "") or None
+
     def refund(self, trans_id: str, amount: Decimal, *, card_number_masked: str, ref_id: str,
                customer_profile_id: str = "", payment_profile_id: str = "") -> ChargeResult:
         request: dict[str, Any] = {
@@ -312,12 +364,13 @@ class AuthorizeNetGateway:
 
     # --- Internals ---------------------------------------------------------------------------------------------------
 
-    def _transaction(self, transaction_request: dict[str, Any], ref_id: str) -> ChargeResult:
+    def _transaction(self, transaction_request: dict[str, Any], ref_id: str,
+                     secrets: tuple[str, ...] = ()) -> ChargeResult:
         if not ref_id:
             raise BadRequest("refId is required: it is how a lost answer is reconciled.")
         _limited("refId", ref_id, LIMITS["refId"])
         answer = self._call("createTransaction", {"transactionRequest": transaction_request}, ref_id=ref_id,
-                            money=True)
+                            money=True, secrets=secrets)
         tr = answer.get("transactionResponse")
         outcome = _OUTCOMES.get(str(tr.get("responseCode", ""))) if isinstance(tr, dict) else None
         if outcome is None:
@@ -333,6 +386,7 @@ class AuthorizeNetGateway:
             trans_id=str(tr.get("transId") or ""), auth_code=str(tr.get("authCode") or ""),
             account_number=str(tr.get("accountNumber") or ""), account_type=str(tr.get("accountType") or ""),
             error_code=str(errors[0].get("errorCode", "")) if errors else "", ref_id=ref_id,
+            **_profile_response(answer.get("profileResponse")),
         )
 
     def _transaction_list(self, operation: str, fields: dict[str, Any]) -> list[TransactionSummary]:
@@ -494,6 +548,24 @@ def _strings(value: Any, singular: str) -> list[str]:
         value = [value]
     return [str(item) for item in value if isinstance(item, (str, int)) and str(item)] if isinstance(value, list) \
         else []
+
+
+def _profile_response(response: Any) -> dict[str, str]:
+    """createTransactionResponse.profileResponse (createProfileResponse: messages, customerProfileId,
+    customerPaymentProfileIdList, customerShippingAddressIdList): the ids the gateway saved the card under, or the
+    code that says why it did not (E00039 names the existing customer only in its text)."""
+    if not isinstance(response, dict):
+        return {}
+    customer = str(response.get("customerProfileId") or "")
+    payments = _strings(response.get("customerPaymentProfileIdList"), "numericString")
+    messages = response.get("messages") if isinstance(response.get("messages"), dict) else {}
+    refused = messages.get("resultCode") == "Error" or not payments
+    code = (_codes(response) or [""])[0] if messages else ""
+    if refused and code == "E00039" and not customer:
+        match = _DUPLICATE_ID.search(_first_text(response))
+        customer = match.group(1) if match else ""
+    return {"customer_profile_id": customer, "payment_profile_id": payments[0] if payments else "",
+            "profile_error": code if refused else ""}
 
 
 def _codes(answer: dict[str, Any]) -> list[str]:

@@ -25,6 +25,16 @@ Triggers (research/gateway.md §5, plus simulator conventions marked *):
   same amount+invoice+card+bill-to as an earlier charge within duplicateWindow (default 120 s)
                                     responseCode 3, error 11, with the original's transId and authCode; not recorded
   nonce used, unknown or older than 15 minutes                     E00114 Invalid OTS Token.
+  createTransaction with profile.createProfile and a nonce: only an approved charge (responseCode 1) saves the card,
+                                    as a new customer profile (customer.id its merchantCustomerId, customer.email)
+                                    whose one payment profile (the card, the billTo) is its default, answered in
+                                    profileResponse; a customer.id already used: profileResponse E00039 "A duplicate
+                                    record with ID n already exists." and nothing saved, the charge approved all the
+                                    same; neither id nor email: E00041 there. Declined, error or held: no
+                                    profileResponse. createProfile with customerProfileId (undocumented): E00003
+  createCustomerProfileFromTransaction with customerProfileId: the approved charge's card (and billTo) saved into
+                                    that customer; the same card there already: E00039; not an approved charge:
+                                    E00099 "Customer profile creation failed. This transaction ID is invalid."
   unknown profile / payment profile / transaction                  E00040
   same merchantCustomerId                                          E00039 "A duplicate record with ID n already exists."
   same card number and expiry in one customer profile              E00039 + the existing customerPaymentProfileId
@@ -646,7 +656,11 @@ class AuthorizeNetSimulator:
         if amount is None:
             return _tx_error("3", "5", "A valid amount is required.")
         profile_ids: dict[str, str] = {}
-        if "profile" in tr:
+        create_profile = (tr.get("profile") or {}).get("createProfile") is True
+        if create_profile and (tr["profile"].get("customerProfileId") or tr["profile"].get("paymentProfile")):
+            raise _ApiError("E00003", "The simulator takes createProfile only with a payment (a new card), not with "
+                                      "a stored profile.")
+        if "profile" in tr and not create_profile:
             customer = self._customer(tr["profile"].get("customerProfileId"))
             wanted = (tr["profile"].get("paymentProfile") or {}).get("paymentProfileId")
             if wanted is None:
@@ -700,7 +714,55 @@ class AuthorizeNetSimulator:
             return _tx_error("2", note[0], note[1], tx)
         self._queue_webhook("net.authorize.payment.fraud.held" if code == "4"
                             else "net.authorize.payment.authcapture.created", _tx_payload(tx))
-        return _tx_ok(tx, note, code)
+        answer = _tx_ok(tx, note, code)
+        if create_profile and code == "1":
+            answer["profileResponse"] = self._profile_from_charge(tx, tr.get("customer") or {})
+        return answer
+
+    def _profile_from_charge(self, tx: dict[str, Any], customer_data: dict[str, Any]) -> dict[str, Any]:
+        """createProfile: the approved charge's card saved as a new customer profile (createProfileResponse)."""
+        fields = {"merchantCustomerId": str(customer_data.get("id") or ""), "description": "",
+                  "email": str(customer_data.get("email") or "")}
+        refused: dict[str, Any] = {"customerPaymentProfileIdList": [], "customerShippingAddressIdList": []}
+        if not fields["merchantCustomerId"] and not fields["email"]:
+            return {"messages": _messages("Error", "E00041", "One or more fields in the profile must contain a "
+                                                             "value."), **refused}
+        for existing in self._customers.values():
+            if fields["merchantCustomerId"] and existing["merchantCustomerId"] == fields["merchantCustomerId"]:
+                return {"messages": _messages("Error", "E00039", f"A duplicate record with ID "
+                                              f"{existing['customerProfileId']} already exists."), **refused}
+        customer_id = self._new_id("customer")
+        customer = {**fields, "customerProfileId": customer_id, "payment_profiles": {}}
+        self._customers[customer_id] = customer
+        profile_id = self._store_payment_profile(customer, {"defaultPaymentProfile": True}, tx["card"],
+                                                 tx["bill_to"])
+        self._queue_webhook("net.authorize.customer.created", {
+            "paymentProfiles": [{"id": profile_id, "customerType": "individual"}],
+            "merchantCustomerId": fields["merchantCustomerId"], "description": "", "entityName": "customerProfile",
+            "id": customer_id})
+        return {"messages": _messages("Ok", "I00001", "Successful."), "customerProfileId": customer_id,
+                "customerPaymentProfileIdList": [profile_id], "customerShippingAddressIdList": []}
+
+    def _op_createCustomerProfileFromTransaction(self, request: dict[str, Any]) -> dict[str, Any]:
+        tx = self._transactions.get(str(request.get("transId", "")))
+        if tx is None:
+            raise _ApiError("E00040", "The record cannot be found.")
+        if tx["type"] != "authCaptureTransaction" or tx["response_code"] != "1" or tx["status"] == "voided":
+            raise _ApiError("E00099", "Customer profile creation failed. This transaction ID is invalid.")
+        if not request.get("customerProfileId"):
+            raise _ApiError("E00003", "The simulator saves a transaction's card into an existing customer profile "
+                                      "(customerProfileId) only.")
+        customer = self._customer(request.get("customerProfileId"))
+        for profile in customer["payment_profiles"].values():
+            if (profile["card"].number, profile["card"].expiration) == (tx["card"].number, tx["card"].expiration):
+                raise _ApiError("E00039", "A duplicate customer payment profile already exists.")
+        wanted = {"defaultPaymentProfile": request.get("defaultPaymentProfile") is True}
+        profile_id = self._store_payment_profile(customer, wanted, tx["card"], tx["bill_to"])
+        self._queue_webhook("net.authorize.customer.paymentProfile.created",
+                            {"customerProfileId": int(customer["customerProfileId"]),
+                             "entityName": "customerPaymentProfile", "id": profile_id, "customerType": "individual"})
+        return {"customerProfileId": customer["customerProfileId"], "customerPaymentProfileIdList": [profile_id],
+                "customerShippingAddressIdList": []}
 
     def _void(self, tr: dict[str, Any]) -> dict[str, Any]:
         tx = self._transactions.get(str(tr.get("refTransId", "")))

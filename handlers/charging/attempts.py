@@ -25,8 +25,8 @@ from typing import Any, Callable, Iterable, Mapping
 
 from core import dates, declines, footprint, telemetry
 from core.errors import (ConcurrencyConflict, ConflictInProgress, DataverseError, DuplicateRecord, GatewayAuthError,
-                         GatewayRefused, GatewayUnavailable, OutcomeUnknown, RecordNotFound)
-from core.ports import BatchOperation, ChargeOutcome, ChargeResult, Record
+                         GatewayRefused, GatewayUnavailable, InvalidNonce, OutcomeUnknown, RecordNotFound)
+from core.ports import BatchOperation, BillTo, ChargeOutcome, ChargeResult, OpaqueData, Record
 from core.services import Services
 from handlers.charging import ledger, outcomes
 # The outcome labels and the open ones live with the transition table; re-exported for the callers of this module.
@@ -95,10 +95,32 @@ class PaymentAttempt:
     gateway_transaction_id: str = ""
     auth_code: str = ""
     recorded: bool = True
+    profile_id: str = ""             # a new card saved with its approved charge: its w365_paymentprofile row
 
     @property
     def approved(self) -> bool:
         return self.outcome == APPROVED
+
+
+@dataclass(frozen=True)
+class NewCardCharge:
+    """A card entered once (an Accept.js nonce), charged without a profile on file. With `create_profile` the gateway
+    saves it as a new customer profile when the charge is approved (the account has none yet)."""
+    opaque: OpaqueData
+    bill_to: BillTo
+    merchant_customer_id: str
+    email: str = ""
+    create_profile: bool = True
+
+
+@dataclass(frozen=True)
+class SavedCard:
+    """The row of a card the gateway saved with its approved charge, written in the changeset that records the
+    outcome: `ops` go before the transaction row, which points at `bind` (`$<content id>` of the row created in
+    `ops`, or an existing row's `/w365_paymentprofiles(<id>)`)."""
+    ops: tuple[BatchOperation, ...]
+    bind: str
+    note: str = ""                   # said after the charge's own message ("Visa XXXX1111 is saved ...")
 
 
 @dataclass(frozen=True)
@@ -216,23 +238,36 @@ def collect_payment(services: Services, *, account_id: str, profile: Record, amo
         invoice_number=invoice_number[:20], description=description[:255]))
 
 
-def record_refused_attempt(acting: Services, *, account_id: str, amount: Decimal, ref_key: str, attempt_number: int,
-                           what: str, reason: str, salesorder_id: str | None = None,
-                           request_id: str | None = None, decline: declines.Decline | None = None) -> str:
-    """A payment that ended before any charge was sent (the gateway refused the new card when it was checked):
-    recorded all the same, Inactive and Declined with the reason, so the history shows every attempt."""
+def collect_new_card_payment(services: Services, *, account_id: str, card: NewCardCharge, amount: Decimal,
+                             ref_key: str, attempt_number: int, invoice_number: str,
+                             save_card: Callable[[ChargeResult], SavedCard | None],
+                             salesorder_id: str | None = None, request_id: str | None = None,
+                             acting: Services | None = None, description: str = "",
+                             currency: Currency | None = None) -> PaymentAttempt:
+    """Charge a new card (an Accept.js nonce) exactly once and record it, as `collect_payment` does a card on file:
+    the Pending attempt first (no card row yet), one createTransaction, the answer in one changeset. On approval
+    `save_card(result)` (the gateway's profileResponse in hand) says which card row the changeset writes with the
+    outcome; declined, the card is not saved anywhere. A lost answer is Unknown and reconciled, never resent: the
+    nonce is spent whatever happened. A card the gateway saved with a charge whose answer was lost has no row; the
+    account's Sync Payment Profiles imports it (it finds the customer profile by merchantCustomerId when the account
+    does not know its id yet)."""
+    require_merchant_currency(services.settings, currency, invoice_number or "The record")
+    ref_id = ref_id_for(ref_key, attempt_number)
     body: dict[str, Any] = {
-        "w365_name": attempt_name(CHARGE, what, attempt_number, request_id),
-        "w365_refid": ref_id_for(ref_key, attempt_number), "w365_amount": amount, "w365_type": type_value(CHARGE),
-        "w365_outcome": outcome_value(DECLINED), "w365_transactionresult": reason[:2000],
-        "w365_accountid@odata.bind": f"/accounts({account_id})", "statecode": 1, "statuscode": 2,
+        "w365_name": attempt_name(CHARGE, invoice_number, attempt_number, request_id),
+        "w365_refid": ref_id, "w365_amount": amount, "w365_type": type_value(CHARGE),
+        "w365_outcome": outcome_value(PENDING), "w365_transactionresult": WAITING,
+        "w365_accountid@odata.bind": f"/accounts({account_id})",
     }
     if salesorder_id:
         body["w365_salesorderid@odata.bind"] = f"/salesorders({salesorder_id})"
-    if decline is not None:              # the card's validation was declined: its reason and class, as any decline
-        body.update(w365_reasoncode=decline.reason_code[:10], w365_declinetype=footprint.choice(
-            "w365_paymenttransaction", "w365_declinetype", decline.kind))
-    return start_attempt(acting, body, "A payment of this is in progress")
+    transaction_id = start_attempt(acting or services, body, "A charge of this is in progress")
+    invoice_number = gateway_invoice_number(invoice_number, ref_id)
+    attempt = OpenAttempt(transaction_id, ref_id, amount, CHARGE, invoice_number=invoice_number, currency=currency)
+    return send_attempt(services, attempt, lambda: services.gateway.charge_new_card(
+        card.opaque, amount, ref_id=ref_id, invoice_number=invoice_number[:20], bill_to=card.bill_to,
+        merchant_customer_id=card.merchant_customer_id, email=card.email, description=description[:255],
+        create_profile=card.create_profile), save_card=save_card)
 
 
 def links_of(charge: Record) -> dict[str, str]:
@@ -257,8 +292,9 @@ def start_attempt(acting: Services, body: Mapping[str, Any], conflict: str) -> s
                                  "then refresh.") from None
 
 
-def send_attempt(services: Services, attempt: OpenAttempt, send: Callable[[], ChargeResult]) -> PaymentAttempt:
-    """Call the gateway once for a recorded attempt and record what it said."""
+def send_attempt(services: Services, attempt: OpenAttempt, send: Callable[[], ChargeResult], *,
+                 save_card: Callable[[ChargeResult], SavedCard | None] | None = None) -> PaymentAttempt:
+    """Call the gateway once for a recorded attempt and record what it said (`save_card`: collect_new_card_payment)."""
     telemetry.bind(ref_id=attempt.ref_id)
     verb = _verb(attempt.kind)
     try:
@@ -278,18 +314,47 @@ def send_attempt(services: Services, attempt: OpenAttempt, send: Callable[[], Ch
         _closed_without_answer(services, attempt, "Authorize.Net refused the service's credentials; nothing "
                                                   "happened. An administrator must check the settings.")
         raise
+    except InvalidNonce:
+        return _closed_without_answer(services, attempt, "The card details expired or were already used before they "
+                                                         f"reached Authorize.Net, so nothing happened ({verb} not "
+                                                         "made). Enter the card again.")
     except GatewayRefused as exc:
         # A readable refusal of the request itself (E00040 unknown profile, E00003 ...): no transaction was made.
         text = f"Authorize.Net refused the request: {exc.text} Nothing happened ({verb} not made)."
         return _closed_without_answer(services, attempt, text)
-    return record_result(services, attempt, result)
+    saved = _saved_card(save_card, result) if save_card else None
+    return record_result(services, attempt, result, saved)
 
 
-def record_result(services: Services, attempt: OpenAttempt, result: ChargeResult) -> PaymentAttempt:
-    """Write the gateway's answer; on a Dataverse failure keep it safe in the queue (the money already moved)."""
+def _saved_card(save_card: Callable[[ChargeResult], SavedCard | None], result: ChargeResult) -> SavedCard | None:
+    """The card row to write with an approved charge. Whatever goes wrong here, the approval is recorded."""
+    if result.outcome != ChargeOutcome.APPROVED:
+        return None
+    try:
+        return save_card(result)
+    except Exception:  # noqa: BLE001 - the money moved: record it; the card can be imported by Sync later
+        log.exception("charging: saving the card of %s failed; the charge is recorded without it", result.ref_id)
+        return None
+
+
+def record_result(services: Services, attempt: OpenAttempt, result: ChargeResult,
+                  saved: SavedCard | None = None) -> PaymentAttempt:
+    """Write the gateway's answer (and `saved`, the card row of a new card, in the same changeset); on a Dataverse
+    failure keep the answer safe in the queue (the money already moved)."""
     done = describe(attempt, result)
     try:
-        commit(services, attempt, result)
+        try:
+            profile_id = commit(services, attempt, result, saved)
+        except DataverseError as exc:
+            if saved is None or isinstance(exc, ConcurrencyConflict):
+                raise
+            # The card row must never cost the outcome: record the charge alone (Sync imports the card later).
+            log.warning("charging: writing %s with its new card failed (%s); recording the charge alone",
+                        attempt.ref_id, type(exc).__name__)
+            saved, profile_id = None, commit(services, attempt, result)
+        if saved is not None:
+            done = dataclasses.replace(done, profile_id=profile_id,
+                                       message=f"{done.message} {saved.note}".strip())
     except DataverseError as exc:
         log.warning("charging: recording %s of %s failed (%s); queued", result.outcome, attempt.ref_id,
                     type(exc).__name__)
@@ -301,30 +366,47 @@ def record_result(services: Services, attempt: OpenAttempt, result: ChargeResult
     return done
 
 
-def commit(services: Services, attempt: OpenAttempt, result: ChargeResult) -> None:
+def commit(services: Services, attempt: OpenAttempt, result: ChargeResult, saved: SavedCard | None = None) -> str:
     """One atomic changeset; on a 412 (someone changed the invoice or the row) re-read and decide again. Writes
-    nothing when the transition table does not allow the answer over what the row says now."""
+    nothing when the transition table does not allow the answer over what the row says now. `saved`: a new card's
+    row, written first in the same changeset, the transaction row pointing at it. Returns that row's id ("" without
+    one)."""
     for _ in range(COMMIT_TRIES):
         if not outcomes.may_settle(attempt.outcome, outcomes.label_of(result.outcome)):
             log.info("charging: %s is %s; %s does not apply", attempt.ref_id, attempt.outcome, result.outcome)
-            return
-        dunning = _with_dunning(services, attempt, result, settlement_ops(attempt, result))
+            return ""
+        settlement = settlement_ops(attempt, result)
+        if saved is not None:
+            first = settlement[0]
+            settlement[0] = dataclasses.replace(first, body={**first.body,
+                                                             "w365_paymentprofileid@odata.bind": saved.bind})
+        card_ops = list(saved.ops) if saved is not None else []
+        dunning = _with_dunning(services, attempt, result, card_ops + settlement)
         ops = dunning.ops
         # The button's w365_operation row rides in the same changeset when the handler asked for it (core.operations).
         operation = services.operation.batch_operation(describe(attempt, result)) if (
             services.operation is not None and result.outcome == ChargeOutcome.APPROVED) else None
         try:
-            services.dataverse.batch(ops + [operation] if operation else ops)
+            results = services.dataverse.batch(ops + [operation] if operation else ops)
             if operation:
                 services.operation.committed()
             dunning.send(services)
-            return
+            return _saved_row_id(saved, ops, results)
         except ConcurrencyConflict:
             fresh = read_open_attempt(services, attempt.transaction_id)
             if fresh is None:
-                return                   # another writer (the queue, the reconciler) recorded it first
+                return ""                # another writer (the queue, the reconciler) recorded it first
             attempt = fresh
     raise ConcurrencyConflict(f"the invoice of attempt {attempt.ref_id} kept changing")
+
+
+def _saved_row_id(saved: SavedCard | None, ops: list[BatchOperation], results: list[Any]) -> str:
+    if saved is None:
+        return ""
+    if not saved.bind.startswith("$"):
+        return saved.bind.rsplit("(", 1)[-1].rstrip(")")
+    index = next((i for i, op in enumerate(ops) if op.content_id == saved.bind[1:]), None)
+    return (results[index].record_id or "") if index is not None and index < len(results) else ""
 
 
 def defer(services: Services, attempt: OpenAttempt, result: ChargeResult) -> None:

@@ -263,8 +263,8 @@ def approve(services: Services, token: str, signature: Signature, *, opaque: Opa
     try:
         result = links.complete_once(services, link, record_and_pay, completion=lambda r: {
             "w365_paymentprofileid@odata.bind": f"/w365_paymentprofiles({r.profile_id})"} if r and r.profile_id
-            else {}, declined_card=lambda exc: isinstance(exc, _NotApproved) and exc.result.outcome in (
-            attempts.DECLINED, payment.REFUSED))
+            else {}, declined_card=lambda exc: isinstance(exc, _NotApproved)
+            and exc.result.outcome == attempts.DECLINED)
     except links.LinkTaken:
         return ApprovalResult("busy")
     except links.LinkLocked:

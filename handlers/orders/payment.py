@@ -1,5 +1,6 @@
 """w365_SubmitOrderPayment and what follows it: charge the order total once through the charging core
-(handlers/charging/attempts.collect_payment: a Pending attempt with w365_salesorderid first, exactly once), then
+(handlers/charging/attempts: a Pending attempt with w365_salesorderid first, exactly once; a card on file by its
+profile, a new card by its nonce, saved as a profile by that same charge only when it is approved), then
 - approved: invoice from the order (ConvertSalesOrderToInvoice) set Paid, the card the account's default if it had
   none, the order Activated (subscriptions through the credit-hold rules) or Scheduled, a history note;
 - declined: the order Declined with the "Payment declined" tag and a note; w365_ConvertOrderToDraft reopens it.
@@ -18,10 +19,10 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Mapping
 
-from core import declines, odata, permissions
+from core import odata, permissions
 from core.money import require_merchant_currency
 from core.errors import (AccessDenied, BusinessRuleViolation, ConflictInProgress, DataverseError, GatewayError,
-                         GatewayRefused, InvalidNonce, RecordNotFound, W365Error)
+                         RecordNotFound, W365Error)
 from core.ports import BatchOperation, BillTo, OpaqueData, Read, Record
 from core.services import Services
 from handlers.charging import attempts, ledger
@@ -36,8 +37,13 @@ log = logging.getLogger(__name__)
 
 PAYABLE = ("Draft",)
 SUBMIT_MESSAGE = "w365_SubmitOrderPayment"
-REFUSED = "Refused"                  # the gateway refused a new card before any charge (no transaction)
 COMPLETION_GRACE = dt.timedelta(minutes=5)
+# A new card's order is read with what saving the card needs: the account's gateway customer profile and its cards.
+NEW_CARD_EXPAND = ORDER_EXPAND.replace(
+    "customerid_account($select=accountid,name,creditonhold,_primarycontactid_value)",
+    "customerid_account($select=accountid,name,creditonhold,_primarycontactid_value,emailaddress1,"
+    f"w365_gatewaycustomerprofileid;$expand={profiles.ACCOUNT_CARDS}($select=w365_paymentprofileid,w365_name,"
+    "w365_isdefault,statecode,w365_syncstatus,w365_paymentprofileidgateway))", 1)
 
 
 @dataclass(frozen=True)
@@ -54,7 +60,7 @@ class NewCard:
 
 @dataclass(frozen=True)
 class PaymentResult:
-    """`outcome`: Approved, Declined, Refused (a new card refused), Error, Held For Review, Unknown. `message` is for
+    """`outcome`: Approved, Declined, Error, Held For Review, Unknown. `message` is for
     staff (the operation row), `customer_message` for the approval page (no gateway ids)."""
     outcome: str
     message: str
@@ -82,18 +88,19 @@ def submit_order_payment(services: Services, order_id: str, card: CardOnFile | N
     Read, decide, validate, act: nothing is written and no card is touched before every rule has passed."""
     acting = services.for_user(user_id) if user_id else services
     order, transactions, chosen, known = read_order_payment(
-        services, order_id, user_id=user_id, profile_id=card.profile_id if isinstance(card, CardOnFile) else None)
+        services, order_id, user_id=user_id, profile_id=card.profile_id if isinstance(card, CardOnFile) else None,
+        new_card=isinstance(card, NewCard))
     plan = decide(order, transactions)
     if plan.unfinished is not None:
         # Paid, but its completion was cut short: finish it now, never charge again.
         return complete_paid_order(services, order, plan.unfinished, via=via, order_columns=order_columns)
     validate(order, plan, allowed)
     require_merchant_currency(services.settings, order.currency, f"Order {order.name}")   # before any card is made
-    profile = card_to_charge(services, acting, order, card, plan, request_id=request_id, via=via, chosen=chosen)
-    if isinstance(profile, PaymentResult):
-        return profile                   # the gateway refused the new card: recorded, nothing charged
-    if isinstance(card, NewCard) and not profile.get("w365_isdefault"):
-        known = None                     # whether it becomes the default is decided with a fresh read of the account
+    if isinstance(card, NewCard):
+        attempt = charge_new_card(services, acting, order, card, plan, request_id=request_id)
+        return after_charge(services, order, attempt, attempt.profile_id, via=via, order_columns=order_columns,
+                            known=known)
+    profile = _card_on_file(order, chosen)
     attempt = charge(services, acting, order, profile, plan, request_id=request_id)
     return after_charge(services, order, attempt, profile["w365_paymentprofileid"], via=via,
                         order_columns=order_columns, known=known)
@@ -113,15 +120,18 @@ class OrderPaymentPlan:
 # --- read ------------------------------------------------------------------------------------------------------------
 
 def read_order_payment(services: Services, order_id: str, *, user_id: str | None = None,
-                       profile_id: str | None = None) -> tuple[Order, list[Record], Record | None, list[Any] | None]:
+                       profile_id: str | None = None, new_card: bool = False,
+                       ) -> tuple[Order, list[Record], Record | None, list[Any] | None]:
     """The order, its payment transactions and the card on file chosen (None when it does not exist), with the
     person's rights on the order and the card (RIGHTS of w365_SubmitOrderPayment), and what completing an approved
     charge needs (`completion_reads`' answers; with the card on file and its account's defaults, while a new card
-    is made the default, if the account has none, when it is added): one read $batch."""
+    is made the default, if the account has none, as it is saved): one read $batch. `new_card`: the account is read
+    with its gateway customer profile and its cards (NEW_CARD_EXPAND)."""
     records = {"Target": order_id, **({"PaymentProfileId": profile_id} if profile_id else {})}
     check = permissions.AccessCheck(SUBMIT_MESSAGE, user_id, records, action="collect payment for this order") \
         if user_id else None
-    reads = [Read.retrieve(ORDERS, order_id, select=ORDER_COLUMNS, expand=ORDER_EXPAND), _transactions_read(order_id)]
+    reads = [Read.retrieve(ORDERS, order_id, select=ORDER_COLUMNS, expand=NEW_CARD_EXPAND if new_card else ORDER_EXPAND),
+             _transactions_read(order_id)]
     if profile_id:
         reads.append(Read.query(profiles.PROFILES, select=PROFILE_COLUMNS,
                                 filter=odata.eq("w365_paymentprofileid", uuid.UUID(profile_id))))
@@ -163,27 +173,37 @@ def validate(order: Order, plan: OrderPaymentPlan, allowed: tuple[str, ...]) -> 
 
 # --- act -------------------------------------------------------------------------------------------------------------
 
-def card_to_charge(services: Services, acting: Services, order: Order, card: CardOnFile | NewCard,
-                   plan: OrderPaymentPlan, *, request_id: str | None, via: str,
-                   chosen: Record | None = None) -> Record | PaymentResult:
-    """The payment profile row to charge (`chosen`: the card on file as read with the order). A new card the gateway
-    refuses is recorded as a declined attempt and declines the order: that PaymentResult is returned instead."""
-    if isinstance(card, CardOnFile):
-        return _card_on_file(order, chosen)
+def charge_new_card(services: Services, acting: Services, order: Order, card: NewCard, plan: OrderPaymentPlan, *,
+                    request_id: str | None) -> attempts.PaymentAttempt:
+    """The order total charged to the card entered (the nonce), the card saved only when the charge is approved:
+    an account without a gateway customer profile gets one from the charge itself (createProfile: one charge, one
+    read of the card), one with a profile gets the card added from the transaction (one more call). The row is
+    written Active + Synced, source Order, with the outcome; declined, nothing is saved. A lost answer is Unknown and
+    reconciled like any charge, never resent (the nonce is spent). What becomes of the card then: an account without
+    a customer profile may have had it saved by that charge, with no row; the account's Sync Payment Profiles imports
+    it (it finds the customer profile by the account's merchantCustomerId). An account with a customer profile, or a
+    charge held for review, has the card saved only with an approval in hand: it is not saved, and the customer
+    enters it again next time."""
+    account = order.account
+    contact_id = card.contact_id or _order_contact(services, order)
+    if not contact_id:
+        raise BusinessRuleViolation("Choose a contact of this account first (add one if the account has none).")
+    customer_profile_id = str(account.get("w365_gatewaycustomerprofileid") or "")
+    cards = account.get(profiles.ACCOUNT_CARDS) or []
     try:
-        return _new_card(services, order, card)
-    except InvalidNonce as exc:
-        raise BusinessRuleViolation(profiles.refusal_text(exc)) from None
-    except GatewayRefused as exc:
-        text = profiles.refusal_text(exc)
-        transaction_id = attempts.record_refused_attempt(
-            acting, account_id=order.account_id, amount=plan.amount, ref_key=f"salesorder:{order.id}",
-            attempt_number=plan.attempt_number, what=plan.number, reason=text,
-            salesorder_id=order.id, request_id=request_id,
-            decline=declines.classify(exc.response_code, exc.reason_code))
-        decline_order(services, order, text, via=via)
-        return PaymentResult(REFUSED, f"{text} The order is marked Declined.",
-                             f"Your card was not accepted: {exc.text} Please try another card.", transaction_id)
+        return attempts.collect_new_card_payment(
+            services, acting=acting, account_id=order.account_id, amount=plan.amount,
+            card=attempts.NewCardCharge(card.opaque, card.bill_to, profiles.merchant_customer_id(order.account_id),
+                                        email=(account.get("emailaddress1") or "")[:255],
+                                        create_profile=not customer_profile_id),
+            ref_key=f"salesorder:{order.id}", attempt_number=plan.attempt_number, invoice_number=plan.number,
+            salesorder_id=order.id, request_id=request_id, description=f"Order {order.name}", currency=order.currency,
+            save_card=lambda result: profiles.card_saved_with_charge(
+                services, account_id=order.account_id, contact_id=contact_id, cards=cards,
+                customer_profile_id=customer_profile_id, result=result, source="Order"))
+    except AccessDenied:
+        raise BusinessRuleViolation("You do not have permission to collect payments (create payment transactions) "
+                                    "in Dynamics 365.") from None
 
 
 def charge(services: Services, acting: Services, order: Order, profile: Record, plan: OrderPaymentPlan, *,
@@ -273,16 +293,6 @@ def _card_on_file(order: Order, profile: Record | None) -> Record:
     if profile.get("w365_syncstatus") != SYNCED or not profile.get("w365_paymentprofileidgateway"):
         raise BusinessRuleViolation(f"{name} is not synced with Authorize.Net; sync it first.")
     return profile
-
-
-def _new_card(services: Services, order: Order, card: NewCard) -> Record:
-    """The gateway profile made from the nonce and stored as a w365_paymentprofile, source Order, synced at once."""
-    contact_id = card.contact_id or _order_contact(services, order)
-    if not contact_id:                   # says to add one (the contact itself is checked in add_card's own read)
-        profiles.require_contact(services, order.account_id, contact_id)
-    added = profiles.add_card_from_nonce(services, account_id=order.account_id, contact_id=contact_id,
-                                         opaque=card.opaque, bill_to=card.bill_to, source="Order", synced=True)
-    return services.dataverse.retrieve(profiles.PROFILES, added.profile_id, select=PROFILE_COLUMNS)
 
 
 def _order_contact(services: Services, order: Order) -> str | None:

@@ -18,9 +18,10 @@ from core.errors import (AccessDenied, BadRequest, BusinessRuleViolation, Concur
                          GatewayError, GatewayNotFound, GatewayRefused, InvalidNonce, RecordNotFound)
 from core.operations import batch_with_outcome
 from core.permissions import AccessCheck
-from core.ports import BatchOperation, BillTo, GatewayPaymentProfile, OpaqueData, Read
+from core.ports import BatchOperation, BillTo, ChargeResult, GatewayPaymentProfile, OpaqueData, Read
 from core.text import require_valid_text
 from core.services import Services
+from handlers.charging.attempts import SavedCard
 from handlers.dunning.account_updater import closed_by_account_updater
 from handlers.dunning.recovery import WAITING_INVOICES, card_became_usable, waiting_invoices_expand
 from core.bill_to import FIELDS as BILL_TO_FIELDS
@@ -222,6 +223,65 @@ def add_card_from_nonce(services: Services, *, account_id: str, contact_id: str 
         raise
     log.info("payment profile %s added (%s, %s)", row_id, source, "synced" if synced else "pending sync")
     return AddedCard(row_id, body["w365_name"], customer_profile_id, payment_profile_id)
+
+
+def card_saved_with_charge(services: Services, *, account_id: str, contact_id: str | None, cards: list[dict[str, Any]],
+                           customer_profile_id: str, result: ChargeResult, source: str) -> SavedCard | None:
+    """The row of a new card the gateway saved with its approved charge (handlers/charging/attempts.
+    collect_new_card_payment writes it with the outcome). `cards`: the account's rows, read before the charge;
+    `customer_profile_id`: the account's, "" when it had none.
+
+    The charge made a new customer profile with the card (an account without one): its ids are in the answer. A
+    customer that exists (the account's, or one the gateway found by merchantCustomerId, E00039): the card is saved
+    into it from the transaction, one more gateway call. Then one read of the card (type, masked number, unmasked
+    expiry) and the row is Active + Synced at once; it is the account's default when the account has no Active
+    default (a new customer profile's only card is the gateway's default already; otherwise the gateway is told).
+    None when the card could not be saved: the charge is recorded all the same, and the message says so."""
+    customer = result.customer_profile_id or customer_profile_id
+    payment = result.payment_profile_id
+    new_customer = bool(customer) and customer != customer_profile_id
+    make_default = not _has_active_default(services, account_id, [r for r in cards if r.get("w365_isdefault")])
+    try:
+        if not payment:
+            if not customer:
+                log.warning("charge %s: the gateway saved no card (%s)", result.trans_id, result.profile_error)
+                return None
+            payment = services.gateway.create_profile_from_transaction(result.trans_id, customer,
+                                                                       default=make_default)
+    except GatewayError as exc:
+        log.warning("charge %s: the card could not be saved (%s)", result.trans_id, type(exc).__name__)
+        return None
+    existing = [r for r in cards if r.get("w365_paymentprofileidgateway") == payment]
+    if existing:
+        return SavedCard((), f"/{PROFILES}({existing[0]['w365_paymentprofileid']})")
+    body: dict[str, Any] = {
+        "w365_accountid@odata.bind": f"/accounts({account_id})", "w365_customerprofileid": customer,
+        "w365_paymentprofileidgateway": payment, "w365_source": source_value(source),
+    }
+    if contact_id:
+        body["w365_contactid@odata.bind"] = f"/contacts({contact_id})"
+    try:
+        card = services.gateway.get_payment_profile(customer, payment)
+    except GatewayError as exc:
+        # Saved at the gateway, but unread: the row waits for a Sync, named from the charge's answer.
+        log.warning("payment profile %s: reading it after the charge failed (%s)", payment, type(exc).__name__)
+        body.update(w365_name=display_name(result.account_type, result.account_number),
+                    w365_syncstatus=sync_status("Pending Sync"), w365_isdefault=False,
+                    statecode=INACTIVE[0], statuscode=INACTIVE[1])
+        card, make_default = None, False
+    else:
+        if make_default and not card.is_default:
+            make_default = _made_gateway_default(services, card)
+        body.update(_synced_columns(services, card, active=True), w365_isdefault=make_default)
+    ops = [BatchOperation.update("accounts", account_id, {"w365_gatewaycustomerprofileid": customer})] \
+        if new_customer else []
+    if make_default:
+        ops += _clear_other_defaults(services, account_id, keep=None, rows=[r for r in cards if r.get("w365_isdefault")])
+    ops.append(BatchOperation.create(PROFILES, body, content_id="card"))
+    name = body["w365_name"]
+    note = (f"{name} is saved on the account" + (" as its default card." if make_default else ".")) if card else (
+        f"{name} is saved on the account; Sync it to use it again.")
+    return SavedCard(tuple(ops), "$card", note)
 
 
 def _card_already_on_file(services: Services, row: dict[str, Any], bill_to: BillTo, *,
@@ -434,8 +494,15 @@ def sync_account(services: Services, account_id: str, *, import_only: bool = Fal
     if access:
         access.verify(granted)
     customer_profile_id = account.get("w365_gatewaycustomerprofileid")
+    ops: list[BatchOperation] = []
     if not customer_profile_id:
-        return True, "This account has no Authorize.Net customer profile yet; there is nothing to sync."
+        # Not known here, but the gateway may have one: a new card's charge whose answer was lost (or not written)
+        # saved the card with a customer profile named by the account's merchantCustomerId.
+        customer_profile_id = services.gateway.find_customer_profile(merchant_customer_id(account_id))
+        if not customer_profile_id:
+            return True, "This account has no Authorize.Net customer profile yet; there is nothing to sync."
+        ops.append(BatchOperation.update("accounts", account_id,
+                                         {"w365_gatewaycustomerprofileid": customer_profile_id}))
     try:
         cards = services.gateway.get_customer_profile(str(customer_profile_id))
     except GatewayNotFound:
@@ -443,7 +510,6 @@ def sync_account(services: Services, account_id: str, *, import_only: bool = Fal
     rows = account.get(ACCOUNT_CARDS) or []
     by_gateway_id = {r.get("w365_paymentprofileidgateway"): r for r in rows}
     closed = {gateway_id for gateway_id, r in by_gateway_id.items() if closed_by_account_updater(r)}
-    ops: list[BatchOperation] = []
     imported = refreshed = 0
     untouched = list(rows)                  # rows this sync leaves as they are: their default still counts
     newly_usable: list[tuple[dict[str, Any], GatewayPaymentProfile]] = []

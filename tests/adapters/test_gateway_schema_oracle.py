@@ -114,6 +114,14 @@ def sent_requests() -> list[dict]:
         [batch] = gw.list_settled_batches(sim.clock.now() - datetime.timedelta(days=1), sim.clock.now())
         gw.list_batch_transactions(batch.batch_id)
         gw.public_client_key()
+        new_card = gw.charge_new_card(sim.issue_nonce("6011000000000012", "12", "2030", "123"), Decimal("20.00"),
+                                      ref_id="pay-3", invoice_number="ORD-1-1", bill_to=bill_to,
+                                      merchant_customer_id="ACC-3", email="ap@litware.com", description="Order ORD-1")
+        gw.charge_new_card(sim.issue_nonce("4111111111111111", "12", "2030", "123"), Decimal("21.00"),
+                           ref_id="pay-4", invoice_number="ORD-2-1", bill_to=bill_to, merchant_customer_id="ACC-3",
+                           create_profile=False)
+        gw.create_profile_from_transaction(new_card.trans_id, customer, default=True)
+        gw.find_customer_profile("ACC-3")
         gw.delete_payment_profile(customer, payment)
         return [json.loads(call.request.body) for call in rsps.calls]
 
@@ -124,7 +132,7 @@ def test_every_request_type_of_the_client_is_covered(sent_requests):
         "getCustomerPaymentProfileRequest", "updateCustomerPaymentProfileRequest",
         "deleteCustomerPaymentProfileRequest", "createTransactionRequest", "getTransactionDetailsRequest",
         "getTransactionListForCustomerRequest", "getUnsettledTransactionListRequest", "getMerchantDetailsRequest",
-        "getSettledBatchListRequest", "getTransactionListRequest"}
+        "getSettledBatchListRequest", "getTransactionListRequest", "createCustomerProfileFromTransactionRequest"}
 
 
 def test_requests_follow_the_xsd_order_and_facets(sent_requests):

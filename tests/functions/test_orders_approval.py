@@ -204,7 +204,16 @@ def test_a_refused_card_on_the_page_keeps_the_link_for_another_card(world, token
     assert code == 200, body
     row = order(world)
     assert row["w365_orderstatus"] == status("Activated") and row["w365_paymentdeclined"] is False
-    assert len(world.simulator.charges()) == 1
+    # The declined card was charged and declined (the gateway keeps declined transactions); only the second moved money.
+    assert [c["status"] for c in world.simulator.charges()] == ["declined", "capturedPendingSettlement"]
+    [card] = world.rows("w365_paymentprofile")                 # the declined card was not saved, the approved one was
+    assert card["w365_cardlast4"] == "XXXX1111" and (link_row(world)["w365_paymentprofileid"]["id"]
+                                                      == card["w365_paymentprofileid"])
+
+
+def link_row(world) -> dict:
+    (link,) = world.rows("w365_securelink")
+    return link
 
 
 def test_refused_cards_leave_one_signature_note_with_the_approval(world, token):

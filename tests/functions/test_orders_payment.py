@@ -90,19 +90,57 @@ def test_a_second_submit_never_charges_again(world):
     assert again.body["status"] == "failed" and "already paid" in again.message
 
 
-def test_new_card_is_stored_as_an_order_profile_synced_and_becomes_the_default(world):
+def gateway_operations(world, since: int = 0) -> list[str]:
+    """The API operations sent to the simulator (after the first `since` calls to it)."""
+    bodies = [json.loads(c.request.body) for c in world.rsps.calls if "authorize.net" in c.request.url]
+    return [next(iter(b))[:-len("Request")] for b in bodies[since:]]
+
+
+def gateway_calls(world) -> int:
+    return len(gateway_operations(world))
+
+
+def test_new_card_is_charged_and_saved_by_one_charge_then_one_read_and_becomes_the_default(world):
     reply = submit_new_card(world)
     assert reply.body["status"] == "succeeded", reply.body
+    # One createTransaction that also saves the card (the account had no customer profile), one read of the card.
+    assert gateway_operations(world) == ["createTransaction", "getCustomerPaymentProfile"]
     [profile] = [p for p in world.rows("w365_paymentprofile")]
     assert profile["w365_source"] == footprint.choice("w365_paymentprofile", "w365_source", "Order")
     assert profile["w365_syncstatus"] == footprint.choice("w365_paymentprofile", "w365_syncstatus", "Synced")
     assert profile["statecode"] == 0 and profile["w365_isdefault"] is True
-    assert profile["w365_cardlast4"] == "XXXX1111"
+    assert (profile["w365_cardlast4"], profile["w365_cardtype"], profile["w365_expiration"]) == (
+        "XXXX1111", "Visa", "2030-12")
     assert profile["w365_contactid"]["id"] == world.ids["contact"]
     assert order(world)["w365_paymentprofileid"]["id"] == profile["w365_paymentprofileid"]
+    [charge] = order_rows(world, "w365_paymenttransaction")
+    assert charge["w365_paymentprofileid"]["id"] == profile["w365_paymentprofileid"]
+    assert charge["w365_outcome"] == outcome("Approved")
+    # The gateway's customer profile is the account's now, its only card the gateway's default.
+    account = world.row("account", world.ids["account"])
+    assert account["w365_gatewaycustomerprofileid"] == profile["w365_customerprofileid"]
+    card = world.services.gateway.get_payment_profile(profile["w365_customerprofileid"],
+                                                      profile["w365_paymentprofileidgateway"])
+    assert card.is_default and card.bill_to.zip == "98052"
+    assert "saved on the account as its default card" in reply.message
     text = json.dumps([world.rows(t) for t in ("w365_paymentprofile", "w365_paymenttransaction", "annotation",
                                                "w365_operation")], default=str)
     assert VISA not in text
+
+
+def test_a_declined_new_card_declines_the_order_and_is_saved_nowhere(world):
+    reply = submit_new_card(world, zip="46282")
+    assert reply.body["status"] == "failed" and "declined" in reply.message.lower()
+    assert order(world)["w365_orderstatus"] == status("Declined")
+    assert [c["status"] for c in world.simulator.charges()] == ["declined"]
+    assert world.rows("w365_paymentprofile") == []
+    assert world.services.gateway.find_customer_profile(
+        world.ids["account"].replace("-", "")[:20]) is None                    # no customer profile either
+    assert not world.row("account", world.ids["account"]).get("w365_gatewaycustomerprofileid")
+    [attempt] = world.rows("w365_paymenttransaction")          # the decline is recorded, Inactive, with its reason
+    assert attempt["statecode"] == 1 and "declined" in attempt["w365_transactionresult"].lower()
+    assert attempt["w365_outcome"] == world.choice("w365_paymenttransaction", "w365_outcome", "Declined")
+    assert attempt["w365_salesorderid"]["id"] == world.ids["order"] and not attempt.get("w365_paymentprofileid")
 
 
 def test_declined_card_then_convert_to_draft_then_retry_approved(world):
@@ -137,17 +175,6 @@ def test_declined_card_then_convert_to_draft_then_retry_approved(world):
 def test_convert_to_draft_refuses_an_order_that_is_not_declined(world):
     reply = world.send("w365_ConvertOrderToDraft", "salesorder", world.ids["order"])
     assert reply.body["status"] == "failed" and "Draft" in reply.message
-
-
-def test_a_new_card_refused_by_the_gateway_declines_the_order_without_a_charge(world):
-    reply = submit_new_card(world, zip="46282")
-    assert reply.body["status"] == "failed" and "refused" in reply.message
-    assert order(world)["w365_orderstatus"] == status("Declined")
-    assert world.simulator.charges() == [] and world.rows("w365_paymentprofile") == []
-    [attempt] = world.rows("w365_paymenttransaction")          # the decline is recorded, Inactive, with its reason
-    assert attempt["statecode"] == 1 and "declined" in attempt["w365_transactionresult"].lower()
-    assert attempt["w365_outcome"] == world.choice("w365_paymenttransaction", "w365_outcome", "Declined")
-    assert attempt["w365_salesorderid"]["id"] == world.ids["order"]
 
 
 def test_future_activation_date_schedules_the_order_and_the_timer_activates_it(world):
@@ -397,31 +424,48 @@ def _card_on_file_of_the_account(world) -> tuple[str, dict]:
     return profile_id, row
 
 
-@pytest.mark.parametrize("state", ["deactivated", "pending sync"])
-def test_a_new_card_already_on_file_but_not_usable_is_not_charged_and_gets_the_address_entered(world, state):
-    profile_id, row = _card_on_file_of_the_account(world)
-    world.standin.update("w365_paymentprofile", profile_id, {"statecode": 1, "statuscode": 2, "w365_isdefault": False}
-                         if state == "deactivated" else {"w365_syncstatus": footprint.choice(
-                             "w365_paymentprofile", "w365_syncstatus", "Pending Sync")})
-    reply = submit_new_card(world, address="9 New Road", zip="98101")
-    assert reply.body["status"] == "failed" and "already on file" in reply.message, reply.body
-    assert world.simulator.charges() == [] and order_rows(world, "w365_paymenttransaction") == []
-    assert len(world.rows("w365_paymentprofile")) == 1
-    card = world.services.gateway.get_payment_profile(row["w365_customerprofileid"],
-                                                      row["w365_paymentprofileidgateway"])
-    assert (card.bill_to.address, card.bill_to.zip) == ("9 New Road", "98101")
-    updated = world.row("w365_paymentprofile", profile_id)
-    assert (updated["w365_billto_address"], updated["w365_billto_zip"]) == ("9 New Road", "98101")
-    assert updated["statecode"] == (1 if state == "deactivated" else 0)
+def test_an_account_with_a_customer_profile_gets_the_new_card_added_from_the_transaction(world):
+    default_id, row = _card_on_file_of_the_account(world)
+    before = gateway_calls(world)
+    reply = submit_new_card(world, number="5424000000000015")
+    assert reply.body["status"] == "succeeded", reply.body
+    # No second customer profile: the charge, the card saved into the account's customer profile, its read.
+    assert gateway_operations(world, before) == ["createTransaction", "createCustomerProfileFromTransaction",
+                                                 "getCustomerPaymentProfile"]
+    [new] = [r for r in world.rows("w365_paymentprofile") if r["w365_paymentprofileid"] != default_id]
+    assert new["w365_customerprofileid"] == row["w365_customerprofileid"]
+    assert (new["w365_cardlast4"], new["w365_cardtype"], new["statecode"]) == ("XXXX0015", "MasterCard", 0)
+    assert new["w365_isdefault"] is False and world.row("w365_paymentprofile", default_id)["w365_isdefault"] is True
+    assert order_rows(world, "w365_paymenttransaction")[0]["w365_paymentprofileid"]["id"] == \
+        new["w365_paymentprofileid"]
+    cards = world.services.gateway.get_customer_profile(row["w365_customerprofileid"])
+    assert sorted((c.card_number_masked, c.is_default) for c in cards) == [("XXXX0015", False), ("XXXX1111", True)]
 
 
-def test_a_new_card_already_on_file_and_usable_is_charged_with_the_address_entered(world):
+def test_the_same_card_again_is_charged_and_not_saved_twice(world):
     profile_id, row = _card_on_file_of_the_account(world)
     reply = submit_new_card(world, address="9 New Road")
     assert reply.body["status"] == "succeeded", reply.body
-    assert len(world.simulator.charges()) == 1 and len(world.rows("w365_paymentprofile")) == 1
-    assert world.row("w365_paymentprofile", profile_id)["w365_billto_address"] == "9 New Road"
+    assert [c["status"] for c in world.simulator.charges()] == ["capturedPendingSettlement"]
+    assert [r["w365_paymentprofileid"] for r in world.rows("w365_paymentprofile")] == [profile_id]
+    assert len(world.services.gateway.get_customer_profile(row["w365_customerprofileid"])) == 1
+    assert order(world)["w365_orderstatus"] == status("Activated")
 
+
+def test_an_account_whose_customer_profile_id_was_lost_gets_the_card_into_that_profile(world):
+    """The gateway refuses a second customer with the same merchantCustomerId (E00039 inside profileResponse)
+    while the charge stands: the card goes into the existing customer, whose id the account learns."""
+    from handlers.payment_profiles.profiles import merchant_customer_id
+    customer = world.services.gateway.create_customer_profile(merchant_customer_id(world.ids["account"]))
+    reply = submit_new_card(world)
+    assert reply.body["status"] == "succeeded", reply.body
+    assert gateway_operations(world)[-3:] == ["createTransaction", "createCustomerProfileFromTransaction",
+                                              "getCustomerPaymentProfile"]
+    [profile] = world.rows("w365_paymentprofile")
+    assert profile["w365_customerprofileid"] == customer and profile["w365_isdefault"] is True
+    assert world.row("account", world.ids["account"])["w365_gatewaycustomerprofileid"] == customer
+    [card] = world.services.gateway.get_customer_profile(customer)
+    assert card.is_default
 
 
 def _gateway_updates(world) -> list[dict]:
@@ -458,3 +502,83 @@ def test_the_card_paid_leaves_the_accounts_other_default_alone(world):
     assert world.row("w365_paymentprofile", other_id)["w365_isdefault"] is False
     assert _gateway_updates(world)[before:] == []
     assert order(world)["w365_orderstatus"] == status("Activated")
+
+
+def test_a_new_card_becomes_the_default_of_an_account_whose_only_card_was_deactivated(world):
+    old_id, row = _card_on_file_of_the_account(world)
+    world.standin.update("w365_paymentprofile", old_id, {"statecode": 1, "statuscode": 2, "w365_isdefault": False})
+    reply = submit_new_card(world, number="5424000000000015")
+    assert reply.body["status"] == "succeeded", reply.body
+    [new] = [r for r in world.rows("w365_paymentprofile") if r["w365_paymentprofileid"] != old_id]
+    assert new["w365_isdefault"] is True and new["statecode"] == 0
+    cards = {c.card_number_masked: c.is_default for c in
+             world.services.gateway.get_customer_profile(row["w365_customerprofileid"])}
+    assert cards == {"XXXX1111": False, "XXXX0015": True}
+
+
+def test_a_held_new_card_is_recorded_held_and_not_saved(world):
+    reply = submit_new_card(world, zip="46299")
+    assert "held for review" in reply.message
+    [attempt] = order_rows(world, "w365_paymenttransaction")
+    assert attempt["w365_outcome"] == outcome("Held For Review") and not attempt.get("w365_paymentprofileid")
+    assert world.rows("w365_paymentprofile") == []
+    assert order(world)["w365_orderstatus"] == status("Draft")
+
+
+def test_a_redelivered_submit_charges_once(world):
+    nonce = world.simulator.issue_nonce(VISA, 12, 2030, "123")
+    params = dict(OpaqueDataDescriptor=nonce.descriptor, OpaqueDataValue=nonce.value, BillTo=json.dumps(BILL_TO))
+    request = "6f1f3f9e-2b7a-4c1d-9d7e-0a1b2c3d4e5f"
+    first = world.send("w365_SubmitOrderPayment", "salesorder", world.ids["order"], request_id=request, **params)
+    again = world.send("w365_SubmitOrderPayment", "salesorder", world.ids["order"], request_id=request, **params)
+    world.queue.drain()
+    assert first.body["status"] == "succeeded", first.body
+    assert again.status == 200 and again.body["status"] in ("succeeded", "failed")
+    assert [c["status"] for c in world.simulator.charges()] == ["capturedPendingSettlement"]
+    assert len(order_rows(world, "w365_paymenttransaction")) == 1 and len(world.rows("w365_paymentprofile")) == 1
+
+
+def test_a_new_card_whose_answer_is_lost_is_reconciled_never_resent_and_its_card_imported_by_sync(world):
+    from handlers.charging import reconciler
+    world.simulator.fail_next("lost_after_commit")
+    reply = submit_new_card(world)
+    assert reply.body["status"] == "failed" and "not known yet" in reply.message
+    [attempt] = order_rows(world, "w365_paymenttransaction")
+    assert attempt["w365_outcome"] == outcome("Unknown") and world.rows("w365_paymentprofile") == []
+    assert order(world)["w365_orderstatus"] == status("Draft")
+    # Another click is refused while the outcome is open: no second charge, whatever card is entered.
+    other = world.simulator.issue_nonce("5424000000000015", 12, 2030, "123")
+    blocked = world.send("w365_SubmitOrderPayment", "salesorder", world.ids["order"], BillTo=json.dumps(BILL_TO),
+                         OpaqueDataDescriptor=other.descriptor, OpaqueDataValue=other.value)
+    assert blocked.status == 409 and "in progress" in blocked.body["message"]
+    assert world.simulator.calls["createTransaction"] == 1
+
+    world.clock.advance(dt.timedelta(minutes=6))
+    assert reconciler.reconcile_due(world.services) == 1
+    assert world.row("w365_paymenttransaction", attempt["w365_paymenttransactionid"])["w365_outcome"] == \
+        outcome("Approved")
+    world.clock.advance(payment.COMPLETION_GRACE)
+    assert payment.complete_paid_orders(world.services) == [world.ids["order"]]
+    assert order(world)["w365_orderstatus"] == status("Activated")
+    assert world.simulator.calls["createTransaction"] == 1
+
+    # The gateway saved the card with that charge; the account did not learn its customer profile. Sync finds it.
+    synced = world.send("w365_SyncPaymentProfiles", "account", world.ids["account"])
+    assert synced.body["status"] == "succeeded" and "1 imported" in synced.message, synced.body
+    [card] = world.rows("w365_paymentprofile")
+    assert card["w365_cardlast4"] == "XXXX1111" and card["statecode"] == 0 and card["w365_isdefault"] is True
+    assert world.row("account", world.ids["account"])["w365_gatewaycustomerprofileid"] == \
+        card["w365_customerprofileid"]
+
+
+def test_a_card_row_dataverse_refuses_never_costs_the_charge_its_record(world, monkeypatch):
+    from handlers.charging.attempts import SavedCard
+    from core.ports import BatchOperation
+    monkeypatch.setattr(payment.profiles, "card_saved_with_charge", lambda services, **kw: SavedCard(
+        (BatchOperation.create("w365_paymentprofiles", {"w365_nosuchcolumn": 1}, content_id="card"),), "$card",
+        "saved."))
+    reply = submit_new_card(world)
+    assert reply.body["status"] == "succeeded", reply.body
+    [attempt] = order_rows(world, "w365_paymenttransaction")
+    assert attempt["w365_outcome"] == outcome("Approved") and not attempt.get("w365_paymentprofileid")
+    assert world.rows("w365_paymentprofile") == [] and order(world)["w365_orderstatus"] == status("Activated")
