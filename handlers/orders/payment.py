@@ -130,8 +130,8 @@ def read_order_payment(services: Services, order_id: str, *, user_id: str | None
     records = {"Target": order_id, **({"PaymentProfileId": profile_id} if profile_id else {})}
     check = permissions.AccessCheck(SUBMIT_MESSAGE, user_id, records, action="collect payment for this order") \
         if user_id else None
-    reads = [Read.retrieve(ORDERS, order_id, select=ORDER_COLUMNS, expand=NEW_CARD_EXPAND if new_card else ORDER_EXPAND),
-             _transactions_read(order_id)]
+    expand = NEW_CARD_EXPAND if new_card else ORDER_EXPAND
+    reads = [Read.retrieve(ORDERS, order_id, select=ORDER_COLUMNS, expand=expand), _transactions_read(order_id)]
     if profile_id:
         reads.append(Read.query(profiles.PROFILES, select=PROFILE_COLUMNS,
                                 filter=odata.eq("w365_paymentprofileid", uuid.UUID(profile_id))))

@@ -276,7 +276,8 @@ def card_saved_with_charge(services: Services, *, account_id: str, contact_id: s
     ops = [BatchOperation.update("accounts", account_id, {"w365_gatewaycustomerprofileid": customer})] \
         if new_customer else []
     if make_default:
-        ops += _clear_other_defaults(services, account_id, keep=None, rows=[r for r in cards if r.get("w365_isdefault")])
+        ops += _clear_other_defaults(services, account_id, keep=None,
+                                     rows=[r for r in cards if r.get("w365_isdefault")])
     ops.append(BatchOperation.create(PROFILES, body, content_id="card"))
     name = body["w365_name"]
     note = (f"{name} is saved on the account" + (" as its default card." if make_default else ".")) if card else (
