@@ -28,6 +28,7 @@ from decimal import Decimal
 from typing import Any, Callable
 
 import requests
+from requests import compat
 from requests.adapters import BaseAdapter
 from requests.structures import CaseInsensitiveDict
 
@@ -84,6 +85,42 @@ class InProcess(BaseAdapter):
         pass
 
 
+class InProcessSession(requests.Session):
+    """A requests.Session for one in-process service: the app's adapters call it exactly as a real session
+    (`request`/`post` with method, URL, headers and a body), but a request skips the preparation an in-process
+    transport has no use for (proxies from the environment, cookies, auth, redirects, hooks). That preparation is the
+    app's own CPU on a Functions instance, not the service's; at the benchmark's rates (hundreds of requests per
+    wall second on the same cores as the stand-ins) it would otherwise be a third of the run's time. Anything outside
+    that plain shape (params, files, form data...) goes through requests as usual."""
+
+    def __init__(self, base_url: str, transport: InProcess):
+        super().__init__()
+        self.trust_env = False
+        self.mount(base_url, transport)
+        self._base, self._transport = base_url, transport
+
+    def request(self, method, url, params=None, data=None, headers=None, cookies=None, files=None,  # noqa: ANN001
+                auth=None, timeout=None, allow_redirects=True, proxies=None, hooks=None, stream=None, verify=None,
+                cert=None, json=None):
+        plain = (isinstance(url, str) and url.startswith(self._base) and not (params or files or cookies or auth
+                 or proxies or hooks) and isinstance(data, (bytes, str, type(None))) and (json is None or data is None))
+        if not plain:
+            return super().request(method, url, params=params, data=data, headers=headers, cookies=cookies,
+                                   files=files, auth=auth, timeout=timeout, allow_redirects=allow_redirects,
+                                   proxies=proxies, hooks=hooks, stream=stream, verify=verify, cert=cert, json=json)
+        prepared = requests.PreparedRequest()
+        prepared.method, prepared.url, prepared.hooks = method.upper(), url, {"response": []}
+        prepared.headers = CaseInsensitiveDict(self.headers)
+        prepared.headers.update(headers or {})
+        if json is not None:
+            data = compat.json.dumps(json, allow_nan=False).encode("utf-8")
+            prepared.headers.setdefault("Content-Type", "application/json")
+        prepared.body = data
+        if data is not None:
+            prepared.headers["Content-Length"] = str(len(data))
+        return self._transport.send(prepared, timeout=timeout)
+
+
 def build(invoices: int, *, latency: bool, factor: float) -> dict[str, Any]:
     from app.capabilities import run_work
     from app.composition import provisioning_providers
@@ -110,10 +147,15 @@ def build(invoices: int, *, latency: bool, factor: float) -> dict[str, Any]:
                                       public_client_key=TEST_SETTINGS["AUTHORIZENET_CLIENT_KEY"],
                                       signature_key=SIGNATURE_KEY)
     gateway_transport = InProcess(simulator.handle, GATEWAY_LATENCY if latency else None, clock.sleep)
-    dataverse_session, gateway_session = requests.Session(), requests.Session()
-    dataverse_session.trust_env = gateway_session.trust_env = False     # no proxy look-ups in os.environ per call
-    dataverse_session.mount(DATAVERSE_URL, InProcess(standin.handle))
-    gateway_session.mount(GATEWAY_URL, gateway_transport)
+    email_batches = collections.Counter()
+
+    def dataverse(method: str, url: str, headers: dict, body: bytes | None):
+        answer = standin.handle(method, url, headers, body)
+        if answer[0] != 429 and body and b"\nPOST /api/data/v9.2/emails " in body:
+            email_batches["served"] += 1          # a card-update email's $batch: a skip's cost, not a charge's
+        return answer
+    dataverse_session = InProcessSession(DATAVERSE_URL, InProcess(dataverse))
+    gateway_session = InProcessSession(GATEWAY_URL, gateway_transport)
     budget = RequestBudget(now=clock.seconds, sleep=clock.sleep)
     settings = Settings(TEST_SETTINGS)
     services: Services
@@ -160,14 +202,16 @@ def build(invoices: int, *, latency: bool, factor: float) -> dict[str, Any]:
             "customerid_account@odata.bind": f"/accounts({customer})", "duedate": "2026-11-20T00:00:00Z",
             "w365_billingcontractid@odata.bind": f"/w365_billingcontracts({contract})"})
     # The demo's two invoices stay out of it (no due date).
-    protection = ServiceProtection(latency=DV_LATENCY if latency else None, now=clock.seconds, sleep=clock.sleep)
+    # A request's execution time is its simulated latency; without latency it takes no simulated time (the stand-in's
+    # own CPU, multiplied by the compression, is not the server's execution time).
+    protection = ServiceProtection(latency=DV_LATENCY if latency else (0.0, 0.0), now=clock.seconds, sleep=clock.sleep)
     standin.protect(protection)
     standin.reset_counters()
     gateway_transport.calls = 0                   # the cards' set-up is not the run's
     del approving
     return {"services": services, "standin": standin, "simulator": simulator, "protection": protection,
             "budget": budget, "clock": clock, "queue": queue, "gateway": gateway_transport, "expected": expected,
-            "ids": ids, "footprint": footprint}
+            "ids": ids, "footprint": footprint, "email_batches": email_batches}
 
 
 def _kind(method: str, path: str) -> str:
@@ -189,6 +233,23 @@ def _kind(method: str, path: str) -> str:
 def peak_window(starts: list[float], window: float = 300.0) -> int:
     starts = sorted(starts)
     return max((bisect.bisect_right(starts, t + window) - i for i, t in enumerate(starts)), default=0)
+
+
+def peak_execution(executions: list[tuple[float, float]], window: float = 300.0) -> float:
+    """The most execution time any sliding window held: the sum over the requests that ended within it."""
+    executions = sorted(executions)
+    best = total = 0.0
+    first = 0
+    for ended, seconds in executions:
+        total += seconds
+        while executions[first][0] <= ended - window:
+            total -= executions[first][1]
+            first += 1
+        best = max(best, total)
+    return best
+
+
+CODES = {"0x80072322": "number of requests", "0x80072321": "execution time", "0x80072326": "concurrency"}
 
 
 def main(argv: list[str] | None = None) -> bool:
@@ -218,11 +279,11 @@ def main(argv: list[str] | None = None) -> bool:
                                                                        "budget", "clock"))
     set_services(services)
     try:
-        real0, sim0 = time.monotonic(), clock.seconds()
+        real0, sim0, cpu0 = time.monotonic(), clock.seconds(), time.process_time()
         run_id = runs.start_run(services, as_of=None, trigger="Timer").data["runId"]
         stop = threading.Event()
         world["queue"].run_workers(WORKERS, sleep=clock.sleep, poll=1.0, until=stop.is_set)
-        real, sim = time.monotonic() - real0, clock.seconds() - sim0
+        real, sim, cpu = time.monotonic() - real0, clock.seconds() - sim0, time.process_time() - cpu0
     finally:
         set_services(None)
         gc.enable()
@@ -231,6 +292,9 @@ def main(argv: list[str] | None = None) -> bool:
     run = standin.get("w365_billingrun", run_id)
     status = fp.label("w365_billingrun", "w365_status", run["w365_status"])
     kinds = collections.Counter(_kind(m, p) for m, p in standin.requests)
+    moved = world["email_batches"]["served"]
+    kinds["charge: $batch"] -= moved
+    kinds["skips and card-update emails"] += moved
     total_requests = protection.served
     charges = (run["w365_charged"] or 0) + (run["w365_declined"] or 0)
     own = kinds["charge: read"] + kinds["charge: attempt"] + kinds["charge: $batch"] - 2 * (run["w365_skipped"] or 0)
@@ -253,14 +317,17 @@ def main(argv: list[str] | None = None) -> bool:
     ceiling_rate = LIMIT / WINDOW
     rate = total_requests / busy if busy else 0.0
     peak = peak_window(log)
+    busiest_execution = peak_execution(protection.executions, WINDOW)
+    execution_ok = busiest_execution <= protection.execution_limit
     long_enough = busy > 2 * WINDOW
     expected = world["expected"]
     counts_ok = (run["w365_charged"], run["w365_declined"], run["w365_skipped"]) == (
         expected["charged"], expected["declined"], expected["skipped"])
     rate_ok = not latency or not long_enough or rate >= RATE_TARGET * budget.share * ceiling_rate
     peak_ok = peak <= LIMIT
+    per_charge_ok = charges > 0 and own / charges <= 3.0001
     ok = (status == "Completed" and counts_ok and doubles == 0 and left_open == 0 and errors == 0
-          and rate_ok and peak_ok)
+          and rate_ok and peak_ok and execution_ok and per_charge_ok)
 
     rows = [
         ("invoices due (selected)", run["w365_invoicesdue"], f"{args.invoices}", ""),
@@ -271,12 +338,13 @@ def main(argv: list[str] | None = None) -> bool:
         ("Dataverse requests, all", total_requests, "", ""),
         *[(f"  {name}", count, "", "") for name, count in sorted(kinds.items())],
         ("Dataverse requests per charge (own)", f"{own / charges:.2f}" if charges else "-", "<= 3",
-         "ok" if charges and own / charges <= 3.0001 else "MISSED"),
+         "ok" if per_charge_ok else "MISSED"),
         ("Dataverse requests per due invoice, all", f"{total_requests / max(1, run['w365_invoicesdue']):.2f}", "", ""),
         ("selection: invoices per page request", f"{args.invoices / max(1, kinds['selection pages']):.0f}",
          f"{runs.PAGE_SIZE}", ""),
         ("gateway calls", world["gateway"].calls, f"{charges}", "ok" if world["gateway"].calls == charges else "MISSED"),
         ("429s received / time lost to them", f"{protection.refused} / {budget.throttled_seconds:.0f} s", "", ""),
+        *[(f"  {CODES.get(code, code)}", count, "", "") for code, count in sorted(protection.refused_by_code.items())],
         ("time waiting for the budget", f"{budget.waited_seconds:.0f} s", "", ""),
         ("run time (simulated)", f"{sim / 60:.1f} min", "", ""),
         ("achieved rate", f"{rate:.1f} req/s", "", ""),
@@ -287,10 +355,15 @@ def main(argv: list[str] | None = None) -> bool:
          "ok" if rate_ok else "MISSED"),
         ("busiest 5-minute window", f"{peak} requests ({peak / LIMIT:.0%} of the ceiling)", f"<= {LIMIT}",
          "ok" if peak_ok else "MISSED"),
+        ("execution time, busiest 5-minute window",
+         f"{busiest_execution:,.0f} s ({busiest_execution / protection.execution_limit:.0%} of the limit)",
+         f"<= {protection.execution_limit:,.0f} s", "ok" if execution_ok else "MISSED"),
         ("double charges", doubles, "0", "ok" if doubles == 0 else "MISSED"),
         ("invoices left open", left_open, "0", "ok" if left_open == 0 else "MISSED"),
         ("failures (gateway errors)", errors, "0", "ok" if errors == 0 else "MISSED"),
         ("wall clock", f"{real:.0f} s (+{setup:.0f} s set-up), time x{factor:g}", "", ""),
+        ("CPU time of the run (every party)", f"{cpu:.0f} s, {1000 * cpu / max(1, args.invoices):.1f} ms per invoice",
+         "", ""),
     ]
     header = ("measure", "value", "target", "")
     widths = [max(len(str(r[i])) for r in rows + [header]) for i in range(len(header))]

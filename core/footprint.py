@@ -18,6 +18,7 @@ Naming rules (CONTRACT §4):
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Mapping
 
@@ -92,7 +93,15 @@ class Table:
     states: tuple[State, ...] = ()
 
     def column(self, name: str) -> Column | None:
-        return next((c for c in self.columns if c.name == name), None)
+        return self._by_name.get(name)
+
+    @functools.cached_property
+    def _by_name(self) -> dict[str, Column]:
+        """name -> column (the first of that name), built once: every request of the stand-in looks columns up."""
+        by_name: dict[str, Column] = {}
+        for c in self.columns:
+            by_name.setdefault(c.name, c)
+        return by_name
 
     @property
     def column_names(self) -> tuple[str, ...]:

@@ -43,6 +43,8 @@ FIRST_BACKOFF = 0.5
 CLIENT_REQUEST_ID = "x-ms-client-request-id"
 # Query-string characters OData reads literally; everything else is percent-encoded (a space as %20, not '+').
 _QUERY_SAFE = "$'(),/:=@*"
+# What quote() leaves alone (its always-safe characters and _QUERY_SAFE): a value of only these is sent as it is.
+_NOTHING_TO_QUOTE = re.compile(r"[A-Za-z0-9_.~$'(),/:=@*-]*")
 _ENTITY_ID = re.compile(r"\(([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})\)\s*$")
 
 
@@ -294,11 +296,16 @@ class DataverseClient:
             url = path_or_url
         else:
             url = self._api_root + path_or_url.lstrip("/")
-        query = "&".join(f"{key}={quote(str(value), safe=_QUERY_SAFE)}"
-                         for key, value in (params or {}).items() if value is not None)
+        query = "&".join(f"{key}={_quoted(str(value))}" for key, value in (params or {}).items() if value is not None)
         if query:
             url += ("&" if "?" in url else "?") + query
         return url
+
+
+def _quoted(value: str) -> str:
+    """The value percent-encoded for the query string; most values ($select lists, ids) need nothing, and quote()
+    walks every character of them."""
+    return value if _NOTHING_TO_QUOTE.fullmatch(value) else quote(value, safe=_QUERY_SAFE)
 
 
 class _Response:

@@ -7,11 +7,14 @@ Routes under `<org>/api/data/v9.2/`: entity sets (`{set}`, `{set}(<id>)`, `{set}
 """
 from __future__ import annotations
 
+import bisect
+import functools
 import os
 import re
 import threading
 import uuid
 from http import HTTPStatus
+from itertools import islice
 from typing import Any, Callable, Iterable, Mapping
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit
 
@@ -20,9 +23,10 @@ from core.footprint import Column, Table
 from standins import LOCAL_ORGANIZATION_ID
 from standins.dataverse import actions, fetchxml, metadata
 from standins.dataverse.batch import Changeset, PartResponse, parse_batch, write_batch
-from standins.dataverse.query import (parse_expand, parse_filter, parse_orderby, parse_select, parse_top,
-                                     sort_rows)
-from standins.dataverse.protection import REMAINING_HEADER, ServiceProtection
+from standins.dataverse.query import (conjuncts, parse_expand, parse_filter, parse_orderby, parse_select,
+                                     parse_top, sort_rows)
+from standins.dataverse.protection import (REMAINING_HEADER, TIME_REMAINING_HEADER, ServiceProtection,
+                                          time_remaining)
 from standins.dataverse.security import has_privilege
 from standins.dataverse.store import (GUID, VERSION, ODataError, Store, bad_request, coerce, dumps, loads,
                                      not_found, parse_datetime, unknown_property)
@@ -180,15 +184,17 @@ class DataverseStandIn:
             return self._handle(method, url, headers, body)
         user = next((v for k, v in headers.items() if k.lower() == "authorization"), "") or "anonymous"
         try:
-            remaining = protection.enter(user)
+            requests_left, seconds_left = protection.enter(user)
         except ODataError as throttled:
             return self._error_response(throttled)
+        started, latency = protection.now(), None
         try:
-            protection.wait_latency()          # outside the lock: concurrent requests overlap, as on the server
+            latency = protection.wait_latency()    # outside the lock: concurrent requests overlap, as on the server
             status, out_headers, out = self._handle(method, url, headers, body)
         finally:
-            protection.leave(user)
-        out_headers[REMAINING_HEADER] = str(remaining)
+            protection.leave(user, started, latency)
+        out_headers[REMAINING_HEADER] = str(requests_left)
+        out_headers[TIME_REMAINING_HEADER] = time_remaining(seconds_left)
         return status, out_headers, out
 
     def _handle(self, method: str, url: str, headers: Mapping[str, str], body: bytes | str | None) -> Response:
@@ -201,7 +207,7 @@ class DataverseStandIn:
             path = parts.path[at + len(API):] if at >= 0 else parts.path
             self.request_count += 1
             self.requests.append((method, unquote(path)))
-            fault = self._take_fault(method, _fault_path(unquote(path), body))
+            fault = self._take_fault(method, _fault_path(unquote(path), body)) if self._faults else None
             if fault is not None:
                 if fault["kind"] == "connection":
                     raise StandInConnectionError(f"injected connection fault on {method} {path}")
@@ -368,8 +374,10 @@ class DataverseStandIn:
             return self._fetch(ctx, table, q["fetchXml"])
         select = parse_select(table, q.get("$select"))
         expands = parse_expand(q["$expand"]) if q.get("$expand") else []
-        found = ctx.filtered(table, list(self.store.rows[table.logical_name].values()), q)
         top = parse_top(q.get("$top"))
+        found = self._first_by_key(table, q, top) if top is not None and q.get("$count") != "true" else None
+        if found is None:
+            found = ctx.filtered(table, list(self.store.rows[table.logical_name].values()), q)
         page_size = ctx.prefer.get("odata.maxpagesize")
         skip = int(q.get("$skiptoken", "0")) if q.get("$skiptoken", "0").isdigit() else None
         if skip is None:
@@ -393,6 +401,32 @@ class DataverseStandIn:
                 {**{k: v for k, v in q.items() if k != "$skiptoken"}, "$skiptoken": str(skip + page_size)},
                 quote_via=quote, safe="$,()'=")
         return 200, headers, dumps(body).encode()
+
+    def _first_by_key(self, table: Table, q: Mapping[str, str], top: int) -> list[dict[str, Any]] | None:
+        """Keyset paging (`$orderby=<primary id>&$top=N`, with `<primary id> gt <last>` after the first page) through
+        the table's ids in order: start past the key's lower bound, stop at the N-th match. The same rows, in the same
+        order, as filtering the whole table, sorting it and taking N (tests/unit/test_standin_indexes.py), without
+        reading every row for every page. None when the query is not of that shape."""
+        if not q.get("$orderby"):
+            return None
+        predicate = parse_filter(table, q["$filter"]) if "$filter" in q else (lambda row: True)
+        if [(c.name, d) for c, d in parse_orderby(table, q["$orderby"])] != [(table.primary_id, False)]:
+            return None
+        ids = self.store.ids_in_order(table)
+        start = 0
+        for name, op, value in conjuncts(predicate):
+            if name == table.primary_id and op in ("gt", "ge") and isinstance(value, str):
+                after = bisect.bisect_right if op == "gt" else bisect.bisect_left
+                start = max(start, after(ids, value, key=str.lower))
+        rows = self.store.rows[table.logical_name]
+        found: list[dict[str, Any]] = []
+        for record_id in islice(ids, start, None):
+            if len(found) >= top:
+                break
+            row = rows[record_id]
+            if predicate(row):
+                found.append(row)
+        return found
 
     def _fetch(self, ctx: "Context", table: Table, text: str) -> Response:
         """`GET <entityset>?fetchXml=...`: the views' and charts' queries (standins/dataverse/fetchxml.py)."""
@@ -497,7 +531,7 @@ class DataverseStandIn:
             raise bad_request("The request body must be a JSON object.")
         values: dict[str, Any] = {}
         deep = []
-        relations = {r.name: r for r in footprint.one_to_many(table.logical_name)}
+        relations = _one_to_many(table.logical_name)
         for key, value in data.items():
             if key.endswith("@odata.bind"):
                 column, target = self._navigation(table, key[:-len("@odata.bind")])
@@ -536,9 +570,9 @@ class DataverseStandIn:
 
     @staticmethod
     def _navigation(table: Table, navigation: str) -> tuple[Column, str]:
-        for column in table.columns:
-            if column.type == "lookup" and navigation in column.navigations:
-                return column, column.navigations[navigation]
+        column = _lookup_navigations(table).get(navigation)
+        if column is not None:
+            return column, column.navigations[navigation]
         raise bad_request(f"An undeclared property '{navigation}' which only has property annotations in the "
                           f"payload but no property value was found in the payload. In OData, only declared "
                           f"navigation properties and declared named streams can be represented as properties "
@@ -716,8 +750,16 @@ class Context:
         self.standin, self.store = standin, standin.store
         self.root, self.caller, self.query, self.headers, self.content_ids = root, caller, query, headers, content_ids
         self.prefer = _prefer(headers.get("prefer", ""))
+        self._allowed: set[tuple[str, str]] = set()     # (access, table) checked already in this request
         annotations = self.prefer.get("odata.include-annotations", "")
         self.annotate = annotations == "*" or "FormattedValue" in annotations or "lookuplogicalname" in annotations
+
+    def require(self, access: str, table: Table) -> None:
+        """The caller's privilege, checked once per request and table (rights cannot change within a request: one
+        lock holds the store while it runs), not once per row an $expand reads."""
+        if (access, table.logical_name) not in self._allowed:
+            self.standin.require(self.caller, access, table)
+            self._allowed.add((access, table.logical_name))
 
     def context_url(self, table: Table, select: list[Column] | None, entity: bool = False) -> str:
         columns = f"({','.join(c.value_property for c in select)})" if select else ""
@@ -741,25 +783,20 @@ class Context:
 
     def shape(self, table: Table, row: dict[str, Any], select: list[Column] | None, expands: list) -> dict[str, Any]:
         out: dict[str, Any] = {"@odata.etag": etag(row)}
-        columns = select if select is not None else [c for c in table.columns]
-        if table.column(table.primary_id) not in columns:
-            columns = columns + [table.column(table.primary_id)]
-        for column in columns:
-            value = row.get(column.name)
-            if column.type == "lookup":
-                out[column.value_property] = value["id"] if value else None
-                if self.annotate and value:
+        annotate = self.annotate
+        for name, prop, kind, labels, formatted, logical in _shape_plan(table, select):
+            value = row.get(name)
+            if kind is _LOOKUP:
+                out[prop] = value["id"] if value else None
+                if annotate and value:
                     target = self.store.table(value["table"])
                     ref = self.store.find(target, value["id"])
-                    out[f"{column.value_property}@OData.Community.Display.V1.FormattedValue"] = \
-                        ref.get(target.primary_name) if ref and target.primary_name else None
-                    out[f"{column.value_property}@Microsoft.Dynamics.CRM.lookuplogicalname"] = value["table"]
+                    out[formatted] = ref.get(target.primary_name) if ref and target.primary_name else None
+                    out[logical] = value["table"]
             else:
-                out[column.name] = value
-                if self.annotate and value is not None and column.type in ("choice", "state", "status"):
-                    out[f"{column.name}@OData.Community.Display.V1.FormattedValue"] = \
-                        footprint.label(table.logical_name, column.name, value) if column.type != "choice" else \
-                        dict(column.choices)[value]
+                out[name] = value
+                if annotate and value is not None and kind is _LABELLED:
+                    out[formatted] = labels(value)
         for expand in expands:
             out[expand.navigation] = self._expand(table, row, expand)
         return out
@@ -767,19 +804,19 @@ class Context:
     def _expand(self, table: Table, row: dict[str, Any], expand) -> Any:
         nav, options = expand.navigation, expand.options
         nested = parse_expand(options["$expand"]) if options.get("$expand") else []
-        for column in table.columns:
-            if column.type == "lookup" and nav in column.navigations:
-                if set(options) - {"$select", "$expand"}:
-                    raise bad_request(f"Only $select and $expand apply to the single-valued '{nav}'.", "0x80060888")
-                value = row.get(column.name)
-                if not value or value["table"] != column.navigations[nav]:
-                    return None
-                target = self.store.table(value["table"])
-                ref = self.store.find(target, value["id"])
-                self.standin.require(self.caller, "read", target)
-                return None if ref is None else self.shape(target, ref, parse_select(target, options.get("$select")),
-                                                           nested)
-        relation = next((r for r in footprint.one_to_many(table.logical_name) if r.name == nav), None)
+        column = _lookup_navigations(table).get(nav)
+        if column is not None:
+            if set(options) - {"$select", "$expand"}:
+                raise bad_request(f"Only $select and $expand apply to the single-valued '{nav}'.", "0x80060888")
+            value = row.get(column.name)
+            if not value or value["table"] != column.navigations[nav]:
+                return None
+            target = self.store.table(value["table"])
+            ref = self.store.find(target, value["id"])
+            self.require("read", target)
+            return None if ref is None else self.shape(target, ref, parse_select(target, options.get("$select")),
+                                                       nested)
+        relation = _one_to_many(table.logical_name).get(nav)
         record_id = row[table.primary_id]
         if relation is not None and relation.referencing in self.store.tables:
             target = self.store.table(relation.referencing)
@@ -793,7 +830,7 @@ class Context:
             target = self.store.table(many.table2 if table.logical_name == many.table1 else many.table1)
             children = [self.store.rows[target.logical_name][i] for i in self.store.linked(many.name, record_id)
                         if i in self.store.rows[target.logical_name]]
-        self.standin.require(self.caller, "read", target)
+        self.require("read", target)
         children = self.filtered(target, children, options)
         top = parse_top(options.get("$top"))
         children = children[:top] if top is not None else children
@@ -801,7 +838,80 @@ class Context:
         return [self.shape(target, c, select, nested) for c in children]
 
 
+# --- per-table plans, built once (a table's columns do not change while it is the same object) -----------------------
+
+_LOOKUP, _LABELLED, _PLAIN = object(), object(), object()
+_PLANS: dict[tuple, tuple] = {}
+
+
+def _shape_plan(table: Table, select: list[Column] | None) -> tuple:
+    """What `shape` writes for each column of `select` (all columns when None) plus the primary id: (name, property,
+    kind, labels, formatted-value annotation, lookuplogicalname annotation). Keyed by the identity of the table and
+    the columns; the entry holds them, so an id is never reused while it is cached."""
+    key = (id(table), None if select is None else tuple(map(id, select)))
+    hit = _PLANS.get(key)
+    if hit is not None and hit[0] is table:
+        return hit[2]
+    columns = list(select) if select is not None else [c for c in table.columns]
+    if table.column(table.primary_id) not in columns:
+        columns = columns + [table.column(table.primary_id)]
+    plan = []
+    for column in columns:
+        prop = column.value_property
+        formatted = f"{prop}@OData.Community.Display.V1.FormattedValue"
+        if column.type == "lookup":
+            plan.append((column.name, prop, _LOOKUP, None, formatted, f"{prop}@Microsoft.Dynamics.CRM.lookuplogicalname"))
+        elif column.type in ("choice", "state", "status"):
+            labels = (dict(column.choices).__getitem__ if column.type == "choice" else
+                      functools.partial(footprint.label, table.logical_name, column.name))
+            plan.append((column.name, prop, _LABELLED, labels, formatted, None))
+        else:
+            plan.append((column.name, prop, _PLAIN, None, None, None))
+    if len(_PLANS) >= 4096:
+        _PLANS.clear()
+    entry = (table, select and tuple(select), tuple(plan))
+    _PLANS[key] = entry
+    return entry[2]
+
+
+def _lookup_navigations(table: Table) -> dict[str, Column]:
+    """navigation property -> its lookup column (the first that has it, in column order)."""
+    key = ("navigations", id(table))
+    hit = _PLANS.get(key)
+    if hit is not None and hit[0] is table:
+        return hit[2]
+    navigations: dict[str, Column] = {}
+    for column in table.columns:
+        if column.type == "lookup":
+            for nav in column.navigations:
+                navigations.setdefault(nav, column)
+    _PLANS[key] = (table, None, navigations)
+    return navigations
+
+
+def _one_to_many(logical_name: str) -> dict[str, Any]:
+    """The table's one-to-many relationships by name (the first of a name, as footprint lists them)."""
+    key = ("relations", logical_name)
+    hit = _PLANS.get(key)
+    if hit is not None and hit[0] is footprint.RELATIONSHIPS:
+        return hit[2]
+    relations: dict[str, Any] = {}
+    for relation in footprint.one_to_many(logical_name):
+        relations.setdefault(relation.name, relation)
+    _PLANS[key] = (footprint.RELATIONSHIPS, None, relations)
+    return relations
+
+
 def _prefer(header: str) -> dict[str, Any]:
+    return dict(_parsed_prefer(header))
+
+
+@functools.lru_cache(maxsize=256)
+def _parsed_prefer(header: str) -> tuple[tuple[str, Any], ...]:
+    return tuple(_parse_prefer(header).items())
+
+
+def _parse_prefer(header: str) -> dict[str, Any]:
     prefer: dict[str, Any] = {}
     for name, value in re.findall(r'([\w.-]+)\s*(?:=\s*("[^"]*"|[^,]*))?', header):
         value = value.strip().strip('"')

@@ -6,10 +6,12 @@ eq/ne/gt/... against a value (only `eq null` / `ne null` test for null).
 """
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any, Callable
+from types import MappingProxyType
+from typing import Any, Callable, Mapping
 
 from core.footprint import Column, Table
 from standins.dataverse.store import bad_request, parse_datetime, unknown_property
@@ -116,7 +118,10 @@ class FilterParser:
     def _and(self) -> Predicate:
         left = self._unary()
         while self._keyword("and"):
-            left = (lambda a, b: lambda row: a(row) and b(row))(left, self._unary())
+            right = self._unary()
+            both = (lambda a, b: lambda row: a(row) and b(row))(left, right)
+            both.conjuncts = conjuncts(left) + conjuncts(right)
+            left = both
         return left
 
     def _unary(self) -> Predicate:
@@ -199,7 +204,15 @@ class FilterParser:
             if current is None:
                 return False
             return compare(_normalize(kind, current), value)
+        test.conjuncts = ((name, op.text, value),)
         return test
+
+
+def conjuncts(predicate: Predicate) -> tuple[tuple[str, str, Any], ...]:
+    """The comparisons `column op value` (value normalized like the column's) that every row the predicate accepts
+    meets: the comparisons its top-level `and`s join. What an index may narrow the rows by before the predicate
+    decides; `or` and `not` hide theirs."""
+    return getattr(predicate, "conjuncts", ())
 
 
 def _value(row: dict[str, Any], name: str) -> Any:
@@ -211,8 +224,15 @@ def _normalize(kind: str, value: Any) -> Any:
     if kind in ("string", "memo", "uniqueidentifier", "lookup"):
         return value.lower()
     if kind == "datetime":
-        return parse_datetime(value)
+        return _stored_datetime(value)
     return value
+
+
+@functools.lru_cache(maxsize=65536)
+def _stored_datetime(value: str) -> Any:
+    """A stored date-time's moment: rows share few distinct values (due dates, a run's stamps), and a filter on
+    one compares it for every row of the table."""
+    return parse_datetime(value)
 
 
 def resolve_property(table: Table, name: str) -> Column:
@@ -244,8 +264,28 @@ def _comparable_literal(table: Table, column: Column, literal: Literal, op: str)
     return literal.value
 
 
+# Parsed query options by (kind, table, text): a run sends the same few $filter/$select/$expand texts thousands of
+# times, and parsing them was a good part of each request. Only successful parses are kept (a bad option is parsed,
+# and refused, every time); the table itself is part of the entry, so a table the metadata API changed (a new object)
+# never gets another's parse.
+_PARSED: dict[tuple[str, int, str], tuple[Any, Any]] = {}
+_PARSED_MAX = 4096
+
+
+def _cached(kind: str, table: Any, text: str, parse: Callable[[], Any]) -> Any:
+    key = (kind, id(table), text)
+    hit = _PARSED.get(key)
+    if hit is not None and hit[0] is table:
+        return hit[1]
+    value = parse()
+    if len(_PARSED) >= _PARSED_MAX:
+        _PARSED.clear()
+    _PARSED[key] = (table, value)
+    return value
+
+
 def parse_filter(table: Table, text: str) -> Predicate:
-    return FilterParser(table, text).parse()
+    return _cached("filter", table, text, lambda: FilterParser(table, text).parse())
 
 
 # --- $select, $orderby, $expand ---------------------------------------------------------------------------------------
@@ -253,20 +293,28 @@ def parse_filter(table: Table, text: str) -> Predicate:
 def parse_select(table: Table, text: str | None) -> list[Column] | None:
     if text is None:
         return None
+    return list(_cached("select", table, text, lambda: _parse_select(table, text)))
+
+
+def _parse_select(table: Table, text: str) -> tuple[Column, ...]:
     names = [n.strip() for n in text.split(",") if n.strip()]
     if not names:
         raise bad_request("$select is empty.", "0x80060888")
-    return [resolve_property(table, n) for n in names]
+    return tuple(resolve_property(table, n) for n in names)
 
 
 def parse_orderby(table: Table, text: str) -> list[tuple[Column, bool]]:
+    return list(_cached("orderby", table, text, lambda: _parse_orderby(table, text)))
+
+
+def _parse_orderby(table: Table, text: str) -> tuple[tuple[Column, bool], ...]:
     keys = []
     for part in text.split(","):
         words = part.split()
         if not words or len(words) > 2 or (len(words) == 2 and words[1] not in ("asc", "desc")):
             raise bad_request(f"Syntax error in $orderby '{text}'.", "0x80060888")
         keys.append((resolve_property(table, words[0]), len(words) == 2 and words[1] == "desc"))
-    return keys
+    return tuple(keys)
 
 
 def sort_rows(rows: list[dict[str, Any]], keys: list[tuple[Column, bool]]) -> list[dict[str, Any]]:
@@ -279,10 +327,10 @@ def sort_rows(rows: list[dict[str, Any]], keys: list[tuple[Column, bool]]) -> li
     return rows
 
 
-@dataclass
+@dataclass(frozen=True)
 class Expand:
     navigation: str
-    options: dict[str, str] = field(default_factory=dict)
+    options: Mapping[str, str] = field(default_factory=dict)     # read-only: parses are shared (_cached)
 
 
 def split_top_level(text: str, separator: str) -> list[str]:
@@ -312,6 +360,10 @@ EXPAND_OPTIONS = {"$select", "$filter", "$orderby", "$top", "$expand"}
 
 
 def parse_expand(text: str) -> list[Expand]:
+    return list(_cached("expand", None, text, lambda: _parse_expand(text)))
+
+
+def _parse_expand(text: str) -> tuple[Expand, ...]:
     expands = []
     for item in split_top_level(text, ","):
         m = re.fullmatch(r"(\w+)(?:\((.*)\))?", item, re.DOTALL)
@@ -323,8 +375,8 @@ def parse_expand(text: str) -> list[Expand]:
             if not sep or key.strip() not in EXPAND_OPTIONS:
                 raise bad_request(f"The query option '{key}' is not supported inside $expand.", "0x80060888")
             options[key.strip()] = value.strip()
-        expands.append(Expand(m.group(1), options))
-    return expands
+        expands.append(Expand(m.group(1), MappingProxyType(options)))
+    return tuple(expands)
 
 
 def parse_top(text: str | None) -> int | None:

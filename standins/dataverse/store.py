@@ -151,6 +151,9 @@ class Store:
         self._journal: list[tuple] = []
         self._depth = 0
         self._created: dict[str, int] = {}         # row id -> creation order, so an indexed $expand keeps it
+        # Each table's row ids in order (keyset paging by the primary id), rebuilt when rows come or go.
+        self._members = 0                          # bumped whenever a row is added to or removed from a table
+        self._ordered: dict[str, tuple[Any, int, int, list[str]]] = {}
 
     def table(self, logical_name: str) -> Table:
         return self.tables[logical_name]
@@ -184,6 +187,7 @@ class Store:
         self._check(table, row, record_id)
         row[VERSION] = self.next_version()
         self.rows[table.logical_name][record_id] = row
+        self._members += 1
         self._created.setdefault(record_id, len(self._created))
         self._index(table, row, record_id)
         self._log(("insert", table, record_id))
@@ -208,6 +212,7 @@ class Store:
 
     def delete(self, table: Table, record_id: str) -> None:
         row = self.rows[table.logical_name].pop(record_id)
+        self._members += 1
         self._unindex(table, row, record_id)
         removed = {}
         for name, pairs in self.links.items():
@@ -249,6 +254,16 @@ class Store:
         record_id = self._keys.get((table.logical_name, declared), {}).get(tuple(key[c] for c in declared))
         return None if record_id is None else self.rows[table.logical_name].get(record_id)
 
+    def ids_in_order(self, table: Table) -> list[str]:
+        """The table's row ids sorted as `$orderby=<primary id>` sorts them (lower-case text). Do not change it."""
+        rows = self.rows[table.logical_name]
+        cached = self._ordered.get(table.logical_name)
+        if cached is not None and cached[0] is rows and cached[1] == self._members and cached[2] == len(rows):
+            return cached[3]
+        ordered = sorted(rows, key=str.lower)
+        self._ordered[table.logical_name] = (rows, self._members, len(rows), ordered)
+        return ordered
+
     def referencing(self, table: Table, column: str, target_id: str) -> list[dict[str, Any]]:
         """The rows of `table` whose lookup `column` points at `target_id` (a one-to-many $expand)."""
         ids = self._refs.get((table.logical_name, column), {}).get(target_id, ())
@@ -278,6 +293,7 @@ class Store:
 
     def reindex(self) -> None:
         self._keys, self._refs = {}, {}
+        self._members += 1
         for name, rows in self.rows.items():
             for record_id, row in rows.items():
                 self._created.setdefault(record_id, len(self._created))
@@ -324,6 +340,7 @@ class Store:
             if kind == "insert":
                 _, table, record_id = entry
                 row = self.rows[table.logical_name].pop(record_id)
+                self._members += 1
                 self._unindex(table, row, record_id)
             elif kind == "update":
                 _, table, row, before = entry
@@ -335,6 +352,7 @@ class Store:
             elif kind == "delete":
                 _, table, record_id, row, removed = entry
                 self.rows[table.logical_name][record_id] = row
+                self._members += 1
                 self._index(table, row, record_id)
                 for name, pairs in removed.items():
                     self.links[name][:] = pairs

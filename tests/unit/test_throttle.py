@@ -1,6 +1,7 @@
 """The runs' request budget (core.throttle) and the stand-in's service protection, on a clock the test moves."""
 from __future__ import annotations
 
+import json
 import threading
 
 import pytest
@@ -9,7 +10,8 @@ import responses
 
 from core.throttle import REMAINING_HEADER, RequestBudget
 from standins.dataverse import DataverseStandIn
-from standins.dataverse.protection import ServiceProtection
+from standins.dataverse.protection import TIME_REMAINING_HEADER, ServiceProtection, time_remaining
+from standins.dataverse.store import ODataError
 
 
 class Clock:
@@ -124,6 +126,53 @@ def test_the_standin_refuses_requests_past_the_concurrency_limit():
         t.join()
     assert status == 429 and b"0x80072326" in body and headers["Retry-After"] == "1"
     assert results == [200, 200] and protection.refused == 1
+
+
+def test_the_standin_refuses_requests_past_the_execution_time_limit_until_the_window_slides():
+    clock = Clock()
+    protection = ServiceProtection(execution_limit=10, window=300, latency=(4, 4), now=clock.now, sleep=clock.sleep)
+    standin = DataverseStandIn()
+    standin.protect(protection)
+
+    def get(user="a"):
+        return standin.handle("GET", URL + "accounts?$select=name", {"Authorization": f"Bearer {user}"}, None)
+
+    answers = [get() for _ in range(3)]                   # 4 s each on the stand-in's clock: 12 s of the 10 allowed
+    assert [a[0] for a in answers] == [200, 200, 200]
+    assert [a[1][TIME_REMAINING_HEADER] for a in answers] == ["10.00", "6.00", "2.00"]
+    status, headers, body = get()
+    error = json.loads(body)["error"]
+    assert status == 429 and error["code"] == "0x80072321"
+    assert error["message"].startswith("Combined execution time of incoming requests exceeded limit of 10,000 "
+                                       "milliseconds over time window of 300 seconds.")
+    # The first request ended at 1004: once it leaves the window 8 s remain, under the limit.
+    assert headers["Retry-After"] == str(int(1004 + 300 - clock.t)) and headers[TIME_REMAINING_HEADER] == "0.00"
+    assert get("b")[0] == 200                              # per user
+    clock.t = 1004 + 300 - 1
+    assert get()[0] == 429                                 # not yet
+    clock.t = 1004 + 300
+    assert get()[0] == 200
+    assert protection.refused_by_code == {"0x80072321": 2}
+
+
+def test_without_latency_a_requests_execution_time_is_its_time_on_the_standins_clock():
+    clock = Clock()
+    protection = ServiceProtection(execution_limit=60, window=300, now=clock.now, sleep=clock.sleep)
+    assert protection.enter("a") == (5999, 60.0)
+    started = protection.now()
+    clock.t += 45
+    protection.leave("a", started, None)
+    assert protection.enter("a") == (5998, 15.0)
+    protection.leave("a", protection.now(), 20.0)          # a latency, when there is one, is the execution time
+    with pytest.raises(ODataError) as refused:
+        protection.enter("a")
+    assert refused.value.status == 429 and refused.value.code == "0x80072321"
+    assert refused.value.headers["Retry-After"] == "300"   # the first 45 s leave the window 300 s after they ended
+    assert protection.executions == [(1045.0, 45.0), (1045.0, 20.0)]
+
+
+def test_the_time_remaining_header_is_written_as_dataverse_writes_it():
+    assert time_remaining(1200) == "1,200.00" and time_remaining(1199.456) == "1,199.46" and time_remaining(0) == "0.00"
 
 
 @pytest.mark.parametrize("value, share", [(None, 0.85), ("0.5", 0.5), ("1", 1.0)])
