@@ -14,7 +14,7 @@ import re
 import time
 import uuid
 from typing import Any, Callable, Mapping, Sequence
-from urllib.parse import quote, urlsplit
+from urllib.parse import urlsplit
 
 import requests
 
@@ -43,8 +43,8 @@ FIRST_BACKOFF = 0.5
 CLIENT_REQUEST_ID = "x-ms-client-request-id"
 # Query-string characters OData reads literally; everything else is percent-encoded (a space as %20, not '+').
 _QUERY_SAFE = "$'(),/:=@*"
-# What quote() leaves alone (its always-safe characters and _QUERY_SAFE): a value of only these is sent as it is.
-_NOTHING_TO_QUOTE = re.compile(r"[A-Za-z0-9_.~$'(),/:=@*-]*")
+# What quote() leaves alone: its always-safe characters and _QUERY_SAFE.
+_TO_QUOTE = re.compile(r"[^A-Za-z0-9_.~$'(),/:=@*-]+")
 _ENTITY_ID = re.compile(r"\(([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})\)\s*$")
 
 
@@ -303,9 +303,13 @@ class DataverseClient:
 
 
 def _quoted(value: str) -> str:
-    """The value percent-encoded for the query string; most values ($select lists, ids) need nothing, and quote()
-    walks every character of them."""
-    return value if _NOTHING_TO_QUOTE.fullmatch(value) else quote(value, safe=_QUERY_SAFE)
+    """quote(value, safe=_QUERY_SAFE), the UTF-8 bytes of each run of other characters as %XX: quote() itself walks
+    every character of every value, and the query values ($select lists, $expand, $filter) are long and mostly safe."""
+    return _TO_QUOTE.sub(_percent_encoded, value)
+
+
+def _percent_encoded(run: re.Match) -> str:
+    return "".join(f"%{byte:02X}" for byte in run.group().encode("utf-8"))
 
 
 class _Response:

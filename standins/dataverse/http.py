@@ -248,7 +248,7 @@ class DataverseStandIn:
     def _dispatch(self, method: str, root: str, path: str, query: str, headers: dict[str, str], body: bytes,
                   content_ids: dict[str, tuple[Table, str]] | None) -> Response:
         caller = self._caller(headers)
-        q = dict(parse_qsl(query, keep_blank_values=True))
+        q = dict(_query_options(query))
         m = re.fullmatch(r"([\w$.]+)(?:\((.*?)\))?(?:/(.+))?", unquote(path), re.DOTALL)
         if not m:
             raise ODataError(404, "0x8006088a", f"Resource not found for the segment '{path}'.")
@@ -863,7 +863,7 @@ def _shape_plan(table: Table, select: list[Column] | None) -> tuple:
             plan.append((column.name, prop, _LOOKUP, None, formatted, f"{prop}@Microsoft.Dynamics.CRM.lookuplogicalname"))
         elif column.type in ("choice", "state", "status"):
             labels = (dict(column.choices).__getitem__ if column.type == "choice" else
-                      functools.partial(footprint.label, table.logical_name, column.name))
+                      _StateLabels(table.logical_name, column.name))
             plan.append((column.name, prop, _LABELLED, labels, formatted, None))
         else:
             plan.append((column.name, prop, _PLAIN, None, None, None))
@@ -872,6 +872,20 @@ def _shape_plan(table: Table, select: list[Column] | None) -> tuple:
     entry = (table, select and tuple(select), tuple(plan))
     _PLANS[key] = entry
     return entry[2]
+
+
+class _StateLabels:
+    """footprint.label of a statecode/statuscode, remembered per value."""
+
+    def __init__(self, table_name: str, column: str):
+        self._table, self._column = table_name, column
+        self._known: dict[int, str] = {}
+
+    def __call__(self, value: int) -> str:
+        text = self._known.get(value)
+        if text is None:
+            text = self._known[value] = footprint.label(self._table, self._column, value)
+        return text
 
 
 def _lookup_navigations(table: Table) -> dict[str, Column]:
@@ -887,6 +901,12 @@ def _lookup_navigations(table: Table) -> dict[str, Column]:
                 navigations.setdefault(nav, column)
     _PLANS[key] = (table, None, navigations)
     return navigations
+
+
+@functools.lru_cache(maxsize=1024)
+def _query_options(query: str) -> tuple[tuple[str, str], ...]:
+    """The query string's options (a run repeats the same few, with the ids in the path)."""
+    return tuple(parse_qsl(query, keep_blank_values=True))
 
 
 def _one_to_many(logical_name: str) -> dict[str, Any]:

@@ -4,6 +4,7 @@ import logging
 from decimal import Decimal
 
 import pytest
+from hypothesis import given, settings, strategies as st
 import requests
 import responses
 from urllib3.exceptions import MaxRetryError, NewConnectionError
@@ -432,3 +433,13 @@ def test_a_non_finite_retry_after_is_ignored(rsps, client, sleeps, value):
     rsps.get(f"{API}accounts({ACCOUNT})", body='{"name":"a"}', content_type=JSON)
     assert client.retrieve("accounts", ACCOUNT) == {"name": "a"}
     assert len(sleeps) == 1 and 0.25 <= sleeps[0] <= 0.5      # the ordinary back-off
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.text(alphabet=st.characters(blacklist_categories=("Cs",))) | st.text(alphabet="ab$'(),/:=@*-_.~ %+&#?é"))
+def test_query_values_are_percent_encoded_exactly_as_quote_does(value):
+    from urllib.parse import quote
+
+    from dataverse.client import _QUERY_SAFE, _quoted
+
+    assert _quoted(value) == quote(value, safe=_QUERY_SAFE)
