@@ -45,8 +45,8 @@ GATEWAY_LATENCY = (0.5, 1.5)
 RATE_TARGET = 0.95                 # of the budget, on average over the run
 # Simulated seconds per wall-clock second. The run's Python work is real time, so the compression must leave the
 # machine room to do 17 requests per simulated second: at 30 that is about 500 Dataverse requests and 160 gateway
-# calls per wall second, all in one process (about 4 ms of CPU per invoice: 60% of one core), which two shared cores
-# keep up with (10,000 invoices: 33 simulated minutes in about a minute).
+# calls per wall second, all in one process (4-5 ms of CPU per invoice: two thirds of one core), which two shared
+# cores keep up with (10,000 invoices: 33 simulated minutes in a little over a minute, 97% of the budget).
 DEFAULT_SPEED = 30.0
 # Without latency the run is CPU-bound, and simulated time still passes: at this compression the budget's pace (17
 # requests per simulated second, about 1,000 per wall second) is about what the machine does, so a run takes about as

@@ -405,7 +405,7 @@ class DataverseStandIn:
     def _first_by_key(self, table: Table, q: Mapping[str, str], top: int) -> list[dict[str, Any]] | None:
         """Keyset paging (`$orderby=<primary id>&$top=N`, with `<primary id> gt <last>` after the first page) through
         the table's ids in order: start past the key's lower bound, stop at the N-th match. The same rows, in the same
-        order, as filtering the whole table, sorting it and taking N (tests/unit/test_standin_indexes.py), without
+        order, as filtering the whole table, sorting it and taking N (tests/adapters/test_standin_indexes.py), without
         reading every row for every page. None when the query is not of that shape."""
         if not q.get("$orderby"):
             return None
