@@ -261,6 +261,19 @@ def peak_execution(executions: list[tuple[float, float]], window: float = 300.0)
     return best
 
 
+def execution_by_window(executions: list[tuple[float, float]], start: float, window: float = 300.0) -> str:
+    """Seconds of execution time in each consecutive 5-minute window of the run (a summary when there are many)."""
+    if not executions:
+        return "-"
+    sums = collections.Counter()
+    for ended, seconds in executions:
+        sums[int((ended - start) // window)] += seconds
+    values = [sums[i] for i in range(max(sums) + 1)]
+    if len(values) <= 12:
+        return " / ".join(f"{v:,.0f}" for v in values) + " s"
+    return f"{min(values):,.0f}-{max(values):,.0f} s, {sum(values) / len(values):,.0f} s on average ({len(values)} windows)"
+
+
 CODES = {"0x80072322": "number of requests", "0x80072321": "execution time", "0x80072326": "concurrency"}
 
 
@@ -367,6 +380,8 @@ def main(argv: list[str] | None = None) -> bool:
          "ok" if rate_ok else "MISSED"),
         ("busiest 5-minute window", f"{peak} requests ({peak / LIMIT:.0%} of the ceiling)", f"<= {LIMIT}",
          "ok" if peak_ok else "MISSED"),
+        ("execution time per 5-minute window", execution_by_window(protection.executions, log[0] if log else 0.0,
+                                                                   WINDOW), "", ""),
         ("execution time, busiest 5-minute window",
          f"{busiest_execution:,.0f} s ({busiest_execution / protection.execution_limit:.0%} of the limit)",
          f"<= {protection.execution_limit:,.0f} s", "ok" if execution_ok else "MISSED"),
