@@ -68,6 +68,7 @@ class DataverseStandIn:
         self.requests: list[tuple[str, str]] = []
         self._faults: list[dict[str, Any]] = []
         self.protection: ServiceProtection | None = None
+        self._cursors: dict[tuple, list[str]] = {}      # paged reads' first-page matches (_remember_cursor)
         if storage_path and os.path.exists(storage_path):
             self.store.load(storage_path)
         else:
@@ -375,13 +376,18 @@ class DataverseStandIn:
         select = parse_select(table, q.get("$select"))
         expands = parse_expand(q["$expand"]) if q.get("$expand") else []
         top = parse_top(q.get("$top"))
-        found = self._first_by_key(table, q, top) if top is not None and q.get("$count") != "true" else None
-        if found is None:
-            found = ctx.filtered(table, list(self.store.rows[table.logical_name].values()), q)
         page_size = ctx.prefer.get("odata.maxpagesize")
         skip = int(q.get("$skiptoken", "0")) if q.get("$skiptoken", "0").isdigit() else None
         if skip is None:
             raise bad_request("Invalid $skiptoken.", "0x80060888")
+        found = self._first_by_key(table, q, top) if top is not None and q.get("$count") != "true" else None
+        paged = top is None and bool(page_size)
+        if found is None and paged and skip:
+            found = self._cursor_rows(table, q, skip)
+        if found is None:
+            found = ctx.filtered(table, list(self.store.rows[table.logical_name].values()), q)
+            if paged and len(found) > page_size:
+                self._remember_cursor(table, q, found)
         body: dict[str, Any] = {"@odata.context": ctx.context_url(table, select)}
         if q.get("$count") == "true":
             body["@odata.count"] = len(found)
@@ -401,6 +407,35 @@ class DataverseStandIn:
                 {**{k: v for k, v in q.items() if k != "$skiptoken"}, "$skiptoken": str(skip + page_size)},
                 quote_via=quote, safe="$,()'=")
         return 200, headers, dumps(body).encode()
+
+    # A paged read's later pages continue from what its first page found, as Dataverse's paging cookie continues
+    # from where the last page ended, instead of filtering and sorting the whole table again for every page (a read
+    # of N rows in pages of P would cost N*N/P row tests: a long run's periodic count grew quadratically).
+    CURSORS = 16
+
+    @staticmethod
+    def _cursor_key(table: Table, q: Mapping[str, str]) -> tuple:
+        return table.logical_name, repr(sorted((k, v) for k, v in q.items() if k != "$skiptoken"))
+
+    def _remember_cursor(self, table: Table, q: Mapping[str, str], found: list[dict[str, Any]]) -> None:
+        cursors = self._cursors
+        key = self._cursor_key(table, q)
+        cursors.pop(key, None)
+        cursors[key] = [row[table.primary_id] for row in found]
+        while len(cursors) > self.CURSORS:
+            del cursors[next(iter(cursors))]
+
+    def _cursor_rows(self, table: Table, q: Mapping[str, str], skip: int) -> "_Positions | None":
+        """The rows of a later page's query: the first page's matches in its order, each as it is now; a row deleted
+        since, or changed so that it no longer matches, is left out; a row that began to match since is not seen
+        (a read that pages while rows change sees some of the changes on Dataverse too). Positions are the first
+        page's, so `$skiptoken` offsets stay valid. None when no cursor is known (the full filter then answers)."""
+        ids = self._cursors.get(self._cursor_key(table, q))
+        if ids is None or skip >= len(ids):
+            return None
+        rows = self.store.rows[table.logical_name]
+        predicate = parse_filter(table, q["$filter"]) if "$filter" in q else None
+        return _Positions(ids, rows, predicate)
 
     def _first_by_key(self, table: Table, q: Mapping[str, str], top: int) -> list[dict[str, Any]] | None:
         """Keyset paging (`$orderby=<primary id>&$top=N`, with `<primary id> gt <last>` after the first page) through
@@ -901,6 +936,21 @@ def _lookup_navigations(table: Table) -> dict[str, Column]:
                 navigations.setdefault(nav, column)
     _PLANS[key] = (table, None, navigations)
     return navigations
+
+
+class _Positions:
+    """A cursor's matches by position, read as _query reads a result (its length, a slice): a slice holds each row
+    as it is now, without those deleted or no longer matching."""
+
+    def __init__(self, ids: list[str], rows: Mapping[str, dict[str, Any]], predicate: Callable | None):
+        self._ids, self._rows, self._predicate = ids, rows, predicate
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+    def __getitem__(self, window: slice) -> list[dict[str, Any]]:
+        found = (self._rows.get(record_id) for record_id in self._ids[window])
+        return [row for row in found if row is not None and (self._predicate is None or self._predicate(row))]
 
 
 @functools.lru_cache(maxsize=1024)

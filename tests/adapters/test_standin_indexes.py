@@ -126,3 +126,64 @@ def test_a_parse_is_reused_only_for_the_same_table():
     assert parse_filter(grown, "w365_extra eq 1")({"w365_extra": 1})
     with pytest.raises(ODataError):                      # the footprint's invoice has no such column
         parse_filter(footprint.INVOICE, "w365_extra eq 1")
+
+
+# --- later pages of a paged read continue from the first page's matches ----------------------------------------------
+
+def _pages(standin, filter_text, page_size):
+    """Every page of a paged read (Prefer: odata.maxpagesize), as the Web API client follows @odata.nextLink."""
+    url = API + "invoices?" + urlencode({"$select": "invoiceid,totalamount", "$filter": filter_text}, quote_via=quote)
+    headers = {"Prefer": f"odata.maxpagesize={page_size}"}
+    while url:
+        status, _, body = standin.handle("GET", url, headers, None)
+        assert status == 200, body
+        answer = json.loads(body)
+        yield answer["value"]
+        url = answer.get("@odata.nextLink")
+
+
+def _counting_filters(monkeypatch):
+    """Counts the rows the stand-in tests against a $filter."""
+    from standins.dataverse import http
+    tested = [0]
+
+    def counting(table, text):
+        predicate = parse_filter(table, text)
+
+        def test(row):
+            tested[0] += 1
+            return predicate(row)
+        return test
+    monkeypatch.setattr(http, "parse_filter", counting)
+    monkeypatch.setattr(http.Context, "filtered", lambda self, table, rows, options: [
+        r for r in rows if counting(table, options["$filter"])(r)] if "$filter" in options else rows)
+    return tested
+
+
+def test_later_pages_test_only_their_own_rows_not_the_whole_table_again(world, monkeypatch):
+    tested = _counting_filters(monkeypatch)
+    pages = _pages(world, "totalamount gt 0", 40)
+    first = next(pages)
+    assert len(first) == 40 and tested[0] == 300            # the first page filters the table once
+    second = next(pages)
+    assert len(second) == 40 and tested[0] == 340           # a later page re-checks its 40 rows only
+    rest = [row for page in pages for row in page]
+    ids = [r["invoiceid"] for r in first + second + rest]
+    assert len(ids) == len(set(ids)) == 300 and tested[0] == 300 + 260   # each later row once
+
+
+def test_a_later_page_shows_rows_as_they_are_now_and_drops_what_no_longer_matches(world):
+    standin = DataverseStandIn()
+    account = standin.seed("account", {"name": "Contoso"})
+    ids = [standin.seed("invoice", {"name": f"Invoice {n}", "totalamount": Decimal(10 + n),
+                                    "customerid_account@odata.bind": f"/accounts({account})"}) for n in range(10)]
+    pages = _pages(standin, "totalamount ge 10", 4)
+    first = [r["invoiceid"] for r in next(pages)]
+    later = [r for r in ids if r not in first]
+    standin.update("invoice", later[0], {"totalamount": Decimal(5)})     # no longer matches
+    standin.store.delete(standin.store.table("invoice"), later[1])       # gone
+    standin.update("invoice", later[2], {"totalamount": Decimal(99)})    # still matches, changed
+    rest = {r["invoiceid"]: Decimal(str(r["totalamount"])) for page in pages for r in page}
+    assert later[0] not in rest and later[1] not in rest
+    assert rest[later[2]] == Decimal(99)
+    assert set(rest) | set(first) == set(ids) - {later[0], later[1]}
