@@ -195,20 +195,13 @@ class AuthorizeNetGateway:
 
     def charge_profile(self, customer_profile_id: str, payment_profile_id: str, amount: Decimal, *, ref_id: str,
                        invoice_number: str, description: str = "") -> ChargeResult:
-        order = _drop_empty({
-            "invoiceNumber": _limited("invoiceNumber", invoice_number, LIMITS["invoiceNumber"]),
-            "description": _limited("description", description, LIMITS["orderDescription"]),
-        })
         request = {
             "transactionType": "authCaptureTransaction",
             "amount": _money(amount),
             "profile": {"customerProfileId": customer_profile_id,
                         "paymentProfile": {"paymentProfileId": payment_profile_id}},
-            "order": order,
-            # Explicit, so a resend of the identical charge inside the window is refused with error 11 and the
-            # original transId instead of charging twice.
-            "transactionSettings": {"setting": [{"settingName": "duplicateWindow",
-                                                 "settingValue": str(self._duplicate_window)}]},
+            "order": _order(invoice_number, description),
+            "transactionSettings": self._duplicate_window_setting(),
         }
         return self._transaction(_drop_empty(request), ref_id)
 
@@ -223,25 +216,25 @@ class AuthorizeNetGateway:
         The ids come back in `profileResponse`; a customer that exists already is refused there (E00039) while the
         charge itself stands, and the result then carries that customer's id for createCustomerProfileFromTransaction.
         No answer raises OutcomeUnknown and nothing is resent: the nonce is single-use anyway."""
-        order = _drop_empty({
-            "invoiceNumber": _limited("invoiceNumber", invoice_number, LIMITS["invoiceNumber"]),
-            "description": _limited("description", description, LIMITS["orderDescription"]),
-        })
         request = {
             "transactionType": "authCaptureTransaction",
             "amount": _money(amount),
             "payment": _opaque(opaque),
             # customerProfilePaymentType: createProfile alone (customerProfileId + createProfile is undocumented).
             "profile": {"createProfile": True} if create_profile else None,
-            "order": order,
+            "order": _order(invoice_number, description),
             "customer": _drop_empty({
                 "id": _limited("merchantCustomerId", merchant_customer_id, LIMITS["merchantCustomerId"]),
                 "email": _limited("email", email, LIMITS["email"])}),
             "billTo": _bill_to(bill_to),
-            "transactionSettings": {"setting": [{"settingName": "duplicateWindow",
-                                                 "settingValue": str(self._duplicate_window)}]},
+            "transactionSettings": self._duplicate_window_setting(),
         }
         return self._transaction(_drop_empty(request), ref_id, secrets=(opaque.value,))
+
+    def _duplicate_window_setting(self) -> dict[str, Any]:
+        # Explicit, so a resend of the identical charge inside the window is refused with error 11 and the original
+        # transId instead of charging twice.
+        return {"setting": [{"settingName": "duplicateWindow", "settingValue": str(self._duplicate_window)}]}
 
     def create_profile_from_transaction(self, trans_id: str, customer_profile_id: str, *,
                                         default: bool = False) -> str:
@@ -505,6 +498,11 @@ def _limited(name: str, value: str, limit: int) -> str:
     if len(value) > limit:
         raise BadRequest(f"{name} is longer than {limit} characters.")
     return value
+
+
+def _order(invoice_number: str, description: str) -> dict[str, str]:
+    return _drop_empty({"invoiceNumber": _limited("invoiceNumber", invoice_number, LIMITS["invoiceNumber"]),
+                        "description": _limited("description", description, LIMITS["orderDescription"])})
 
 
 def _bill_to(bill_to: BillTo) -> dict[str, str]:
